@@ -1,0 +1,1 @@
+"""kaas: a managed Kubernetes platform on OpenStack, one Pulumi stack per customer."""

@@ -1,0 +1,5 @@
+import sys
+
+from kaas.cli import main
+
+sys.exit(main())

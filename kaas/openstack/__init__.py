@@ -1,0 +1,1 @@
+"""The OpenStack layer: one component per concern (``kaas:openstack:*``)."""

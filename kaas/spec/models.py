@@ -1,0 +1,314 @@
+"""The customer spec: one typed, immutable document per stack.
+
+Every default here is a platform promise (see docs/architecture.md): 5 etcd nodes,
+3 masters, 3 workers of 4 vCPU / 8 GB / 40 GB, etcd backups every 8 hours,
+Prometheus retention 3 days, log retention 7 days, 2 ingress replicas, a 10 GB
+registry database. Field-level checks live here; rules that relate several fields
+(CIDR overlap, production readiness) live in :mod:`kaas.spec.rules`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from kaas import versions
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS label: use 1-63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _dns_domain(value: str) -> str:
+    name = value.rstrip(".")
+    if len(name) > 253 or not name:
+        raise ValueError(f"{value!r} is not a DNS domain: 1-253 characters")
+    for label in name.split("."):
+        if not _DNS_LABEL.match(label):
+            raise ValueError(
+                f"{value!r} is not a DNS domain: label {label!r} must be 1-63 lowercase "
+                "letters, digits and '-', starting and ending with a letter or digit"
+            )
+    return name
+
+
+def _ipv4_network(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as err:
+        raise ValueError(f"{value!r} is not an IPv4 CIDR with its host bits zero ({err})") from None
+    return str(network)
+
+
+def _ipv4_address(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+def _version(value: str) -> str:
+    if not re.match(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", value):
+        raise ValueError(f"{value!r} is not a version like 1.2.3")
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+DnsDomain = Annotated[str, AfterValidator(_dns_domain)]
+Cidr = Annotated[str, AfterValidator(_ipv4_network)]
+IPv4 = Annotated[str, AfterValidator(_ipv4_address)]
+Version = Annotated[str, AfterValidator(_version)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class SpecModel(BaseModel):
+    """Base of every spec section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Environment(StrEnum):
+    PRODUCTION = "production"
+    DEMO = "demo"
+
+
+class ServerGroupPolicy(StrEnum):
+    ANTI_AFFINITY = "anti-affinity"
+    SOFT_ANTI_AFFINITY = "soft-anti-affinity"
+
+
+class Cni(StrEnum):
+    CALICO = "calico"
+    FLANNEL = "flannel"
+    CANAL = "canal"
+
+
+class CalicoEncapsulation(StrEnum):
+    VXLAN = "vxlan"
+    IPIP = "ipip"
+    NONE = "none"  # BGP only: pod IPs routed unencapsulated over Neutron
+
+
+class OctaviaProvider(StrEnum):
+    AMPHORA = "amphora"
+    OVN = "ovn"
+
+
+class Flavor(SpecModel):
+    """A Nova flavor and the size it promises (used for checks and the handover)."""
+
+    name: NonEmpty
+    vcpus: int = Field(ge=1)
+    ram_gb: int = Field(ge=1)
+    disk_gb: int = Field(ge=1)
+
+
+class NodeTierSpec(SpecModel):
+    count: int = Field(ge=1)
+    flavor: Flavor
+    boot_volume_gb: int | None = Field(
+        default=None, ge=10, description="Boot from a Cinder volume of this size; None boots from the flavor's disk."
+    )
+    server_group_policy: ServerGroupPolicy = ServerGroupPolicy.ANTI_AFFINITY
+
+
+class EtcdTierSpec(NodeTierSpec):
+    count: int = Field(default=5, ge=1)
+    flavor: Flavor = Flavor(name="kaas.etcd", vcpus=2, ram_gb=4, disk_gb=40)
+
+
+class MasterTierSpec(NodeTierSpec):
+    count: int = Field(default=3, ge=1)
+    flavor: Flavor = Flavor(name="kaas.master", vcpus=4, ram_gb=8, disk_gb=40)
+
+
+class WorkerTierSpec(NodeTierSpec):
+    count: int = Field(default=3, ge=1)
+    flavor: Flavor = Flavor(name="kaas.worker", vcpus=4, ram_gb=8, disk_gb=40)
+
+
+class OpenStackSpec(SpecModel):
+    cloud: NonEmpty = Field(description="Cloud name in clouds.yaml.")
+    region: NonEmpty = "RegionOne"
+    external_network: NonEmpty = Field(description="Name of the external (floating IP) network.")
+    image: NonEmpty = "ubuntu-24.04"
+    key_pair: NonEmpty | None = None
+    availability_zones: tuple[NonEmpty, ...] = Field(default=("nova",), min_length=1)
+    octavia_provider: OctaviaProvider = OctaviaProvider.AMPHORA
+
+
+class NetworkingSpec(SpecModel):
+    node_cidr: Cidr = "10.0.0.0/22"
+    pod_cidr: Cidr = "10.244.0.0/16"
+    service_cidr: Cidr = "10.96.0.0/12"
+    dns_servers: tuple[IPv4, ...] = ("9.9.9.9", "1.1.1.1")
+    cni: Cni = Cni.CALICO
+    calico_encapsulation: CalicoEncapsulation = CalicoEncapsulation.VXLAN
+    mtu: int = Field(default=1450, ge=1280, le=9000, description="MTU of the Neutron network.")
+    allowed_api_cidrs: tuple[Cidr, ...] = Field(default=("0.0.0.0/0",), min_length=1)
+    admin_ssh_cidrs: tuple[Cidr, ...] = ()
+    existing_network_id: NonEmpty | None = None
+    existing_subnet_id: NonEmpty | None = None
+
+    @model_validator(mode="after")
+    def _existing_network_pair(self) -> NetworkingSpec:
+        if (self.existing_network_id is None) != (self.existing_subnet_id is None):
+            raise ValueError("existing_network_id and existing_subnet_id must be given together")
+        return self
+
+
+class LoadBalancerSpec(SpecModel):
+    monitor_delay_s: int = Field(default=5, ge=1)
+    monitor_timeout_s: int = Field(default=3, ge=1)
+    monitor_max_retries: int = Field(default=3, ge=1, le=10)
+
+
+class DnsSpec(SpecModel):
+    enabled: bool = True
+    existing_zone_id: NonEmpty | None = None
+    email: NonEmpty = "hostmaster@example.com"
+    ttl: int = Field(default=300, ge=30)
+
+
+class ObjectStorageSpec(SpecModel):
+    """Swift containers; names default to ``<cluster>-<purpose>``."""
+
+    etcd_backups: DnsLabel | None = None
+    registry: DnsLabel | None = None
+    cluster_backups: DnsLabel | None = None
+
+
+class IdentitySpec(SpecModel):
+    admin_role_name: NonEmpty | None = Field(default=None, description="Defaults to <cluster>-cluster-admin.")
+    initial_admin_user: NonEmpty
+    project: NonEmpty | None = Field(default=None, description="Project name; defaults to the cloud's project.")
+
+
+class EtcdBackupSpec(SpecModel):
+    interval_hours: int = Field(default=8, ge=1, le=24)
+    retention_days: int = Field(default=14, ge=1)
+
+
+class VersionsSpec(SpecModel):
+    kubernetes: Version = versions.KUBERNETES
+    etcd: Version = versions.ETCD
+    containerd: Version = versions.CONTAINERD
+
+
+class ServiceSpec(SpecModel):
+    enabled: bool = True
+    chart_version: Version | None = Field(default=None, description="Overrides the catalog's pinned version.")
+
+
+class CniServiceSpec(ServiceSpec):
+    pass
+
+
+class IngressSpec(ServiceSpec):
+    replicas: int = Field(default=2, ge=1)
+    cert_manager: bool = True
+    acme_email: NonEmpty | None = None
+
+
+class MonitoringSpec(ServiceSpec):
+    prometheus_retention_days: int = Field(default=3, ge=1)
+    app_prometheus_retention_days: int = Field(default=3, ge=1)
+    prometheus_volume_gb: int = Field(default=50, ge=1)
+    alertmanager_volume_gb: int = Field(default=5, ge=1)
+    grafana_volume_gb: int = Field(default=5, ge=1)
+
+
+class LoggingSpec(ServiceSpec):
+    retention_days: int = Field(default=7, ge=1)
+    volume_gb: int = Field(default=100, ge=1)
+    dashboards_host: DnsLabel = "kibana"
+
+
+class RegistrySpec(ServiceSpec):
+    database_gb: int = Field(default=10, ge=1)
+    scanning: bool = True
+
+
+class BackupSpec(ServiceSpec):
+    schedule: NonEmpty = "0 2 * * *"
+    retention_days: int = Field(default=30, ge=1)
+
+
+class ServicesSpec(SpecModel):
+    cni: CniServiceSpec = CniServiceSpec()
+    cloud_controller: ServiceSpec = ServiceSpec()
+    cinder_csi: ServiceSpec = ServiceSpec()
+    keystone_auth: ServiceSpec = ServiceSpec()
+    ingress: IngressSpec = IngressSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
+    metrics_server: ServiceSpec = ServiceSpec()
+    logging: LoggingSpec = LoggingSpec()
+    registry: RegistrySpec = RegistrySpec()
+    backups: BackupSpec = BackupSpec()
+    dashboard: ServiceSpec = ServiceSpec()
+    default_deny_network_policy: bool = False
+
+
+class ClusterSpec(SpecModel):
+    """One customer environment."""
+
+    name: DnsLabel
+    domain: DnsDomain
+    environment: Environment = Environment.PRODUCTION
+    provider_name: DnsLabel = Field(
+        default="kaas", description="Names the platform namespace <provider>-system and RBAC bindings."
+    )
+    versions: VersionsSpec = VersionsSpec()
+    openstack: OpenStackSpec
+    etcd: EtcdTierSpec = EtcdTierSpec()
+    masters: MasterTierSpec = MasterTierSpec()
+    workers: WorkerTierSpec = WorkerTierSpec()
+    networking: NetworkingSpec = NetworkingSpec()
+    load_balancer: LoadBalancerSpec = LoadBalancerSpec()
+    dns: DnsSpec = DnsSpec()
+    object_storage: ObjectStorageSpec = ObjectStorageSpec()
+    identity: IdentitySpec
+    etcd_backup: EtcdBackupSpec = EtcdBackupSpec()
+    services: ServicesSpec = ServicesSpec()
+
+    @model_validator(mode="after")
+    def _rules(self) -> ClusterSpec:
+        from kaas.spec.rules import SpecRuleError, problems
+
+        found = problems(self)
+        if found:
+            raise SpecRuleError(found)
+        return self
+
+    # Derived names: one place, so every layer agrees.
+    @property
+    def platform_namespace(self) -> str:
+        return f"{self.provider_name}-system"
+
+    @property
+    def cluster_domain(self) -> str:
+        """``<cluster>.<domain>``: the parent of every host this cluster serves."""
+        return f"{self.name}.{self.domain}"
+
+    @property
+    def admin_role_name(self) -> str:
+        return self.identity.admin_role_name or f"{self.name}-cluster-admin"
+
+    def container_name(self, purpose: str) -> str:
+        override: str | None = getattr(self.object_storage, purpose)
+        return override or f"{self.name}-{purpose.replace('_', '-')}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION

@@ -1,0 +1,137 @@
+"""Rules that relate several spec fields, as plain functions returning problems.
+
+Each problem names the field path it is about, so the loader can report
+``etcd.count: ...`` rather than a message about the whole document. Production
+specs must satisfy every rule; a demo spec (``environment: demo``) explicitly
+relaxes the production-readiness ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kaas.spec.models import ClusterSpec
+
+# kubeadm needs 2 CPUs and 2 GB; below this, the managed services do not fit.
+WORKER_MINIMUM_VCPUS = 2
+WORKER_MINIMUM_RAM_GB = 4
+WORKER_MINIMUM_DISK_GB = 20
+ETCD_MAX_MEMBERS = 9
+PRODUCTION_MIN_MASTERS = 3
+PRODUCTION_MAX_ETCD_BACKUP_INTERVAL_HOURS = 8
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class SpecRuleError(ValueError):
+    """Raised by ``ClusterSpec`` validation; carries one problem per broken rule."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+Rule = Callable[["ClusterSpec"], Iterator[Problem]]
+
+
+def etcd_quorum(spec: ClusterSpec) -> Iterator[Problem]:
+    count = spec.etcd.count
+    if count == 1 and not spec.is_production:
+        return
+    if count % 2 == 0 or not 3 <= count <= ETCD_MAX_MEMBERS:
+        allowed = "3, 5, 7 or 9" + (" (1 for a demo cluster)" if not spec.is_production else "")
+        yield Problem(
+            "etcd.count",
+            f"must be odd and between 3 and {ETCD_MAX_MEMBERS} for a quorum; got {count}, use {allowed}"
+            + ("; a single member is allowed only with environment: demo" if count == 1 else ""),
+        )
+
+
+def cidrs_disjoint(spec: ClusterSpec) -> Iterator[Problem]:
+    net = spec.networking
+    named = [("node_cidr", net.node_cidr), ("pod_cidr", net.pod_cidr), ("service_cidr", net.service_cidr)]
+    for i, (name_a, cidr_a) in enumerate(named):
+        for name_b, cidr_b in named[i + 1 :]:
+            if ipaddress.IPv4Network(cidr_a).overlaps(ipaddress.IPv4Network(cidr_b)):
+                yield Problem(f"networking.{name_b}", f"{cidr_b} overlaps networking.{name_a} {cidr_a}")
+
+
+def node_cidr_fits_nodes(spec: ClusterSpec) -> Iterator[Problem]:
+    # Neutron keeps the network, gateway, DHCP and broadcast addresses; the API VIP takes one more.
+    usable = ipaddress.IPv4Network(spec.networking.node_cidr).num_addresses - 5
+    nodes = spec.etcd.count + spec.masters.count + spec.workers.count
+    if nodes > usable:
+        yield Problem(
+            "networking.node_cidr",
+            f"{spec.networking.node_cidr} has room for {usable} nodes, the spec asks for {nodes}",
+        )
+
+
+def worker_flavor_minimum(spec: ClusterSpec) -> Iterator[Problem]:
+    flavor = spec.workers.flavor
+    for field, value, minimum, unit in (
+        ("vcpus", flavor.vcpus, WORKER_MINIMUM_VCPUS, "vCPUs"),
+        ("ram_gb", flavor.ram_gb, WORKER_MINIMUM_RAM_GB, "GB"),
+        ("disk_gb", flavor.disk_gb, WORKER_MINIMUM_DISK_GB, "GB"),
+    ):
+        if value < minimum:
+            yield Problem(f"workers.flavor.{field}", f"must be >= {minimum} {unit} for a worker; got {value}")
+
+
+def ssh_not_open_to_world(spec: ClusterSpec) -> Iterator[Problem]:
+    for index, cidr in enumerate(spec.networking.admin_ssh_cidrs):
+        if ipaddress.IPv4Network(cidr).prefixlen == 0:
+            yield Problem(
+                f"networking.admin_ssh_cidrs.{index}", "SSH must not be open to the whole internet (0.0.0.0/0)"
+            )
+
+
+def production_control_plane(spec: ClusterSpec) -> Iterator[Problem]:
+    if spec.masters.count < PRODUCTION_MIN_MASTERS:
+        yield Problem(
+            "masters.count",
+            f"a production cluster needs >= {PRODUCTION_MIN_MASTERS} masters; got {spec.masters.count} (or set environment: demo)",
+        )
+    if spec.etcd.server_group_policy.value != "anti-affinity":
+        yield Problem(
+            "etcd.server_group_policy",
+            "a production etcd tier needs the hard anti-affinity policy (or set environment: demo)",
+        )
+
+
+def production_operations(spec: ClusterSpec) -> Iterator[Problem]:
+    if spec.etcd_backup.interval_hours > PRODUCTION_MAX_ETCD_BACKUP_INTERVAL_HOURS:
+        yield Problem(
+            "etcd_backup.interval_hours",
+            f"a production cluster backs etcd up at least every {PRODUCTION_MAX_ETCD_BACKUP_INTERVAL_HOURS} hours; got {spec.etcd_backup.interval_hours}",
+        )
+    services = spec.services
+    for name in ("monitoring", "logging", "backups"):
+        if not getattr(services, name).enabled:
+            yield Problem(f"services.{name}.enabled", "is required for a production cluster (or set environment: demo)")
+
+
+ALWAYS: tuple[Rule, ...] = (
+    etcd_quorum,
+    cidrs_disjoint,
+    node_cidr_fits_nodes,
+    worker_flavor_minimum,
+    ssh_not_open_to_world,
+)
+PRODUCTION: tuple[Rule, ...] = (production_control_plane, production_operations)
+
+
+def problems(spec: ClusterSpec) -> list[Problem]:
+    rules = ALWAYS + (PRODUCTION if spec.is_production else ())
+    return [problem for rule in rules for problem in rule(spec)]

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kaas.spec.loader import REPO_ROOT, STACKS_DIR
+
+STACKS = sorted(p.stem for p in STACKS_DIR.glob("*.yaml"))
+
+
+def kaas(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kaas", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_plan_json_of_every_stack(stack: str) -> None:
+    result = kaas("plan", "--stack", stack, "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert set(document) == {"stack", "resources", "outputs"}
+    assert document["stack"] == stack
+    for resource in document["resources"]:
+        assert {"urn", "type", "name", "parent", "custom", "inputs", "dependencies", "options"} <= set(resource)
+
+
+def test_plan_prints_a_tree_and_a_summary() -> None:
+    result = kaas("plan", "--stack", "dev")
+    assert result.returncode == 0, result.stderr
+    assert "kaas:index:Cluster" in result.stdout
+    assert "to create" in result.stdout and "Outputs:" in result.stdout
+
+
+def test_plan_of_an_explicit_file(tmp_path: Path) -> None:
+    spec = tmp_path / "other.yaml"
+    spec.write_text((STACKS_DIR / "dev.yaml").read_text().replace("name: dev", "name: other"))
+    result = kaas("plan", "--spec", str(spec), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outputs"]["clusterName"] == "other"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: dev\nworkers: {count: 0}\n", "workers.count: must be >= 1"),
+        ("name: [unclosed\n", "not valid YAML"),
+        ("{}\n", "name: is required"),
+    ],
+)
+def test_bad_spec_exits_2_without_traceback(tmp_path: Path, text: str, expected: str) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text)
+    result = kaas("plan", "--spec", str(spec))
+    assert result.returncode == 2
+    assert expected in result.stderr and str(spec) in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_unknown_stack_exits_2() -> None:
+    result = kaas("plan", "--stack", "nope")
+    assert result.returncode == 2 and "no spec for stack 'nope'" in result.stderr
