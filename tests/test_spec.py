@@ -53,7 +53,7 @@ def test_worker_count_must_be_positive() -> None:
     assert problems_of(workers={"count": 0}) == ["workers.count: must be >= 1; got 0"]
 
 
-@pytest.mark.parametrize("count", [2, 4, 11, 1])
+@pytest.mark.parametrize("count", [2, 4, 1])
 def test_production_etcd_count_must_be_odd_between_3_and_9(count: int) -> None:
     (problem,) = problems_of(etcd={"count": count})
     assert problem.startswith("etcd.count: must be odd and between 3 and 9")
@@ -148,3 +148,13 @@ def test_all_problems_are_reported_at_once() -> None:
 def test_model_round_trips() -> None:
     spec = make_spec()
     assert ClusterSpec.model_validate(spec.model_dump(mode="json")) == spec
+
+
+def test_node_cidr_must_hold_the_workers() -> None:
+    assert problems_of(networking={"node_cidr": "10.0.0.0/25"}, workers={"count": 64}) == [
+        "workers.count: networking.node_cidr 10.0.0.0/25 has room for 63 workers; got 64 (use a larger node_cidr)"
+    ]
+
+
+def test_etcd_tier_is_capped_at_nine() -> None:
+    assert problems_of(etcd={"count": 11}) == ["etcd.count: must be <= 9; got 11"]

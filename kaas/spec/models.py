@@ -124,12 +124,12 @@ class NodeTierSpec(SpecModel):
 
 
 class EtcdTierSpec(NodeTierSpec):
-    count: int = Field(default=5, ge=1)
+    count: int = Field(default=5, ge=1, le=9)
     flavor: Flavor = Flavor(name="kaas.etcd", vcpus=2, ram_gb=4, disk_gb=40)
 
 
 class MasterTierSpec(NodeTierSpec):
-    count: int = Field(default=3, ge=1)
+    count: int = Field(default=3, ge=1, le=32)
     flavor: Flavor = Flavor(name="kaas.master", vcpus=4, ram_gb=8, disk_gb=40)
 
 

@@ -68,13 +68,14 @@ def cidrs_disjoint(spec: ClusterSpec) -> Iterator[Problem]:
 
 
 def node_cidr_fits_nodes(spec: ClusterSpec) -> Iterator[Problem]:
-    # Neutron keeps the network, gateway, DHCP and broadcast addresses; the API VIP takes one more.
-    usable = ipaddress.IPv4Network(spec.networking.node_cidr).num_addresses - 5
-    nodes = spec.etcd.count + spec.masters.count + spec.workers.count
-    if nodes > usable:
+    from kaas.openstack.addressing import worker_capacity
+
+    capacity = worker_capacity(spec.networking.node_cidr)
+    if spec.workers.count > capacity:
         yield Problem(
-            "networking.node_cidr",
-            f"{spec.networking.node_cidr} has room for {usable} nodes, the spec asks for {nodes}",
+            "workers.count",
+            f"networking.node_cidr {spec.networking.node_cidr} has room for {max(capacity, 0)} workers; "
+            f"got {spec.workers.count} (use a larger node_cidr)",
         )
 
 

@@ -1,0 +1,51 @@
+"""Fixed IP addresses for every node and the API VIP, computed as data from the spec.
+
+Each tier owns a fixed block of the node subnet, so growing one tier never moves
+an address of another, and node ``i`` of a tier always has the same address:
+
+    offset 10            the API load balancer's VIP
+    offsets 16..31       etcd nodes (at most 9)
+    offsets 32..63       masters (at most 32)
+    offsets 64..end-1    workers
+
+Neutron keeps the network address, the gateway (offset 1) and a few DHCP ports
+near the bottom; the broadcast address is never used.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from kaas.spec.models import ClusterSpec
+
+VIP_OFFSET = 10
+ETCD_OFFSET = 16
+MASTER_OFFSET = 32
+WORKER_OFFSET = 64
+
+
+@dataclass(frozen=True)
+class AddressPlan:
+    api_vip: str
+    etcd: tuple[str, ...]
+    masters: tuple[str, ...]
+    workers: tuple[str, ...]
+
+
+def worker_capacity(node_cidr: str) -> int:
+    return ipaddress.IPv4Network(node_cidr).num_addresses - WORKER_OFFSET - 1
+
+
+def plan_addresses(spec: ClusterSpec) -> AddressPlan:
+    network = ipaddress.IPv4Network(spec.networking.node_cidr)
+
+    def block(offset: int, count: int) -> tuple[str, ...]:
+        return tuple(str(network.network_address + offset + i) for i in range(count))
+
+    return AddressPlan(
+        api_vip=str(network.network_address + VIP_OFFSET),
+        etcd=block(ETCD_OFFSET, spec.etcd.count),
+        masters=block(MASTER_OFFSET, spec.masters.count),
+        workers=block(WORKER_OFFSET, spec.workers.count),
+    )
