@@ -9,7 +9,13 @@ from kaas.spec import ClusterSpec, parse_spec
 MINIMAL: dict[str, Any] = {
     "name": "t1",
     "domain": "k8s.example.com",
-    "openstack": {"cloud": "test", "external_network": "public", "availability_zones": ["az1", "az2", "az3"]},
+    "openstack": {
+        "cloud": "test",
+        "auth_url": "https://keystone.test.example:5000/v3",
+        "s3_endpoint": "https://swift.test.example:8080",
+        "external_network": "public",
+        "availability_zones": ["az1", "az2", "az3"],
+    },
     "identity": {"initial_admin_user": "admin"},
 }
 

@@ -58,6 +58,12 @@ def _ipv4_address(value: str) -> str:
         raise ValueError(f"{value!r} is not an IPv4 address") from None
 
 
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$", value):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
 def _version(value: str) -> str:
     if not re.match(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", value):
         raise ValueError(f"{value!r} is not a version like 1.2.3")
@@ -69,6 +75,7 @@ DnsDomain = Annotated[str, AfterValidator(_dns_domain)]
 Cidr = Annotated[str, AfterValidator(_ipv4_network)]
 IPv4 = Annotated[str, AfterValidator(_ipv4_address)]
 Version = Annotated[str, AfterValidator(_version)]
+HttpUrlText = Annotated[str, AfterValidator(_http_url)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -140,6 +147,8 @@ class WorkerTierSpec(NodeTierSpec):
 
 class OpenStackSpec(SpecModel):
     cloud: NonEmpty = Field(description="Cloud name in clouds.yaml.")
+    auth_url: HttpUrlText = Field(description="Keystone v3 URL; the cluster's cloud-config uses it.")
+    s3_endpoint: HttpUrlText = Field(description="Swift's S3-compatible endpoint (s3api) for backups.")
     region: NonEmpty = "RegionOne"
     external_network: NonEmpty = Field(description="Name of the external (floating IP) network.")
     image: NonEmpty = "ubuntu-24.04"
