@@ -117,11 +117,29 @@ def _call_get_zone(args: MockCallArgs) -> State:
     return {"id": stable_id("zone", name), "name": name}
 
 
+def _call_get_image(args: MockCallArgs) -> State:
+    name = str(args.args.get("name", "image"))
+    return {"id": stable_id("image", name), "name": name}
+
+
+def _call_get_auth_scope(args: MockCallArgs) -> State:
+    project = "operator-project"
+    return {
+        "id": str(args.args.get("name", "current")),
+        "projectId": stable_id("project", project).replace("-", ""),
+        "projectName": project,
+        "userId": stable_id("user", "operator").replace("-", ""),
+        "userName": "operator",
+    }
+
+
 CALLS: dict[str, Callable[[MockCallArgs], State]] = {
     "openstack:networking/getNetwork:getNetwork": _call_get_network,
     "openstack:identity/getProject:getProject": _call_get_project,
     "openstack:identity/getUser:getUser": _call_get_user,
     "openstack:dns/getDnsZone:getDnsZone": _call_get_zone,
+    "openstack:images/getImage:getImage": _call_get_image,
+    "openstack:identity/getAuthScope:getAuthScope": _call_get_auth_scope,
 }
 
 

@@ -18,6 +18,8 @@ class ClusterNetwork(pulumi.ComponentResource):
     network_id: pulumi.Output[str]
     subnet_id: pulumi.Output[str]
     external_network_id: pulumi.Output[str]
+    # What must exist before a port on the subnet can get a floating IP (empty for an existing network).
+    routing: list[pulumi.Resource]
 
     def __init__(
         self,
@@ -40,6 +42,7 @@ class ClusterNetwork(pulumi.ComponentResource):
         if spec.existing_network_id is not None and spec.existing_subnet_id is not None:
             self.network_id = pulumi.Output.from_input(spec.existing_network_id)
             self.subnet_id = pulumi.Output.from_input(spec.existing_subnet_id)
+            self.routing = []
         else:
             network = openstack.networking.Network(
                 f"{name}-network", name=name, admin_state_up=True, mtu=spec.mtu, opts=child
@@ -56,7 +59,7 @@ class ClusterNetwork(pulumi.ComponentResource):
             router = openstack.networking.Router(
                 f"{name}-router", name=name, external_network_id=self.external_network_id, opts=child
             )
-            openstack.networking.RouterInterface(
+            router_interface = openstack.networking.RouterInterface(
                 f"{name}-router-interface",
                 router_id=router.id,
                 subnet_id=subnet.id,
@@ -64,5 +67,6 @@ class ClusterNetwork(pulumi.ComponentResource):
             )
             self.network_id = network.id
             self.subnet_id = subnet.id
+            self.routing = [router_interface]
 
         self.register_outputs({"network_id": self.network_id, "subnet_id": self.subnet_id})

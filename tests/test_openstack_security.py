@@ -1,0 +1,199 @@
+"""The security rule table (pure) and the groups built from it (offline plan)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kaas.offline import plan_spec
+from kaas.openstack.security import Role, RuleRow, allowed_address_pairs, cni_rules, roles, security_rules
+from kaas.platform import API_SERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT
+from tests.helpers import make_spec
+
+SENSITIVE_PORTS = (ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT, 22)
+NODES = {Role.MASTER, Role.WORKER}
+
+
+def ports(rows: list[RuleRow]) -> set[tuple[str | None, int | None, int | None]]:
+    return {(r.protocol, r.port_min, r.port_max) for r in rows}
+
+
+@pytest.mark.parametrize(
+    ("networking", "expected"),
+    [
+        (
+            {"cni": "calico", "calico_encapsulation": "vxlan"},
+            {("tcp", 179, 179), ("tcp", 5473, 5473), ("udp", 4789, 4789)},
+        ),
+        (
+            {"cni": "calico", "calico_encapsulation": "ipip"},
+            {("tcp", 179, 179), ("tcp", 5473, 5473), ("4", None, None)},
+        ),
+        (
+            {"cni": "calico", "calico_encapsulation": "none"},
+            {("tcp", 179, 179), ("tcp", 5473, 5473), (None, None, None)},
+        ),
+        ({"cni": "flannel"}, {("udp", 8472, 8472)}),
+        ({"cni": "canal"}, {("udp", 8472, 8472), ("tcp", 5473, 5473)}),
+    ],
+)
+def test_cni_ports_per_plugin_and_mode(networking: dict[str, Any], expected: set[Any]) -> None:
+    rows = cni_rules(make_spec(networking=networking))
+    assert ports(rows) == expected
+    # Only between the Kubernetes nodes: on masters/workers, from masters/workers (or the pod CIDR).
+    assert {r.group for r in rows} == NODES
+    for row in rows:
+        assert row.remote_group in NODES or row.remote_cidr == "10.244.0.0/16"
+
+
+def test_unencapsulated_calico_admits_only_the_pod_cidr_as_any_protocol() -> None:
+    rows = [r for r in cni_rules(make_spec(networking={"calico_encapsulation": "none"})) if r.protocol is None]
+    assert {(r.group, r.remote_cidr) for r in rows} == {(Role.MASTER, "10.244.0.0/16"), (Role.WORKER, "10.244.0.0/16")}
+
+
+def test_control_plane_and_etcd_rules_are_exact() -> None:
+    spec = make_spec(networking={"node_cidr": "10.20.0.0/22", "allowed_api_cidrs": ["198.51.100.0/24"]})
+    rows = [r for r in security_rules(spec) if r.group in (Role.ETCD, Role.API_LB) or r.port_min == API_SERVER_PORT]
+    assert {(r.group, r.port_min, r.remote) for r in rows} == {
+        (Role.API_LB, 6443, "198.51.100.0/24"),
+        (Role.MASTER, 6443, "api-lb"),
+        (Role.MASTER, 6443, "10.20.0.0/22"),
+        (Role.ETCD, 2379, "master"),
+        (Role.ETCD, 2379, "etcd"),
+        (Role.ETCD, 2380, "etcd"),
+    }
+
+
+def test_kubelet_open_to_workers_only_when_metrics_run_on_them() -> None:
+    def kubelet_clients(**services: Any) -> set[str]:
+        rows = security_rules(make_spec(environment="demo", services=services))
+        return {r.remote for r in rows if r.port_min == KUBELET_PORT}
+
+    assert kubelet_clients() == {"master", "worker"}
+    assert kubelet_clients(metrics_server={"enabled": False}, monitoring={"enabled": False}) == {"master"}
+
+
+def test_nodeports_from_the_node_subnet_tcp_and_udp_on_workers() -> None:
+    rows = [r for r in security_rules(make_spec()) if r.port_min == 30000]
+    assert {(r.group, r.protocol, r.port_max, r.remote) for r in rows} == {
+        (Role.WORKER, "tcp", 32767, "10.0.0.0/22"),
+        (Role.WORKER, "udp", 32767, "10.0.0.0/22"),
+    }
+
+
+def test_ssh_group_only_with_admin_cidrs() -> None:
+    without = make_spec()
+    assert Role.ADMIN not in roles(without)
+    assert not [r for r in security_rules(without) if r.covers(22) and r.protocol == "tcp" and r.port_min == 22]
+    spec = make_spec(networking={"admin_ssh_cidrs": ["192.0.2.0/24", "198.51.100.7/32"]})
+    ssh = [r for r in security_rules(spec) if r.port_min == 22]
+    assert {(r.group, r.remote) for r in ssh} == {(Role.ADMIN, "192.0.2.0/24"), (Role.ADMIN, "198.51.100.7/32")}
+
+
+def test_ovn_masters_admit_the_allowed_api_cidrs_because_ovn_keeps_the_client_address() -> None:
+    spec = make_spec(openstack={"octavia_provider": "ovn"}, networking={"allowed_api_cidrs": ["203.0.113.0/24"]})
+    master_api = {r.remote for r in security_rules(spec) if r.group is Role.MASTER and r.port_min == API_SERVER_PORT}
+    assert master_api == {"api-lb", "10.0.0.0/22", "203.0.113.0/24"}
+
+
+def test_duplicate_rules_are_merged() -> None:
+    spec = make_spec(openstack={"octavia_provider": "ovn"}, networking={"allowed_api_cidrs": ["10.0.0.0/22"]})
+    keys = [(r.group, r.key) for r in security_rules(spec)]
+    assert len(keys) == len(set(keys))
+
+
+def test_allowed_address_pairs_only_for_unencapsulated_calico() -> None:
+    assert allowed_address_pairs(make_spec(networking={"calico_encapsulation": "none"})) == (
+        "10.244.0.0/16",
+        "10.96.0.0/12",
+    )
+    for networking in ({"calico_encapsulation": "vxlan"}, {"calico_encapsulation": "ipip"}, {"cni": "flannel"}):
+        assert allowed_address_pairs(make_spec(networking=networking)) == ()
+
+
+cidrs = st.builds(
+    lambda a, p: str(ipaddress.IPv4Network((a, p), strict=False)),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 32),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    cni=st.sampled_from(["calico", "flannel", "canal"]),
+    encapsulation=st.sampled_from(["vxlan", "ipip", "none"]),
+    octavia=st.sampled_from(["amphora", "ovn"]),
+    api_cidrs=st.lists(st.one_of(st.just("0.0.0.0/0"), cidrs), min_size=1, max_size=4),
+    ssh_cidrs=st.lists(cidrs.filter(lambda c: not c.endswith("/0")), max_size=3),
+    metrics=st.booleans(),
+)
+def test_sensitive_ports_never_face_the_world_and_etcd_only_the_control_plane(
+    cni: str, encapsulation: str, octavia: str, api_cidrs: list[str], ssh_cidrs: list[str], metrics: bool
+) -> None:
+    spec = make_spec(
+        environment="demo",
+        openstack={"octavia_provider": octavia},
+        networking={
+            "cni": cni,
+            "calico_encapsulation": encapsulation,
+            "allowed_api_cidrs": api_cidrs,
+            "admin_ssh_cidrs": ssh_cidrs,
+        },
+        services={"metrics_server": {"enabled": metrics}},
+    )
+    internal = {spec.networking.node_cidr, spec.networking.pod_cidr}
+    rows = security_rules(spec)
+    for row in rows:
+        assert row.direction == "ingress"
+        if row.remote_cidr is not None and ipaddress.IPv4Network(row.remote_cidr).prefixlen == 0:
+            # The only world-facing rules are the API's, and only when the spec opens them.
+            assert row.port_min == row.port_max == API_SERVER_PORT and row.remote_cidr in api_cidrs
+        for port in SENSITIVE_PORTS:
+            if row.covers(port) and row.remote_cidr is not None:
+                if port == 22 and row.port_min == 22:
+                    assert row.group is Role.ADMIN and row.remote_cidr in ssh_cidrs
+                else:
+                    assert row.remote_cidr in internal, row
+    etcd_rows = [r for r in rows if r.group is Role.ETCD]
+    assert {r.remote_group for r in etcd_rows} <= {Role.MASTER, Role.ETCD}
+    assert all(r.remote_cidr is None for r in etcd_rows)
+    assert {r.remote_group for r in etcd_rows if r.port_min == ETCD_PEER_PORT} == {Role.ETCD}
+    # etcd is reached through its own group only: no other group opens the etcd ports.
+    assert not [r for r in rows if r.group is not Role.ETCD and r.protocol == "tcp" and r.covers(ETCD_CLIENT_PORT)]
+
+
+def test_rules_become_resources_on_their_group_with_remote_groups_wired() -> None:
+    spec = make_spec(networking={"admin_ssh_cidrs": ["192.0.2.0/24"]})
+    plan = plan_spec(spec)
+    groups = {r.name: r for r in plan.by_type("openstack:networking/secGroup:SecGroup")}
+    assert set(groups) == {f"t1-{role}" for role in roles(spec)}
+    rules = plan.by_type("openstack:networking/secGroupRule:SecGroupRule")
+    assert len(rules) == len(security_rules(spec))
+    peer = plan.find("openstack:networking/secGroupRule:SecGroupRule", "t1-etcd-tcp-2380-from-etcd")
+    assert peer.parent == groups["t1-etcd"].urn
+    assert peer.property_dependencies["remoteGroupId"] == [groups["t1-etcd"].urn]
+    assert peer.property_dependencies["securityGroupId"] == [groups["t1-etcd"].urn]
+    assert peer.inputs["direction"] == "ingress" and peer.inputs["ethertype"] == "IPv4"
+    assert (peer.inputs["protocol"], peer.inputs["portRangeMin"], peer.inputs["portRangeMax"]) == ("tcp", 2380, 2380)
+    assert "remoteIpPrefix" not in peer.inputs
+    ssh = plan.find("openstack:networking/secGroupRule:SecGroupRule", "t1-admin-tcp-22-from-192.0.2.0-24")
+    assert ssh.inputs["remoteIpPrefix"] == "192.0.2.0/24" and "remoteGroupId" not in ssh.inputs
+
+
+def test_node_ports_carry_their_tier_group_and_the_admin_group() -> None:
+    spec = make_spec(networking={"admin_ssh_cidrs": ["192.0.2.0/24"], "calico_encapsulation": "none"})
+    plan = plan_spec(spec)
+    group_urn = {r.name: r.urn for r in plan.by_type("openstack:networking/secGroup:SecGroup")}
+    for tier in ("etcd", "master", "worker"):
+        port = plan.find("openstack:networking/port:Port", f"t1-{tier}-0-port")
+        assert port.property_dependencies["securityGroupIds"] == sorted(
+            [group_urn[f"t1-{tier}"], group_urn["t1-admin"]]
+        )
+        pairs = [p["ipAddress"] for p in port.inputs.get("allowedAddressPairs", [])]
+        assert pairs == ([] if tier == "etcd" else ["10.244.0.0/16", "10.96.0.0/12"])
+    vip = plan.find("openstack:networking/port:Port", "t1-api-vip")
+    assert vip.property_dependencies["securityGroupIds"] == [group_urn["t1-api-lb"]]
