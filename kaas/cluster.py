@@ -7,11 +7,14 @@ from typing import Any
 import pulumi
 import pulumi_openstack as openstack
 
+from kaas.openstack.dns import ClusterDns
+from kaas.openstack.identity import KeystoneAccess
 from kaas.openstack.loadbalancer import ApiLoadBalancer
 from kaas.openstack.network import ClusterNetwork
 from kaas.openstack.nodes import TIERS, NodeTier
 from kaas.openstack.provider import openstack_provider
 from kaas.openstack.security import Role, SecurityGroups, allowed_address_pairs, node_groups
+from kaas.openstack.storage import ObjectStorage
 from kaas.platform import API_HOST_LABEL, API_SERVER_PORT
 from kaas.spec import ClusterSpec
 
@@ -25,6 +28,9 @@ class KaasCluster(pulumi.ComponentResource):
     etcd_nodes: NodeTier
     masters: NodeTier
     workers: NodeTier
+    dns: ClusterDns
+    object_storage: ObjectStorage
+    identity: KeystoneAccess
 
     def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kaas:index:Cluster", name, None, opts)
@@ -46,6 +52,11 @@ class KaasCluster(pulumi.ComponentResource):
             opts=child,
         )
         self.etcd_nodes, self.masters, self.workers = (self._tier(tier, provider) for tier in TIERS)
+        self.dns = ClusterDns(
+            name, spec, api_address=self.api_load_balancer.floating_address, provider=provider, opts=child
+        )
+        self.object_storage = ObjectStorage(name, spec, provider=provider, opts=child)
+        self.identity = KeystoneAccess(name, spec, provider=provider, opts=child)
         self.register_outputs(self.stack_outputs())
 
     def _tier(self, tier: Role, provider: openstack.Provider) -> NodeTier:
@@ -78,4 +89,11 @@ class KaasCluster(pulumi.ComponentResource):
             "etcdAddresses": list(self.etcd_nodes.addresses),
             "masterAddresses": list(self.masters.addresses),
             "workerAddresses": list(self.workers.addresses),
+            "ingressFloatingIp": self.dns.ingress_address,
+            "adminRoleId": self.identity.admin_role_id,
+            "adminRoleName": self.identity.admin_role_name,
+            "s3Endpoint": self.object_storage.s3_endpoint,
+            "etcdBackupContainer": self.object_storage.container_names["etcd_backups"],
+            "registryContainer": self.object_storage.container_names["registry"],
+            "clusterBackupContainer": self.object_storage.container_names["cluster_backups"],
         }

@@ -1,0 +1,134 @@
+"""Designate records, Swift containers and Keystone access, planned offline."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pulumi
+import pytest
+
+from kaas.cluster import KaasCluster
+from kaas.offline import Plan, Secret, plan_spec, plan_stack, run_plan
+from kaas.offline.mocks import floating_address, stable_id
+from kaas.openstack.dns import dns_names
+from tests.helpers import make_spec
+
+FIP = "openstack:networking/floatingIp:FloatingIp"
+RECORD = "openstack:dns/recordSet:RecordSet"
+ZONE = "openstack:dns/zone:Zone"
+CONTAINER = "openstack:objectstorage/container:Container"
+
+
+@pytest.fixture(scope="module")
+def plan() -> Plan:
+    return plan_spec(make_spec(identity={"initial_admin_user": "alice", "project": "team-a"}))
+
+
+def test_dns_names_are_fully_qualified_under_the_cluster() -> None:
+    names = dns_names(make_spec(name="c9", domain="k8s.example.org"))
+    assert (names.zone, names.api, names.wildcard) == (
+        "k8s.example.org.",
+        "api.c9.k8s.example.org.",
+        "*.c9.k8s.example.org.",
+    )
+
+
+def test_api_record_points_at_the_api_floating_ip_and_wildcard_at_the_ingress_ip(plan: Plan) -> None:
+    [zone] = plan.by_type(ZONE)
+    assert zone.inputs["name"] == "k8s.example.com." and zone.inputs["email"] == "hostmaster@example.com"
+    api = plan.find(RECORD, "t1-api-record")
+    wildcard = plan.find(RECORD, "t1-wildcard-record")
+    assert (api.inputs["name"], api.inputs["type"]) == ("api.t1.k8s.example.com.", "A")
+    assert api.inputs["records"] == [floating_address("t1-api-fip")]
+    assert api.property_dependencies["records"] == [plan.find(FIP, "t1-api-fip").urn]
+    assert wildcard.inputs["name"] == "*.t1.k8s.example.com."
+    assert wildcard.inputs["records"] == [floating_address("t1-ingress-fip")]
+    assert wildcard.property_dependencies["records"] == [plan.find(FIP, "t1-ingress-fip").urn]
+    for record in (api, wildcard):
+        assert record.property_dependencies["zoneId"] == [zone.urn] and record.inputs["ttl"] == 300
+    ingress = plan.find(FIP, "t1-ingress-fip")
+    assert "portId" not in ingress.inputs and ingress.inputs["pool"] == "public"
+    assert plan.outputs["ingressFloatingIp"] == floating_address("t1-ingress-fip")
+
+
+def test_existing_zone_is_used_and_disabled_dns_still_allocates_the_ingress_ip() -> None:
+    existing = plan_spec(make_spec(dns={"existing_zone_id": "zone-123"}))
+    assert existing.by_type(ZONE) == []
+    assert {r.inputs["zoneId"] for r in existing.by_type(RECORD)} == {"zone-123"}
+    disabled = plan_spec(make_spec(dns={"enabled": False}))
+    assert disabled.by_type(ZONE) == [] and disabled.by_type(RECORD) == []
+    assert disabled.find(FIP, "t1-ingress-fip")
+    assert disabled.outputs["ingressFloatingIp"] == floating_address("t1-ingress-fip")
+
+
+def test_containers_are_named_from_the_cluster_protected_and_retained() -> None:
+    plan = plan_spec(make_spec(object_storage={"registry": "shared-registry"}))
+    containers = {r.inputs["name"]: r for r in plan.by_type(CONTAINER)}
+    assert set(containers) == {"t1-etcd-backups", "shared-registry", "t1-cluster-backups"}
+    for record in containers.values():
+        assert record.options["protect"] and record.options["retainOnDelete"]
+    assert plan.outputs["etcdBackupContainer"] == "t1-etcd-backups"
+    assert plan.outputs["registryContainer"] == "shared-registry"
+    assert plan.outputs["clusterBackupContainer"] == "t1-cluster-backups"
+
+
+def test_credentials_are_secrets_for_the_layers_that_consume_them() -> None:
+    spec = make_spec()
+
+    def program() -> None:
+        cluster = KaasCluster(spec.name, spec)
+        pulumi.export("ec2Access", cluster.object_storage.ec2_access)
+        pulumi.export("ec2Secret", cluster.object_storage.ec2_secret)
+        pulumi.export("appCredentialId", cluster.identity.application_credential_id)
+        pulumi.export("appCredentialSecret", cluster.identity.application_credential_secret)
+
+    plan = run_plan(program, stack="secrets")
+    ec2_id = stable_id("openstack:identity/ec2CredentialV3:Ec2CredentialV3", "t1-backup-writer")
+    app_id = stable_id("openstack:identity/applicationCredential:ApplicationCredential", "t1-cloud-config")
+    assert plan.outputs["ec2Secret"] == Secret(hashlib.sha256(ec2_id.encode()).hexdigest())
+    assert isinstance(plan.outputs["ec2Access"], Secret)
+    assert plan.outputs["appCredentialId"] == app_id
+    assert plan.outputs["appCredentialSecret"] == Secret(hashlib.sha256(("appcred" + app_id).encode()).hexdigest())
+    # The stack outputs of the program itself stay plain facts: no credential among them.
+    plain = plan_spec(spec).outputs
+    assert not [k for k, v in plain.items() if isinstance(v, Secret)]
+    assert not {str(v) for v in plain.values()} & {str(plan.outputs["ec2Secret"].value)}
+
+
+def test_admin_role_assigned_to_the_initial_admin_on_the_named_project(plan: Plan) -> None:
+    role = plan.find("openstack:identity/role:Role", "t1-cluster-admin")
+    assert role.inputs["name"] == "t1-cluster-admin"
+    [assignment] = plan.by_type("openstack:identity/roleAssignment:RoleAssignment")
+    assert assignment.property_dependencies["roleId"] == [role.urn]
+    assert assignment.inputs["userId"] == stable_id("user", "alice").replace("-", "")
+    assert assignment.inputs["projectId"] == stable_id("project", "team-a").replace("-", "")
+    assert plan.outputs["adminRoleName"] == "t1-cluster-admin"
+    assert plan.outputs["adminRoleId"] == stable_id("openstack:identity/role:Role", "t1-cluster-admin").replace("-", "")
+
+
+def test_without_a_project_the_role_is_assigned_on_the_deploying_scope() -> None:
+    plan = plan_spec(make_spec(identity={"initial_admin_user": "bob", "admin_role_name": "k8s-admins"}))
+    [assignment] = plan.by_type("openstack:identity/roleAssignment:RoleAssignment")
+    assert assignment.inputs["projectId"] == stable_id("project", "operator-project").replace("-", "")
+    assert plan.outputs["adminRoleName"] == "k8s-admins"
+
+
+def test_acme_prod_plan_shows_the_whole_openstack_layer() -> None:
+    plan = plan_stack("acme-prod")
+    components = {r.type for r in plan.resources if not r.custom}
+    assert {
+        "kaas:openstack:ClusterNetwork",
+        "kaas:openstack:SecurityGroups",
+        "kaas:openstack:ApiLoadBalancer",
+        "kaas:openstack:NodeTier",
+        "kaas:openstack:ClusterDns",
+        "kaas:openstack:ObjectStorage",
+        "kaas:openstack:KeystoneAccess",
+    } <= components
+    assert plan.outputs["apiEndpoint"] == "https://api.acme-prod.k8s.acme.example:6443"
+    assert plan.outputs["etcdAddresses"] == [f"10.20.0.{16 + n}" for n in range(5)]
+    assert not [k for k, v in plan.outputs.items() if isinstance(v, Secret)]
+    [provider] = plan.by_type("pulumi:providers:openstack")
+    for record in plan.resources:
+        if record.custom and record.type.startswith("openstack:"):
+            assert record.options["provider"].startswith(provider.urn + "::"), record.name
