@@ -228,5 +228,6 @@ class SecurityGroups(pulumi.ComponentResource):
             )
         self.register_outputs({str(role): group.id for role, group in self.groups.items()})
 
-    def ids(self, roles: Sequence[Role]) -> list[pulumi.Output[str]]:
-        return [self.groups[role].id for role in roles]
+    def ids(self, wanted: Sequence[Role]) -> list[pulumi.Output[str]]:
+        """Group IDs for a port, in the given order."""
+        return [self.groups[role].id for role in wanted]
