@@ -23,9 +23,9 @@ from pydantic.alias_generators import to_camel
 
 from kaas.openstack.addressing import plan_addresses
 from kaas.platform import API_HOST_LABEL, API_SERVER_PORT
-from kaas.spec.models import Cni, ClusterSpec, NodeTierSpec
+from kaas.spec.models import ClusterSpec, Cni, NodeTierSpec
 
-SCHEMA = "kaas.outputs/v1"
+SCHEMA: Literal["kaas.outputs/v1"] = "kaas.outputs/v1"
 SECRET_MASK = "[secret]"
 # Stack outputs that hold secrets: exported separately (as Pulumi secrets), never in the model.
 SECRET_OUTPUT_KEYS = frozenset({"adminKubeconfig", "kubeconfig"})
@@ -451,10 +451,16 @@ def build_stack_outputs(spec: ClusterSpec, facts: ClusterFacts) -> StackOutputs:
     if spec.services.cinder_csi.enabled:
         storage_classes = (
             StorageClassOutput(
-                name="csi-cinder-sc-delete", provisioner=CINDER_CSI_PROVISIONER, reclaim_policy="Delete", is_default=True
+                name="csi-cinder-sc-delete",
+                provisioner=CINDER_CSI_PROVISIONER,
+                reclaim_policy="Delete",
+                is_default=True,
             ),
             StorageClassOutput(
-                name="csi-cinder-sc-retain", provisioner=CINDER_CSI_PROVISIONER, reclaim_policy="Retain", is_default=False
+                name="csi-cinder-sc-retain",
+                provisioner=CINDER_CSI_PROVISIONER,
+                reclaim_policy="Retain",
+                is_default=False,
             ),
         )
     return StackOutputs(
@@ -596,12 +602,15 @@ def load_outputs(data: object, source: str = "<outputs>") -> StackOutputs:
     """Validate ``pulumi stack output --json`` data; secrets are skipped, anything else must fit."""
     if not isinstance(data, dict):
         raise OutputsError(
-            source, [f"must be a JSON object of stack outputs (pulumi stack output --json); got a {type(data).__name__}"]
+            source,
+            [f"must be a JSON object of stack outputs (pulumi stack output --json); got a {type(data).__name__}"],
         )
     if data.get("outputsSchema") != SCHEMA:
         if "outputsSchema" in data:
             found = data["outputsSchema"]
-            raise OutputsError(source, [f"outputsSchema: {found!r} is not {SCHEMA!r} (written by another kaas version)"])
+            raise OutputsError(
+                source, [f"outputsSchema: {found!r} is not {SCHEMA!r} (written by another kaas version)"]
+            )
         keys = ", ".join(sorted(map(str, data))[:8]) or "none"
         raise OutputsError(
             source,

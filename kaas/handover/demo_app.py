@@ -103,5 +103,12 @@ def demo_manifests(outputs: StackOutputs) -> list[dict[str, Any]]:
     return manifests
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Shared label dicts are written out in full: no YAML anchors in a customer's manifest."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def demo_manifests_yaml(outputs: StackOutputs) -> str:
-    return yaml.safe_dump_all(demo_manifests(outputs), sort_keys=False, default_flow_style=False)
+    return yaml.dump_all(demo_manifests(outputs), Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False)

@@ -41,7 +41,9 @@ def preview_ca_certificate(cluster: str) -> str:
     from cryptography.x509.oid import NameOID
 
     key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"kaas-preview-ca/{cluster}".encode()).digest())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{cluster} PREVIEW CA (offline plan, not the cluster's)")])
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, f"{cluster} PREVIEW CA (offline plan, not the cluster's)")]
+    )
     start = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -76,7 +78,9 @@ def preview_facts(spec: ClusterSpec, plan: Plan) -> ClusterFacts:
         network_id=fact("networkId", stable_id("network", spec.name)),
         subnet_id=fact("subnetId", stable_id("subnet", spec.name)),
         dns_zone_name=zone if spec.dns.enabled else None,
-        dns_zone_id=(spec.dns.existing_zone_id or fact("dnsZoneId", stable_id("zone", zone))) if spec.dns.enabled else None,
+        dns_zone_id=(spec.dns.existing_zone_id or fact("dnsZoneId", stable_id("zone", zone)))
+        if spec.dns.enabled
+        else None,
         api_load_balancer_id=fact("apiLoadBalancerId", stable_id("loadbalancer", f"{spec.name}-api")),
         server_group_ids={tier: stable_id("servergroup", f"{spec.name}-{tier}") for tier in TIERS},
         ca_certificate=preview_ca_certificate(spec.name),
@@ -88,7 +92,9 @@ def handover_outputs(plan: Plan, spec: ClusterSpec | None = None) -> StackOutput
     exported = plain(plan.outputs)
     if exported.get("outputsSchema") == SCHEMA:
         return load_outputs(exported, f"offline plan of {plan.stack}")
-    return build_stack_outputs(spec or load_stack_spec(plan.stack), preview_facts(spec or load_stack_spec(plan.stack), plan))
+    return build_stack_outputs(
+        spec or load_stack_spec(plan.stack), preview_facts(spec or load_stack_spec(plan.stack), plan)
+    )
 
 
 def read_outputs_file(path: Path) -> StackOutputs:
@@ -104,7 +110,8 @@ def read_outputs_file(path: Path) -> StackOutputs:
         data: Any = json.loads(text)
     except json.JSONDecodeError as err:
         raise OutputsError(
-            source, [f"not JSON (line {err.lineno}, column {err.colno}: {err.msg}); expected `pulumi stack output --json`"]
+            source,
+            [f"not JSON (line {err.lineno}, column {err.colno}: {err.msg}); expected `pulumi stack output --json`"],
         ) from None
     return load_outputs(data, source)
 
@@ -114,5 +121,7 @@ def check_matches_spec(outputs: StackOutputs, spec: ClusterSpec, source: str) ->
     if outputs.cluster_name != spec.name:
         raise OutputsError(
             source,
-            [f"clusterName: the outputs are of cluster {outputs.cluster_name!r}, but the stack's spec is {spec.name!r}"],
+            [
+                f"clusterName: the outputs are of cluster {outputs.cluster_name!r}, but the stack's spec is {spec.name!r}"
+            ],
         )
