@@ -190,4 +190,6 @@ def test_kubeconfig_uses_the_keystone_exec_plugin_endpoint_and_ca() -> None:
 def test_kubeconfig_defaults_to_the_initial_admin_user() -> None:
     config = yaml.safe_load(kubeconfig_yaml(make_outputs()))
     assert config["users"][0]["name"] == "admin"
-    assert not any(a.startswith("--project-name") for a in config["users"][0]["user"]["exec"]["args"])
+    args = config["users"][0]["user"]["exec"]["args"]
+    assert "--domain-name=Default" in args  # the spec's identity.domain default
+    assert not any(a.startswith("--project-name") for a in args)
