@@ -36,3 +36,68 @@ def spec_data(**override: Any) -> dict[str, Any]:
 
 def make_spec(**override: Any) -> ClusterSpec:
     return parse_spec(spec_data(**override), "<test>")
+
+
+def make_ca_pem(common_name: str = "test-ca") -> str:
+    """A real self-signed EC CA certificate (PEM), built independently of the code under test."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+_CA_PEM: list[str] = []
+
+
+def make_facts(**override: Any) -> Any:
+    """Run-time facts as a deployed cluster would report them (distinct, recognisable values)."""
+    from kaas.outputs import ClusterFacts
+
+    if not _CA_PEM:
+        _CA_PEM.append(make_ca_pem())
+    values: dict[str, Any] = {
+        "kubernetes_version": "1.34.2",
+        "api_floating_ip": "198.51.100.7",
+        "ingress_floating_ip": "198.51.100.8",
+        "admin_role_id": "0123456789abcdef0123456789abcdef",
+        "network_id": "net-1111",
+        "subnet_id": "subnet-2222",
+        "dns_zone_name": "t1.k8s.example.com.",
+        "dns_zone_id": "zone-3333",
+        "api_load_balancer_id": "lb-4444",
+        "server_group_ids": {"etcd": "sg-etcd", "masters": "sg-masters", "workers": "sg-workers"},
+        "ca_certificate": _CA_PEM[0],
+    }
+    values.update(override)
+    return ClusterFacts(**values)
+
+
+def make_outputs(facts: dict[str, Any] | None = None, **spec_override: Any) -> Any:
+    from kaas.outputs import build_stack_outputs
+
+    return build_stack_outputs(make_spec(**spec_override), make_facts(**(facts or {})))
+
+
+def pulumi_output_json(outputs: Any) -> dict[str, Any]:
+    """``pulumi stack output --json`` of a stack exporting ``outputs``: one key per field, secrets masked."""
+    data: dict[str, Any] = outputs.model_dump(mode="json")
+    data["adminKubeconfig"] = "[secret]"
+    return data

@@ -202,6 +202,9 @@ class IdentitySpec(SpecModel):
     admin_role_name: NonEmpty | None = Field(default=None, description="Defaults to <cluster>-cluster-admin.")
     initial_admin_user: NonEmpty
     project: NonEmpty | None = Field(default=None, description="Project name; defaults to the cloud's project.")
+    domain: NonEmpty = Field(
+        default="Default", description="Keystone domain of the cluster's users (customer kubeconfigs log in there)."
+    )
 
 
 class EtcdBackupSpec(SpecModel):
