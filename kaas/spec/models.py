@@ -270,6 +270,11 @@ class ServicesSpec(SpecModel):
     backups: BackupSpec = BackupSpec()
     dashboard: ServiceSpec = ServiceSpec()
     default_deny_network_policy: bool = False
+    customer_namespaces: tuple[DnsLabel, ...] = Field(
+        default=(),
+        description="Namespaces created for the customer's applications, each with the registry pull "
+        "secret, a resource quota and (with default_deny_network_policy) a default-deny NetworkPolicy.",
+    )
 
 
 class ClusterSpec(SpecModel):

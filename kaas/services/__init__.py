@@ -1,0 +1,5 @@
+"""The Kubernetes layer: managed services released with Helm, Keystone RBAC, storage, ingress."""
+
+from kaas.services.component import ManagedServices, ServiceInputs
+
+__all__ = ["ManagedServices", "ServiceInputs"]

@@ -1,0 +1,441 @@
+"""ManagedServices: every managed service, released into the cluster in dependency order.
+
+One explicit Kubernetes provider, built here from the generated kubeconfig, serves
+every Kubernetes resource. Each service is a small ``kaas:services:<Service>``
+component, present only when the spec enables it. Dependencies (see
+docs/architecture.md): every Helm release and every pod-running object waits for
+the CNI; storage users wait for the Cinder CSI release and its StorageClasses;
+ingress users wait for the ingress controller; nothing else is serialised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from kaas.services import names, objects, values
+from kaas.services.catalog import ChartName, chart_for
+from kaas.spec.models import ClusterSpec, Cni
+
+
+@dataclass(frozen=True)
+class ServiceInputs:
+    """What the services need from the other layers (secrets marked so by their producers or here)."""
+
+    kubeconfig: pulumi.Input[str]
+    ingress_ip: pulumi.Input[str]
+    external_network_id: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    admin_role_id: pulumi.Input[str]
+    app_credential_id: pulumi.Input[str]
+    app_credential_secret: pulumi.Input[str]
+    keystone_auth_cert_pem: pulumi.Input[str]
+    keystone_auth_key_pem: pulumi.Input[str]
+    # Harbor's Swift driver (distribution) authenticates with a Keystone user and password only.
+    registry_swift_username: pulumi.Input[str] | None = None
+    registry_swift_password: pulumi.Input[str] | None = None
+    # In-cluster objects are deleted_with this resource (the cluster's control plane); the
+    # Kubernetes provider stands in when it is not given.
+    cluster: pulumi.Resource | None = None
+
+
+_KINDS: dict[tuple[str, str], Any] = {
+    ("v1", "Namespace"): k8s.core.v1.Namespace,
+    ("v1", "Secret"): k8s.core.v1.Secret,
+    ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
+    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
+    ("v1", "ResourceQuota"): k8s.core.v1.ResourceQuota,
+    ("apps/v1", "DaemonSet"): k8s.apps.v1.DaemonSet,
+    ("batch/v1", "Job"): k8s.batch.v1.Job,
+    ("storage.k8s.io/v1", "StorageClass"): k8s.storage.v1.StorageClass,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): k8s.rbac.v1.ClusterRole,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
+}
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+class _Kube:
+    """Creates the Kubernetes resources of one service with the shared options."""
+
+    def __init__(self, provider: k8s.Provider, deleted_with: pulumi.Resource) -> None:
+        self.provider = provider
+        self.deleted_with = deleted_with
+
+    def opts(self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(
+            parent=parent, provider=self.provider, deleted_with=self.deleted_with, depends_on=list(depends_on)
+        )
+
+    def apply(
+        self, name: str, manifest: objects.Manifest, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()
+    ) -> pulumi.CustomResource:
+        key = (manifest["apiVersion"], manifest["kind"])
+        fields = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
+        opts = self.opts(parent, depends_on)
+        if key not in _KINDS:
+            return k8s.apiextensions.CustomResource(
+                name, api_version=key[0], kind=key[1], opts=opts, **{_snake(k): v for k, v in fields.items()}
+            )
+        resource: pulumi.CustomResource = _KINDS[key](name, opts=opts, **{_snake(k): v for k, v in fields.items()})
+        return resource
+
+    def release(
+        self,
+        name: str,
+        chart: ChartName,
+        version: str | None,
+        namespace: pulumi.Input[str],
+        release_values: pulumi.Input[dict[str, Any]],
+        parent: pulumi.Resource,
+        depends_on: Sequence[pulumi.Resource],
+        create_namespace: bool = False,
+    ) -> k8s.helm.v3.Release:
+        pinned = chart_for(chart, version)
+        return k8s.helm.v3.Release(
+            name,
+            name=name,
+            chart=pinned.name.value,
+            version=pinned.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pinned.repo),
+            namespace=namespace,
+            create_namespace=create_namespace,
+            values=release_values,
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=900,
+            opts=self.opts(parent, depends_on),
+        )
+
+
+def _password(name: str, parent: pulumi.Resource) -> random.RandomPassword:
+    return random.RandomPassword(
+        name, length=32, special=False, opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["result"])
+    )
+
+
+class ServiceGroup(pulumi.ComponentResource):
+    """One managed service (``kaas:services:<kind>``): the unit a spec switches on or off."""
+
+    def __init__(self, kind: str, name: str, parent: pulumi.Resource) -> None:
+        super().__init__(f"kaas:services:{kind}", name, None, pulumi.ResourceOptions(parent=parent))
+
+    def done(self, **outputs: Any) -> None:
+        self.register_outputs(outputs)
+
+
+class ManagedServices(pulumi.ComponentResource):
+    """The managed services of one cluster (CNI, OpenStack integration, Keystone RBAC, ingress, ...)."""
+
+    cni: k8s.helm.v3.Release
+    groups: dict[str, ServiceGroup]
+    releases: dict[str, k8s.helm.v3.Release]
+
+    def __init__(
+        self, name: str, spec: ClusterSpec, inputs: ServiceInputs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("kaas:services:ManagedServices", name, None, opts)
+        self.spec = spec
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=pulumi.Output.secret(inputs.kubeconfig),
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        kube = _Kube(self.provider, inputs.cluster or self.provider)
+        self.groups = {}
+        self.releases = {}
+        svc = spec.services
+
+        def group(kind: str) -> ServiceGroup:
+            self.groups[kind] = ServiceGroup(kind, f"{name}-{_kebab(kind)}", self)
+            return self.groups[kind]
+
+        # The platform namespace: API-only, it needs no pods and so no CNI.
+        namespaces = group("Namespaces")
+        self.namespace = kube.apply(f"{name}-ns-platform", objects.platform_namespace(spec), namespaces)
+        platform_ns: pulumi.Input[str] = self.namespace.metadata.name  # type: ignore[attr-defined]
+
+        # CNI first: nothing schedules a pod before it.
+        cni = group("Cni")
+        if spec.networking.cni is Cni.FLANNEL:
+            cni_release = kube.release(
+                "flannel", ChartName.FLANNEL, svc.cni.chart_version, "kube-flannel",
+                values.flannel_values(spec), cni, (), create_namespace=True,
+            )  # fmt: skip
+        else:
+            cni_values = values.canal_values(spec) if spec.networking.cni is Cni.CANAL else values.calico_values(spec)
+            cni_release = kube.release(
+                "calico", ChartName.TIGERA_OPERATOR, svc.cni.chart_version, "tigera-operator",
+                cni_values, cni, (), create_namespace=True,
+            )  # fmt: skip
+        self.cni = cni_release
+        self.releases["cni"] = cni_release
+        cni.done(release=cni_release.status)
+
+        # OpenStack integration: one cloud-config Secret feeds OCCM and Cinder CSI.
+        storage_deps: list[pulumi.Resource] = []
+        openstack_needed = svc.cloud_controller.enabled or svc.cinder_csi.enabled
+        if openstack_needed:
+            integration = group("OpenstackIntegration")
+            cloud_conf: pulumi.Output[str] = pulumi.Output.secret(
+                pulumi.Output.all(
+                    inputs.app_credential_id, inputs.app_credential_secret, inputs.external_network_id, inputs.subnet_id
+                ).apply(
+                    lambda a: (
+                        values.cloud_config(spec, str(a[0]), str(a[1]))
+                        + values.cloud_config_sections(spec, str(a[2]), str(a[3]))
+                    )
+                )
+            )
+            cloud_secret = kube.apply(
+                f"{name}-cloud-config",
+                objects.secret(spec, names.CLOUD_CONFIG, names.KUBE_SYSTEM, {"cloud.conf": cloud_conf}),
+                integration,
+            )
+            if svc.cloud_controller.enabled:
+                self.releases["cloud_controller"] = kube.release(
+                    "openstack-ccm", ChartName.OPENSTACK_CLOUD_CONTROLLER_MANAGER, svc.cloud_controller.chart_version,
+                    names.KUBE_SYSTEM, values.occm_values(spec), integration, (cni_release, cloud_secret),
+                )  # fmt: skip
+            if svc.cinder_csi.enabled:
+                csi = kube.release(
+                    "cinder-csi", ChartName.OPENSTACK_CINDER_CSI, svc.cinder_csi.chart_version,
+                    names.KUBE_SYSTEM, values.cinder_csi_values(spec), integration, (cni_release, cloud_secret),
+                )  # fmt: skip
+                self.releases["cinder_csi"] = csi
+                sc_default = kube.apply(
+                    f"{name}-sc-default",
+                    objects.storage_class(spec, names.STORAGE_CLASS_DEFAULT, "Delete", default=True),
+                    integration,
+                    (csi,),
+                )
+                sc_retain = kube.apply(
+                    f"{name}-sc-retain",
+                    objects.storage_class(spec, names.STORAGE_CLASS_RETAIN, "Retain", default=False),
+                    integration,
+                    (csi,),
+                )
+                storage_deps = [csi, sc_default, sc_retain]
+            integration.done()
+
+        # Keystone authentication and the cluster-admin binding.
+        if svc.keystone_auth.enabled:
+            keystone = group("KeystoneAuth")
+            tls = kube.apply(
+                f"{name}-keystone-auth-tls",
+                objects.secret(
+                    spec,
+                    names.KEYSTONE_AUTH_TLS,
+                    names.KUBE_SYSTEM,
+                    {
+                        "tls.crt": pulumi.Output.secret(inputs.keystone_auth_cert_pem),
+                        "tls.key": pulumi.Output.secret(inputs.keystone_auth_key_pem),
+                    },
+                    secret_type="kubernetes.io/tls",
+                ),
+                keystone,
+            )
+            sync = kube.apply(
+                f"{name}-keystone-sync",
+                objects.keystone_sync_config_map(
+                    spec, pulumi.Output.from_input(inputs.admin_role_id).apply(
+                        lambda role_id: objects.keystone_sync_config(spec, role_id)
+                    )
+                ),
+                keystone,
+            )  # fmt: skip
+            account = kube.apply(f"{name}-keystone-auth-sa", objects.keystone_auth_service_account(spec), keystone)
+            role = kube.apply(f"{name}-keystone-auth-role", objects.keystone_auth_cluster_role(spec), keystone)
+            binding = kube.apply(
+                f"{name}-keystone-auth-binding", objects.keystone_auth_cluster_role_binding(spec), keystone
+            )
+            kube.apply(
+                f"{name}-keystone-auth",
+                objects.keystone_auth_daemon_set(spec),
+                keystone,
+                (cni_release, tls, sync, account, role, binding),
+            )
+            kube.apply(
+                f"{name}-default-cluster-admin",
+                objects.admin_cluster_role_binding(spec, inputs.admin_role_id),
+                keystone,
+            )
+            keystone.done()
+
+        # Ingress (and cert-manager with its ClusterIssuer).
+        ingress_deps: list[pulumi.Resource] = []
+        if svc.ingress.enabled:
+            ingress = group("Ingress")
+            controller = kube.release(
+                names.INGRESS_RELEASE, ChartName.NGINX_INGRESS, svc.ingress.chart_version, platform_ns,
+                values.ingress_values(spec, inputs.ingress_ip), ingress, (cni_release,),
+            )  # fmt: skip
+            self.releases["ingress"] = controller
+            ingress_deps = [controller]
+            if svc.ingress.cert_manager:
+                cert_manager = kube.release(
+                    "cert-manager", ChartName.CERT_MANAGER, None, platform_ns,
+                    values.cert_manager_values(spec), ingress, (cni_release,),
+                )  # fmt: skip
+                self.releases["cert_manager"] = cert_manager
+                kube.apply(f"{name}-cluster-issuer", objects.cluster_issuer(spec), ingress, (cert_manager, controller))
+            ingress.done()
+
+        if svc.metrics_server.enabled:
+            metrics = group("MetricsServer")
+            self.releases["metrics_server"] = kube.release(
+                "metrics-server", ChartName.METRICS_SERVER, svc.metrics_server.chart_version, names.KUBE_SYSTEM,
+                values.metrics_server_values(spec), metrics, (cni_release,),
+            )  # fmt: skip
+            metrics.done()
+
+        web_deps = [cni_release, *ingress_deps]
+        data_deps = [cni_release, *storage_deps]
+
+        if svc.monitoring.enabled:
+            monitoring = group("Monitoring")
+            grafana_pw = _password(f"{name}-grafana-admin", monitoring)
+            grafana_secret = kube.apply(
+                f"{name}-grafana-admin",
+                objects.secret(
+                    spec, names.GRAFANA_ADMIN, spec.platform_namespace,
+                    {"admin-user": "admin", "admin-password": grafana_pw.result},
+                ),
+                monitoring, (self.namespace,),
+            )  # fmt: skip
+            stack = kube.release(
+                "kube-prometheus-stack", ChartName.KUBE_PROMETHEUS_STACK, svc.monitoring.chart_version, platform_ns,
+                values.monitoring_values(spec), monitoring, (*data_deps, *ingress_deps, grafana_secret),
+            )  # fmt: skip
+            self.releases["monitoring"] = stack
+            rbac = [
+                kube.apply(f"{name}-apps-prometheus-{m['kind'].lower()}", m, monitoring, (self.namespace,))
+                for m in objects.app_prometheus_rbac(spec)
+            ]
+            kube.apply(
+                f"{name}-apps-prometheus", objects.app_prometheus(spec), monitoring, (stack, *storage_deps, *rbac)
+            )
+            monitoring.done()
+
+        if svc.logging.enabled:
+            logging = group("Logging")
+            os_pw = _password(f"{name}-opensearch-admin", logging)
+            os_secret = kube.apply(
+                f"{name}-opensearch-admin",
+                objects.secret(spec, names.OPENSEARCH_ADMIN, spec.platform_namespace, {"password": os_pw.result}),
+                logging, (self.namespace,),
+            )  # fmt: skip
+            opensearch = kube.release(
+                "opensearch", ChartName.OPENSEARCH, svc.logging.chart_version, platform_ns,
+                values.opensearch_values(spec), logging, (*data_deps, os_secret),
+            )  # fmt: skip
+            self.releases["logging"] = opensearch
+            self.releases["logging_dashboards"] = kube.release(
+                "opensearch-dashboards", ChartName.OPENSEARCH_DASHBOARDS, None, platform_ns,
+                values.opensearch_dashboards_values(spec), logging, web_deps,
+            )  # fmt: skip
+            self.releases["logging_shipper"] = kube.release(
+                "fluent-bit", ChartName.FLUENT_BIT, None, platform_ns,
+                values.fluent_bit_values(spec), logging, (cni_release, os_secret),
+            )  # fmt: skip
+            policy = kube.apply(f"{name}-ism-policy", objects.ism_policy_config_map(spec), logging, (self.namespace,))
+            kube.apply(f"{name}-ism-policy-job", objects.ism_policy_job(spec), logging, (opensearch, policy))
+            logging.done()
+
+        pull_config: pulumi.Output[str] | None = None
+        if svc.registry.enabled:
+            if inputs.registry_swift_username is None or inputs.registry_swift_password is None:
+                raise ValueError(
+                    "services.registry is enabled but ServiceInputs has no registry_swift_username/password: "
+                    "Harbor's Swift storage driver needs a Keystone user"
+                )
+            registry = group("Registry")
+            harbor_pw = _password(f"{name}-harbor-admin", registry)
+            harbor_admin = kube.apply(
+                f"{name}-harbor-admin",
+                objects.secret(
+                    spec, names.HARBOR_ADMIN, spec.platform_namespace, {"HARBOR_ADMIN_PASSWORD": harbor_pw.result}
+                ),
+                registry, (self.namespace,),
+            )  # fmt: skip
+            swift = kube.apply(
+                f"{name}-harbor-swift",
+                objects.secret(
+                    spec, names.HARBOR_SWIFT, spec.platform_namespace,
+                    {"REGISTRY_STORAGE_SWIFT_PASSWORD": pulumi.Output.secret(inputs.registry_swift_password)},
+                ),
+                registry, (self.namespace,),
+            )  # fmt: skip
+            self.releases["registry"] = kube.release(
+                "harbor", ChartName.HARBOR, svc.registry.chart_version, platform_ns,
+                values.harbor_values(spec, inputs.registry_swift_username), registry,
+                (*data_deps, *ingress_deps, harbor_admin, swift),
+            )  # fmt: skip
+            registry_host = values.host(spec, names.REGISTRY_HOST)
+            robot = f"robot${spec.provider_name}-pull"
+            pull_config = _password(f"{name}-registry-pull", registry).result.apply(
+                lambda pw: objects.docker_config_json(registry_host, robot, pw)
+            )
+            registry.done()
+
+        if svc.backups.enabled:
+            backups = group("Backups")
+            credentials = kube.apply(
+                f"{name}-velero-credentials",
+                objects.secret(
+                    spec, names.VELERO_CREDENTIALS, spec.platform_namespace,
+                    {
+                        "OS_AUTH_URL": spec.openstack.auth_url,
+                        "OS_REGION_NAME": spec.openstack.region,
+                        "OS_APPLICATION_CREDENTIAL_ID": pulumi.Output.secret(inputs.app_credential_id),
+                        "OS_APPLICATION_CREDENTIAL_SECRET": pulumi.Output.secret(inputs.app_credential_secret),
+                    },
+                ),
+                backups, (self.namespace,),
+            )  # fmt: skip
+            self.releases["backups"] = kube.release(
+                "velero", ChartName.VELERO, svc.backups.chart_version, platform_ns,
+                values.velero_values(spec), backups, (cni_release, credentials),
+            )  # fmt: skip
+            backups.done()
+
+        if svc.dashboard.enabled:
+            dashboard = group("Dashboard")
+            self.releases["dashboard"] = kube.release(
+                "headlamp", ChartName.HEADLAMP, svc.dashboard.chart_version, platform_ns,
+                values.headlamp_values(spec), dashboard, web_deps,
+            )  # fmt: skip
+            dashboard.done()
+
+        # Customer namespaces: quota, optional default-deny, the registry pull secret.
+        for customer in spec.services.customer_namespaces:
+            ns = kube.apply(f"{name}-ns-{customer}", objects.customer_namespace(spec, customer), namespaces)
+            kube.apply(f"{name}-quota-{customer}", objects.resource_quota(spec, customer), namespaces, (ns,))
+            if spec.services.default_deny_network_policy:
+                kube.apply(f"{name}-deny-{customer}", objects.default_deny(spec, customer), namespaces, (ns,))
+            if pull_config is not None:
+                kube.apply(
+                    f"{name}-pull-{customer}",
+                    objects.secret(
+                        spec, names.HARBOR_PULL, customer, {".dockerconfigjson": pulumi.Output.secret(pull_config)},
+                        secret_type="kubernetes.io/dockerconfigjson",
+                    ),
+                    self.groups["Registry"], (ns,),
+                )  # fmt: skip
+        namespaces.done()
+
+        self.register_outputs({"releases": {k: r.status for k, r in self.releases.items()}})
+
+
+def _kebab(kind: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", kind).lower()

@@ -1,0 +1,44 @@
+"""Names several service modules share (Secrets the values refer to, labels, hosts)."""
+
+from __future__ import annotations
+
+from kaas.services import catalog
+from kaas.spec.models import ClusterSpec
+
+CLOUD_CONFIG = "cloud-config"  # the Secret OCCM and Cinder CSI read (key cloud.conf)
+STORAGE_CLASS_DEFAULT = "cinder"
+STORAGE_CLASS_RETAIN = "cinder-retain"
+CLUSTER_ISSUER = "letsencrypt"
+INGRESS_RELEASE = "ingress-nginx"
+GRAFANA_ADMIN = "grafana-admin"
+OPENSEARCH_ADMIN = "opensearch-admin"
+OPENSEARCH_CLUSTER = "opensearch"
+HARBOR_ADMIN = "harbor-admin"
+HARBOR_SWIFT = "harbor-swift"
+HARBOR_PULL = "registry-pull"
+VELERO_CREDENTIALS = "velero-openstack"
+APP_PROMETHEUS = "apps"
+KEYSTONE_AUTH = "k8s-keystone-auth"
+KEYSTONE_AUTH_TLS = "keystone-auth-tls"
+KEYSTONE_AUTH_SYNC = "keystone-sync-policy"
+REGISTRY_HOST = "registry"
+DASHBOARD_HOST = "dashboard"
+KUBE_SYSTEM = "kube-system"
+
+
+def platform_label(spec: ClusterSpec) -> str:
+    """The label (value ``"true"``) that marks a platform namespace."""
+    return f"{spec.provider_name}/platform"
+
+
+def customer_label(spec: ClusterSpec) -> str:
+    return f"{spec.provider_name}/customer"
+
+
+def app_monitoring_label(spec: ClusterSpec) -> str:
+    """ServiceMonitors/PodMonitors/rules with this label are scraped by the customer-apps Prometheus."""
+    return f"{spec.provider_name}/monitoring"
+
+
+def velero_plugin_image() -> str:
+    return catalog.VELERO_OPENSTACK_PLUGIN_IMAGE

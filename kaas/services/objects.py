@@ -1,0 +1,328 @@
+"""Plain Kubernetes objects the platform creates, as manifests built by pure functions.
+
+Each function returns one manifest (``apiVersion``, ``kind``, ``metadata`` and the
+rest, camelCase as the API takes it). Values may be Pulumi inputs (for secrets and
+cloud IDs); the component turns each manifest into one resource and tests render the
+recorded inputs back to YAML and validate them against the Kubernetes schema.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pulumi
+
+from kaas.platform import KEYSTONE_AUTH_PORT
+from kaas.services import catalog, names, values
+from kaas.spec.models import ClusterSpec
+
+Manifest = dict[str, Any]
+
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+
+
+def _meta(spec: ClusterSpec, name: str, namespace: str | None = None, **labels: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/managed-by": spec.provider_name, **labels}}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return meta
+
+
+# --- Namespaces, quotas, policies ------------------------------------------------------
+
+
+def platform_namespace(spec: ClusterSpec) -> Manifest:
+    labels = {
+        names.platform_label(spec): "true",
+        # Log shippers and node exporters mount host paths.
+        "pod-security.kubernetes.io/enforce": "privileged",
+    }
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(spec, spec.platform_namespace, **labels)}
+
+
+def customer_namespace(spec: ClusterSpec, name: str) -> Manifest:
+    labels = {names.customer_label(spec): "true", "pod-security.kubernetes.io/enforce": "baseline"}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(spec, name, **labels)}
+
+
+def resource_quota(spec: ClusterSpec, namespace: str) -> Manifest:
+    """A namespace may claim at most the workers' total capacity (a template to tighten per customer)."""
+    workers = spec.workers
+    hard = {
+        "requests.cpu": str(workers.count * workers.flavor.vcpus),
+        "requests.memory": f"{workers.count * workers.flavor.ram_gb}Gi",
+        "limits.memory": f"{workers.count * workers.flavor.ram_gb}Gi",
+        "pods": str(110 * workers.count),
+        "services.loadbalancers": "2",
+        "persistentvolumeclaims": "20",
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": _meta(spec, "default-quota", namespace),
+        "spec": {"hard": hard},
+    }
+
+
+def default_deny(spec: ClusterSpec, namespace: str) -> Manifest:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(spec, "default-deny", namespace),
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    }
+
+
+# --- Secrets ---------------------------------------------------------------------------
+
+
+def secret(
+    spec: ClusterSpec,
+    name: str,
+    namespace: str,
+    string_data: dict[str, pulumi.Input[str]],
+    secret_type: str = "Opaque",
+) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(spec, name, namespace),
+        "type": secret_type,
+        "stringData": string_data,
+    }
+
+
+def docker_config_json(registry: str, username: str, password: str) -> str:
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return json.dumps({"auths": {registry: {"username": username, "password": password, "auth": auth}}})
+
+
+# --- Storage ---------------------------------------------------------------------------
+
+
+def storage_class(spec: ClusterSpec, name: str, reclaim_policy: str, default: bool) -> Manifest:
+    meta = _meta(spec, name)
+    meta["annotations"] = {"storageclass.kubernetes.io/is-default-class": "true" if default else "false"}
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": meta,
+        "provisioner": values.CSI_PROVISIONER,
+        "reclaimPolicy": reclaim_policy,
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "allowVolumeExpansion": True,
+    }
+
+
+# --- Keystone authentication -----------------------------------------------------------
+
+
+def keystone_auth_service_account(spec: ClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(spec, names.KEYSTONE_AUTH, names.KUBE_SYSTEM),
+    }
+
+
+def keystone_auth_cluster_role(spec: ClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta(spec, names.KEYSTONE_AUTH),
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "watch", "list"]}],
+    }
+
+
+def keystone_auth_cluster_role_binding(spec: ClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": _meta(spec, names.KEYSTONE_AUTH),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": names.KEYSTONE_AUTH},
+        "subjects": [{"kind": "ServiceAccount", "name": names.KEYSTONE_AUTH, "namespace": names.KUBE_SYSTEM}],
+    }
+
+
+def keystone_sync_config(spec: ClusterSpec, admin_role_id: str) -> str:
+    """k8s-keystone-auth's sync config: the cluster-admin role's holders join the Group named by its ID."""
+    mapping = {"role-mappings": [{"keystone-role": spec.admin_role_name, "groups": [admin_role_id]}]}
+    return json.dumps(mapping, indent=2)  # JSON is YAML; the webhook reads it as YAML
+
+
+def keystone_sync_config_map(spec: ClusterSpec, sync_config: pulumi.Input[str]) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(spec, names.KEYSTONE_AUTH_SYNC, names.KUBE_SYSTEM),
+        "data": {"syncConfig": sync_config},
+    }
+
+
+def keystone_auth_daemon_set(spec: ClusterSpec) -> Manifest:
+    """k8s-keystone-auth on every control-plane node, host network, where the API server's webhook looks."""
+    labels = {"app.kubernetes.io/name": names.KEYSTONE_AUTH}
+    args = [
+        "./bin/k8s-keystone-auth",
+        "--tls-cert-file=/etc/pki/keystone-auth/tls.crt",
+        "--tls-private-key-file=/etc/pki/keystone-auth/tls.key",
+        f"--keystone-url={spec.openstack.auth_url}",
+        f"--sync-configmap-name={names.KEYSTONE_AUTH_SYNC}",
+        f"--listen=127.0.0.1:{KEYSTONE_AUTH_PORT}",
+        "--v=2",
+    ]
+    container = {
+        "name": names.KEYSTONE_AUTH,
+        "image": catalog.KEYSTONE_AUTH_IMAGE,
+        "args": args,
+        "env": [{"name": "KEYSTONE_AUTH_NAMESPACE", "value": names.KUBE_SYSTEM}],
+        "ports": [{"name": "webhook", "containerPort": KEYSTONE_AUTH_PORT, "hostPort": KEYSTONE_AUTH_PORT}],
+        "volumeMounts": [{"name": "tls", "mountPath": "/etc/pki/keystone-auth", "readOnly": True}],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
+    }
+    pod_spec = {
+        "serviceAccountName": names.KEYSTONE_AUTH,
+        "hostNetwork": True,
+        "dnsPolicy": "ClusterFirstWithHostNet",
+        "priorityClassName": "system-cluster-critical",
+        "nodeSelector": {CONTROL_PLANE_LABEL: ""},
+        "tolerations": [{"key": CONTROL_PLANE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [container],
+        "volumes": [{"name": "tls", "secret": {"secretName": names.KEYSTONE_AUTH_TLS}}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": _meta(spec, names.KEYSTONE_AUTH, names.KUBE_SYSTEM, **labels),
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+def admin_binding_name(spec: ClusterSpec) -> str:
+    return f"{spec.provider_name}:default-cluster-admin"
+
+
+def admin_cluster_role_binding(spec: ClusterSpec, admin_role_id: pulumi.Input[str]) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": _meta(spec, admin_binding_name(spec)),
+        "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": admin_role_id}],
+        "roleRef": {"kind": "ClusterRole", "name": "cluster-admin", "apiGroup": "rbac.authorization.k8s.io"},
+    }
+
+
+# --- Monitoring: the customer-apps Prometheus ------------------------------------------
+
+
+def app_prometheus_rbac(spec: ClusterSpec) -> list[Manifest]:
+    ns = spec.platform_namespace
+    name = f"{names.APP_PROMETHEUS}-prometheus"
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(spec, names.APP_PROMETHEUS, ns)},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": _meta(spec, name),
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["nodes", "nodes/metrics", "services", "endpoints", "pods"],
+                    "verbs": ["get", "list", "watch"],
+                },
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["get", "list", "watch"],
+                },
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+                {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": _meta(spec, name),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": names.APP_PROMETHEUS, "namespace": ns}],
+        },
+    ]
+
+
+def app_prometheus(spec: ClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "Prometheus",
+        "metadata": _meta(spec, names.APP_PROMETHEUS, spec.platform_namespace),
+        "spec": values.app_prometheus_spec(spec),
+    }
+
+
+def cluster_issuer(spec: ClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "ClusterIssuer",
+        "metadata": _meta(spec, names.CLUSTER_ISSUER),
+        "spec": values.cluster_issuer_spec(spec),
+    }
+
+
+# --- Logging: the ISM policy -----------------------------------------------------------
+
+ISM_POLICY_ID = "logs-retention"
+ISM_JOB_IMAGE = "curlimages/curl:8.17.0"
+
+
+def ism_policy_config_map(spec: ClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(spec, "opensearch-ism-policy", spec.platform_namespace),
+        "data": {"policy.json": values.ism_policy_json(spec)},
+    }
+
+
+def ism_policy_job(spec: ClusterSpec) -> Manifest:
+    """A Job that installs the ISM policy once OpenSearch answers (409: already there)."""
+    url = f"{values.opensearch_url()}/_plugins/_ism/policies/{ISM_POLICY_ID}"
+    script = (
+        "until code=$(curl -sk -o /tmp/out -w '%{http_code}' -u \"admin:${OPENSEARCH_PASSWORD}\" "
+        f"-H 'Content-Type: application/json' -X PUT '{url}' --data @/policy/policy.json); "
+        '[ "$code" = 200 ] || [ "$code" = 201 ] || [ "$code" = 409 ]; do sleep 10; done; cat /tmp/out'
+    )
+    container = {
+        "name": "install-policy",
+        "image": ISM_JOB_IMAGE,
+        "command": ["/bin/sh", "-c", script],
+        "env": [
+            {
+                "name": "OPENSEARCH_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": names.OPENSEARCH_ADMIN, "key": "password"}},
+            }
+        ],
+        "volumeMounts": [{"name": "policy", "mountPath": "/policy", "readOnly": True}],
+        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(spec, "opensearch-ism-policy", spec.platform_namespace),
+        "spec": {
+            "backoffLimit": 6,
+            "activeDeadlineSeconds": 3600,
+            "template": {
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "containers": [container],
+                    "volumes": [{"name": "policy", "configMap": {"name": "opensearch-ism-policy"}}],
+                }
+            },
+        },
+    }
