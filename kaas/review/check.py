@@ -14,20 +14,20 @@ def record_of(resource: ResourceRecord) -> Record:
         urn=resource.urn,
         type=resource.type,
         name=resource.name,
-        inputs=_reveal(resource.inputs),
+        inputs=reveal_secrets(resource.inputs),
         protect=bool(resource.options.get("protect")),
         retain_on_delete=bool(resource.options.get("retainOnDelete")),
         property_dependencies=resource.property_dependencies,
     )
 
 
-def _reveal(value: Any) -> Any:
+def reveal_secrets(value: Any) -> Any:
     if isinstance(value, Secret):
-        return _reveal(value.value)
+        return reveal_secrets(value.value)
     if isinstance(value, dict):
-        return {k: _reveal(v) for k, v in value.items()}
+        return {k: reveal_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_reveal(v) for v in value]
+        return [reveal_secrets(v) for v in value]
     return value
 
 

@@ -47,7 +47,7 @@ class Record:
     name: str
     inputs: Mapping[str, Any]
     protect: bool = False
-    retain_on_delete: bool = False
+    retain_on_delete: bool | None = False  # None: not known (pulumi-policy does not expose retainOnDelete)
     property_dependencies: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
@@ -124,6 +124,12 @@ def instances(view: PlanView, tier: str) -> list[Record]:
 # The rules. Each returns violations; an empty list is a pass.
 
 
+def _hard_anti_affinity(group: Record) -> bool:
+    policies = group.inputs.get("policies")  # one policy name (a list in older provider versions)
+    names = [policies] if isinstance(policies, str) else list(policies or [])
+    return "anti-affinity" in names
+
+
 def etcd_quorum(view: PlanView) -> list[Violation]:
     """The etcd tier has an odd number (>= 3) of members in a hard anti-affinity server group."""
     rule = "etcd-quorum"
@@ -134,7 +140,7 @@ def etcd_quorum(view: PlanView) -> list[Violation]:
     groups = {g.urn: g for g in view.by_type(SERVER_GROUP)}
     for member in members:
         hinted = [groups[u] for u in member.property_dependencies.get("schedulerHints", []) if u in groups]
-        if not any("anti-affinity" in (g.inputs.get("policies") or []) for g in hinted):
+        if not any(_hard_anti_affinity(g) for g in hinted):
             found.append(
                 Violation(rule, f"etcd member {member.name} is not in a hard anti-affinity server group", member.urn)
             )
@@ -206,7 +212,7 @@ def backup_containers_protected(view: PlanView) -> list[Violation]:
     for record in containers:
         if not record.protect:
             found.append(Violation(rule, f"backup container {record.name} is not protected", record.urn))
-        if not record.retain_on_delete:
+        if record.retain_on_delete is False:
             found.append(Violation(rule, f"backup container {record.name} is not retained on delete", record.urn))
     return found
 
