@@ -1,0 +1,43 @@
+"""ApiReadiness: the gate between the node tiers and the Kubernetes layer.
+
+Nothing in OpenStack says when `kubeadm init` has finished on the first master, so
+the Kubernetes provider waits for this gate: a pulumi-command resource that runs
+`kaas/scripts/wait_for_api.py` on the operator's machine until the API answers
+`/readyz` through the load balancer with the cluster CA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_command as command
+
+SCRIPT = "kaas/scripts/wait_for_api.py"  # relative to the project directory, where Pulumi runs commands
+DEFAULT_TIMEOUT_S = 1200
+
+
+class ApiReadiness(pulumi.ComponentResource):
+    """Completes when the API server behind ``api_url`` is ready."""
+
+    ready: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        api_url: pulumi.Input[str],
+        ca_cert_pem: pulumi.Input[str],
+        after: Sequence[pulumi.Resource],
+        timeout_s: int = DEFAULT_TIMEOUT_S,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("kaas:index:ApiReadiness", name, None, opts)
+        wait = command.local.Command(
+            f"{name}-wait-for-api",
+            create=pulumi.Output.concat("python3 ", SCRIPT, " ", api_url, f" --timeout {timeout_s}"),
+            environment={"KAAS_CA_PEM": ca_cert_pem},
+            triggers=[api_url, ca_cert_pem],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+        )
+        self.ready = wait.stdout
+        self.register_outputs({"ready": self.ready})
