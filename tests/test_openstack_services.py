@@ -98,7 +98,7 @@ def test_credentials_are_secrets_for_the_layers_that_consume_them() -> None:
 def test_admin_role_assigned_to_the_initial_admin_on_the_named_project(plan: Plan) -> None:
     role = plan.find("openstack:identity/role:Role", "t1-cluster-admin")
     assert role.inputs["name"] == "t1-cluster-admin"
-    [assignment] = plan.by_type("openstack:identity/roleAssignment:RoleAssignment")
+    assignment = plan.find("openstack:identity/roleAssignment:RoleAssignment", "t1-cluster-admin-alice")
     assert assignment.property_dependencies["roleId"] == [role.urn]
     assert assignment.inputs["userId"] == stable_id("user", "alice").replace("-", "")
     assert assignment.inputs["projectId"] == stable_id("project", "team-a").replace("-", "")
@@ -108,9 +108,24 @@ def test_admin_role_assigned_to_the_initial_admin_on_the_named_project(plan: Pla
 
 def test_without_a_project_the_role_is_assigned_on_the_deploying_scope() -> None:
     plan = plan_spec(make_spec(identity={"initial_admin_user": "bob", "admin_role_name": "k8s-admins"}))
-    [assignment] = plan.by_type("openstack:identity/roleAssignment:RoleAssignment")
+    assignment = plan.find("openstack:identity/roleAssignment:RoleAssignment", "t1-cluster-admin-bob")
     assert assignment.inputs["projectId"] == stable_id("project", "operator-project").replace("-", "")
     assert plan.outputs["adminRoleName"] == "k8s-admins"
+
+
+def test_registry_gets_its_own_keystone_user_with_a_secret_password(plan: Plan) -> None:
+    user = plan.find("openstack:identity/user:User", "t1-registry")
+    assert isinstance(user.inputs["password"], Secret) and len(user.inputs["password"].value) == 32
+    assert user.inputs["defaultProjectId"] == stable_id("project", "team-a").replace("-", "")
+    member = plan.find("openstack:identity/roleAssignment:RoleAssignment", "t1-registry-member")
+    assert member.inputs["roleId"] == stable_id("role", "member").replace("-", "")
+    assert member.property_dependencies["userId"] == [user.urn]
+
+
+def test_no_registry_no_registry_user() -> None:
+    plan = plan_spec(make_spec(services={"registry": {"enabled": False}}))
+    assert plan.by_type("openstack:identity/user:User") == []
+    assert [r.name for r in plan.resources if r.name.startswith("t1-registry-")] == []
 
 
 def test_acme_prod_plan_shows_the_whole_openstack_layer() -> None:

@@ -133,7 +133,13 @@ def _call_get_auth_scope(args: MockCallArgs) -> State:
     }
 
 
+def _call_get_role(args: MockCallArgs) -> State:
+    name = str(args.args.get("name", "role"))
+    return {"id": stable_id("role", name).replace("-", ""), "name": name}
+
+
 CALLS: dict[str, Callable[[MockCallArgs], State]] = {
+    "openstack:identity/getRole:getRole": _call_get_role,
     "openstack:networking/getNetwork:getNetwork": _call_get_network,
     "openstack:identity/getProject:getProject": _call_get_project,
     "openstack:identity/getUser:getUser": _call_get_user,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_openstack as openstack
+import pulumi_random as random
 
 from kaas.spec.models import ClusterSpec
+
+MEMBER_ROLE = "member"  # Keystone's default project role (Swift's operator role in most deployments)
 
 
 class KeystoneAccess(pulumi.ComponentResource):
@@ -21,6 +24,8 @@ class KeystoneAccess(pulumi.ComponentResource):
     project_id: pulumi.Output[str]
     application_credential_id: pulumi.Output[str]
     application_credential_secret: pulumi.Output[str]
+    registry_username: pulumi.Output[str] | None
+    registry_password: pulumi.Output[str] | None
 
     def __init__(
         self,
@@ -59,6 +64,41 @@ class KeystoneAccess(pulumi.ComponentResource):
         )
         self.application_credential_id = credential.id
         self.application_credential_secret = pulumi.Output.secret(credential.secret)
+
+        self.registry_username = self.registry_password = None
+        if spec.services.registry.enabled:
+            self._registry_user(name, spec, provider, lookup)
         self.register_outputs(
             {"admin_role_id": self.admin_role_id, "application_credential_id": self.application_credential_id}
         )
+
+    def _registry_user(
+        self, name: str, spec: ClusterSpec, provider: openstack.Provider, lookup: pulumi.InvokeOutputOptions
+    ) -> None:
+        """A Keystone user for Harbor: its Swift driver logs in with a user and password only.
+
+        The user is a member of the project (so it can write the registry container) and
+        nothing else; its password comes from pulumi-random and stays secret.
+        """
+        password = random.RandomPassword(
+            f"{name}-registry-swift", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        user = openstack.identity.User(
+            f"{name}-registry",
+            name=f"{spec.name}-registry",
+            description=f"kaas {spec.name}: Harbor image storage in Swift",
+            default_project_id=self.project_id,
+            password=password.result,
+            ignore_password_expiry=True,
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
+        )
+        member = openstack.identity.get_role_output(name=MEMBER_ROLE, opts=lookup)
+        openstack.identity.RoleAssignment(
+            f"{name}-registry-member",
+            role_id=member.id,
+            user_id=user.id,
+            project_id=self.project_id,
+            opts=pulumi.ResourceOptions(parent=user, provider=provider),
+        )
+        self.registry_username = user.name
+        self.registry_password = pulumi.Output.secret(password.result)
