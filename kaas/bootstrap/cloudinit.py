@@ -71,8 +71,21 @@ def node_names(cluster: str, tier: str, count: int) -> tuple[str, ...]:
     return tuple(f"{cluster}-{tier}-{i + 1}" for i in range(count))
 
 
+class _BlockDumper(yaml.SafeDumper):
+    """Safe dumper that writes multi-line strings (files, scripts) as literal blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _represent_str)
+
+
 def cloud_config(document: dict[str, Any]) -> str:
-    return CLOUD_CONFIG_HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=1000)
+    body = yaml.dump(document, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=1000)
+    return CLOUD_CONFIG_HEADER + body
 
 
 def _file(path: str, content: str, permissions: str = "0644") -> dict[str, str]:
