@@ -211,7 +211,7 @@ def test_admin_kubeconfig_points_at_the_api_endpoint() -> None:
 
 
 def test_spec_rejects_an_etcd_version_without_a_verified_checksum() -> None:
-    with pytest.raises(SpecError, match="versions.etcd: no verified sha256"):
+    with pytest.raises(SpecError, match=r"versions\.etcd: no verified sha256"):
         make_spec(versions={"etcd": "3.6.99"})
     assert make_spec(versions={"etcd": "3.5.25"}).versions.etcd == "3.5.25"
 
