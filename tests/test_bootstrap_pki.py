@@ -119,3 +119,13 @@ def test_two_plans_produce_identical_certificates() -> None:
     first = bootstrap_plan("dev").plan.outputs
     for key in ("caCertPem", "etcdMemberCertPems", "adminKubeconfig", "caCertHash", "etcdUserData"):
         assert again.outputs[key] == first[key], key
+
+
+def test_pki_resources_are_children_of_the_pki_inside_the_bootstrap_component() -> None:
+    plan = bootstrap_plan("dev").plan
+    (bootstrap,) = plan.by_type("kaas:bootstrap:Bootstrap")
+    (pki,) = plan.by_type("kaas:bootstrap:Pki")
+    assert pki.parent == bootstrap.urn
+    for record in plan.resources:
+        if record.type.startswith(("tls:", "random:")):
+            assert record.parent == pki.urn, record.urn
