@@ -1,5 +1,30 @@
-"""Pinned component versions: the one place they are set (a spec may override them)."""
+"""Pinned component versions: the one place they are set (a spec may override them).
+
+Release artifacts downloaded on nodes are verified against the sha256 sums below
+(linux-amd64). The sums were taken from kubespray's
+``roles/kubespray_defaults/vars/main/checksums.yml``, which records the upstream
+release sums. A spec may only pin a version whose sum is listed here.
+"""
 
 KUBERNETES = "1.34.2"
 ETCD = "3.6.5"
 CONTAINERD = "2.1.4"
+
+# pkgs.k8s.io (OBS) package revision appended to the Kubernetes version: kubeadm=1.34.2-1.1
+KUBERNETES_DEB_REVISION = "1.1"
+# Signing key of the pkgs.k8s.io apt repositories ("isv:kubernetes OBS Project").
+KUBERNETES_APT_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436"
+
+ETCD_SHA256: dict[str, str] = {
+    "3.6.6": "887afaa4a99f22d802ccdfbe65730a5e79aa5c9ce2c8799c67e9d804c50ecedb",
+    "3.6.5": "66bad39ed920f6fc15fd74adcb8bfd38ba9a6412f8c7852d09eb11670e88cac3",
+    "3.6.4": "4d5f3101daa534e45ccaf3eec8d21c19b7222db377bcfd5e5a9144155238c105",
+    "3.5.25": "168af82b59772e1811a9af7b358d42f5c6df44e0d9767afb006ecf12c4bbd607",
+}
+"""sha256 of etcd-v<version>-linux-amd64.tar.gz from github.com/etcd-io/etcd/releases."""
+
+CONTAINERD_SHA256: dict[str, str] = {
+    "2.1.5": "403af72d9f956ed8a5ad5b0ac0f1e8e371a1488f2b9edf9b4ba13db0653936ea",
+    "2.1.4": "316d510a0428276d931023f72c09fdff1a6ba81d6cc36f31805fea6a3c88f515",
+}
+"""sha256 of containerd-<version>-linux-amd64.tar.gz from github.com/containerd/containerd/releases."""

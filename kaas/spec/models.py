@@ -210,6 +210,10 @@ class IdentitySpec(SpecModel):
 class EtcdBackupSpec(SpecModel):
     interval_hours: int = Field(default=8, ge=1, le=24)
     retention_days: int = Field(default=14, ge=1)
+    s3_region: NonEmpty = Field(
+        default="us-east-1",
+        description="Region the S3 signatures name; Swift's s3api answers to its 'location' (default us-east-1).",
+    )
 
 
 class VersionsSpec(SpecModel):

@@ -123,8 +123,24 @@ def production_operations(spec: ClusterSpec) -> Iterator[Problem]:
             yield Problem(f"services.{name}.enabled", "is required for a production cluster (or set environment: demo)")
 
 
+def verified_downloads(spec: ClusterSpec) -> Iterator[Problem]:
+    """Nodes install etcd and containerd from release tarballs; only versions with a known sha256."""
+    from kaas import versions
+
+    for field, version, sums in (
+        ("versions.etcd", spec.versions.etcd, versions.ETCD_SHA256),
+        ("versions.containerd", spec.versions.containerd, versions.CONTAINERD_SHA256),
+    ):
+        if version.lstrip("v") not in sums:
+            yield Problem(
+                field,
+                f"no verified sha256 for {version} (known: {', '.join(sorted(sums))}); add it to kaas/versions.py",
+            )
+
+
 ALWAYS: tuple[Rule, ...] = (
     etcd_quorum,
+    verified_downloads,
     cidrs_disjoint,
     node_cidr_fits_nodes,
     worker_flavor_minimum,

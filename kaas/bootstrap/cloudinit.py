@@ -1,0 +1,717 @@
+"""cloud-init user data per node tier, rendered by pure functions from typed inputs.
+
+Structured documents (the cloud-config itself, etcd's configuration file, kubeadm's
+configuration, kubeconfigs) are built as data and dumped with ``yaml.safe_dump``;
+systemd units and the shell steps that run at boot are Jinja2 templates in
+``templates/``. Nothing here touches Pulumi: the bootstrap component resolves the
+generated certificates and passes plain strings in.
+
+Boot order on each tier: etcd nodes install the pinned etcd release (sha256
+verified) and form the cluster from the static address plan; the first master waits
+for etcd and runs ``kubeadm init``; the other masters and the workers retry
+``kubeadm join`` until the API answers behind the load balancer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import jinja2
+import yaml
+
+from kaas import platform, versions
+
+CLOUD_CONFIG_HEADER = "#cloud-config\n"
+KUBEADM_API = "kubeadm.k8s.io/v1beta4"
+CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
+
+# Where things live on the nodes.
+ETCD_CONFIG_PATH = "/etc/etcd/etcd.conf.yml"
+ETCD_HEALTH_SCRIPT = "/usr/local/sbin/kaas-etcd-health"
+ETCD_INSTALL_SCRIPT = "/usr/local/sbin/kaas-etcd-install"
+BACKUP_SCRIPT_PATH = "/usr/local/sbin/etcd-backup"
+BACKUP_ENV_PATH = "/etc/kaas/etcd-backup.env"
+BACKUP_WORK_DIR = "/var/lib/etcd-backup"
+BACKUP_PREFIX = "etcd-snapshots/"
+KUBEADM_CONFIG_PATH = "/etc/kaas/kubeadm.yaml"
+KUBEADM_BOOTSTRAP_SCRIPT = "/usr/local/sbin/kaas-kubeadm-bootstrap"
+SHARED_PKI_DIR = "/etc/kaas/pki"  # survives `kubeadm reset`; copied into /etc/kubernetes/pki
+KUBERNETES_PKI_DIR = "/etc/kubernetes/pki"
+APISERVER_CONFIG_DIR = "/etc/kaas/apiserver"
+AUTHN_WEBHOOK_PATH = f"{APISERVER_CONFIG_DIR}/keystone-authn-webhook.kubeconfig"
+AUTHZ_WEBHOOK_PATH = f"{APISERVER_CONFIG_DIR}/keystone-authz-webhook.kubeconfig"
+AUTHENTICATION_CONFIG_PATH = f"{APISERVER_CONFIG_DIR}/authentication-config.yaml"
+ANONYMOUS_PATHS = ("/healthz", "/livez", "/readyz")
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("kaas.bootstrap", "templates"),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,
+)
+
+
+def render_template(template: str, **values: Any) -> str:
+    return _TEMPLATES.get_template(template).render(**values)
+
+
+def backup_script() -> str:
+    """The etcd backup script shipped in ``kaas/bootstrap/scripts/etcd-backup``."""
+    return resources.files("kaas.bootstrap").joinpath("scripts/etcd-backup").read_text()
+
+
+def node_names(cluster: str, tier: str, count: int) -> tuple[str, ...]:
+    """Host names of a tier: ``<cluster>-<tier>-<n>``, n from 1 (they are also etcd member names)."""
+    return tuple(f"{cluster}-{tier}-{i + 1}" for i in range(count))
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Safe dumper that writes multi-line strings (files, scripts) as literal blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _represent_str)
+
+
+def cloud_config(document: dict[str, Any]) -> str:
+    body = yaml.dump(document, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=1000)
+    return CLOUD_CONFIG_HEADER + body
+
+
+def _file(path: str, content: str, permissions: str = "0644") -> dict[str, str]:
+    return {"path": path, "content": content, "permissions": permissions, "owner": "root:root"}
+
+
+def _secret_file(path: str, content: str) -> dict[str, str]:
+    return _file(path, content, "0600")
+
+
+def _yaml_docs(*docs: dict[str, Any]) -> str:
+    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=1000)
+
+
+# ---------------------------------------------------------------------------------
+# etcd
+
+
+@dataclass(frozen=True)
+class EtcdMember:
+    """One etcd member: the name and address other members and clients use."""
+
+    name: str
+    ip: str
+    client_port: int = platform.ETCD_CLIENT_PORT
+    peer_port: int = platform.ETCD_PEER_PORT
+    metrics_port: int = 2381
+
+    @property
+    def client_url(self) -> str:
+        return f"https://{self.ip}:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"https://{self.ip}:{self.peer_port}"
+
+
+@dataclass(frozen=True)
+class EtcdPaths:
+    """Where a member keeps its certificates and data (tests point these at a temporary directory)."""
+
+    pki_dir: str = "/etc/etcd/pki"
+    data_dir: str = "/var/lib/etcd"
+
+    @property
+    def ca_cert(self) -> str:
+        return f"{self.pki_dir}/ca.crt"
+
+    @property
+    def cert(self) -> str:
+        return f"{self.pki_dir}/member.crt"
+
+    @property
+    def key(self) -> str:
+        return f"{self.pki_dir}/member.key"
+
+
+def initial_cluster(members: Sequence[EtcdMember]) -> str:
+    return ",".join(f"{m.name}={m.peer_url}" for m in members)
+
+
+def client_endpoints(members: Sequence[EtcdMember]) -> tuple[str, ...]:
+    return tuple(m.client_url for m in members)
+
+
+def _listen_urls(ip: str, port: int) -> str:
+    hosts = [ip] if ipaddress.ip_address(ip).is_loopback else [ip, "127.0.0.1"]
+    return ",".join(f"https://{h}:{port}" for h in hosts)
+
+
+def etcd_config(
+    member: EtcdMember,
+    members: Sequence[EtcdMember],
+    cluster_token: str,
+    paths: EtcdPaths = EtcdPaths(),
+) -> dict[str, Any]:
+    """etcd's ``--config-file``: a static bootstrap with mutual TLS for peers and clients."""
+    if member not in members:
+        raise ValueError(f"{member.name} is not one of the cluster's members")
+    tls = {
+        "cert-file": paths.cert,
+        "key-file": paths.key,
+        "trusted-ca-file": paths.ca_cert,
+        "client-cert-auth": True,
+    }
+    return {
+        "name": member.name,
+        "data-dir": paths.data_dir,
+        "listen-peer-urls": member.peer_url,
+        "listen-client-urls": _listen_urls(member.ip, member.client_port),
+        "listen-metrics-urls": f"http://127.0.0.1:{member.metrics_port}",
+        "initial-advertise-peer-urls": member.peer_url,
+        "advertise-client-urls": member.client_url,
+        "initial-cluster": initial_cluster(members),
+        "initial-cluster-token": cluster_token,
+        "initial-cluster-state": "new",
+        "client-transport-security": dict(tls),
+        "peer-transport-security": dict(tls),
+        "snapshot-count": 10000,
+        "auto-compaction-mode": "periodic",
+        "auto-compaction-retention": "8h",
+        "quota-backend-bytes": 8 * 1024**3,
+    }
+
+
+def on_calendar(interval_hours: int) -> str:
+    """systemd OnCalendar for "every N hours", aligned to midnight UTC (8 -> 00,08,16)."""
+    if not 1 <= interval_hours <= 24:
+        raise ValueError(f"interval_hours must be 1..24, got {interval_hours}")
+    hours = ",".join(f"{h:02d}" for h in range(0, 24, interval_hours))
+    return f"*-*-* {hours}:00:00 UTC"
+
+
+@dataclass(frozen=True)
+class BackupTarget:
+    """Where snapshots go: the etcd-backup container through Swift's S3 API."""
+
+    endpoint: str
+    bucket: str
+    region: str
+    access_key: str
+    secret_key: str
+    retention_days: int
+    interval_hours: int
+    prefix: str = BACKUP_PREFIX
+
+
+def backup_environment(member: EtcdMember, paths: EtcdPaths, target: BackupTarget) -> dict[str, str]:
+    """The variables the backup script reads (written to an EnvironmentFile by cloud-init)."""
+    return {
+        "ETCD_ENDPOINT": member.client_url,
+        "ETCD_CACERT": paths.ca_cert,
+        "ETCD_CERT": paths.cert,
+        "ETCD_KEY": paths.key,
+        "NODE_NAME": member.name,
+        "S3_ENDPOINT": target.endpoint,
+        "S3_BUCKET": target.bucket,
+        "S3_REGION": target.region,
+        "S3_PREFIX": target.prefix,
+        "AWS_ACCESS_KEY_ID": target.access_key,
+        "AWS_SECRET_ACCESS_KEY": target.secret_key,
+        "RETENTION_DAYS": str(target.retention_days),
+        "WORK_DIR": BACKUP_WORK_DIR,
+    }
+
+
+def environment_file(values: dict[str, str]) -> str:
+    """systemd EnvironmentFile syntax, every value double-quoted."""
+
+    def quote(value: str) -> str:
+        if "\n" in value:
+            raise ValueError("environment values must be single-line")
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return "".join(f"{key}={quote(value)}\n" for key, value in values.items())
+
+
+@dataclass(frozen=True)
+class EtcdNodeInput:
+    """Everything one etcd node's user data is rendered from."""
+
+    member: EtcdMember
+    members: tuple[EtcdMember, ...]
+    cluster_token: str
+    etcd_version: str
+    ca_cert_pem: str
+    cert_pem: str
+    key_pem: str
+    backup: BackupTarget
+    paths: EtcdPaths = field(default_factory=EtcdPaths)
+
+    @property
+    def etcd_sha256(self) -> str:
+        version = self.etcd_version.lstrip("v")
+        if version not in versions.ETCD_SHA256:
+            raise ValueError(f"no verified sha256 for etcd {version}; add it to kaas/versions.py")
+        return versions.ETCD_SHA256[version]
+
+
+def render_etcd_user_data(node: EtcdNodeInput) -> str:
+    member, paths = node.member, node.paths
+    version = node.etcd_version.lstrip("v")
+    health = render_template(
+        "etcd-health.sh.j2",
+        name=member.name,
+        endpoint=member.client_url,
+        ca_cert=paths.ca_cert,
+        cert=paths.cert,
+        key=paths.key,
+    )
+    config = etcd_config(member, node.members, node.cluster_token, paths)
+    files = [
+        _file(paths.ca_cert, node.ca_cert_pem),
+        _file(paths.cert, node.cert_pem),
+        _secret_file(paths.key, node.key_pem),
+        _file(ETCD_CONFIG_PATH, yaml.safe_dump(config, sort_keys=False)),
+        _file(
+            "/etc/systemd/system/etcd.service",
+            render_template("etcd.service.j2", version=version, name=member.name, config_path=ETCD_CONFIG_PATH),
+        ),
+        _file(ETCD_HEALTH_SCRIPT, health, "0755"),
+        _file(BACKUP_SCRIPT_PATH, backup_script(), "0755"),
+        _secret_file(BACKUP_ENV_PATH, environment_file(backup_environment(member, paths, node.backup))),
+        _file(
+            "/etc/systemd/system/etcd-backup.service",
+            render_template(
+                "etcd-backup.service.j2",
+                bucket=node.backup.bucket,
+                env_path=BACKUP_ENV_PATH,
+                script_path=BACKUP_SCRIPT_PATH,
+            ),
+        ),
+        _file(
+            "/etc/systemd/system/etcd-backup.timer",
+            render_template(
+                "etcd-backup.timer.j2",
+                interval_hours=node.backup.interval_hours,
+                on_calendar=on_calendar(node.backup.interval_hours),
+            ),
+        ),
+        _file(
+            ETCD_INSTALL_SCRIPT,
+            render_template(
+                "install-etcd.sh.j2",
+                version=version,
+                sha256=node.etcd_sha256,
+                data_dir=paths.data_dir,
+                health_script=ETCD_HEALTH_SCRIPT,
+            ),
+            "0755",
+        ),
+    ]
+    return cloud_config(
+        {
+            "hostname": member.name,
+            "preserve_hostname": False,
+            "package_update": True,
+            "packages": ["curl", "python3"],
+            "write_files": files,
+            "runcmd": [[ETCD_INSTALL_SCRIPT]],
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------
+# Kubernetes nodes
+
+
+@dataclass(frozen=True)
+class KubernetesCluster:
+    """The cluster-wide settings every Kubernetes node's user data shares."""
+
+    name: str
+    api_endpoint_host: str
+    kubernetes_version: str
+    containerd_version: str
+    pod_cidr: str
+    service_cidr: str
+    etcd_endpoints: tuple[str, ...]
+    bootstrap_token: str
+    ca_cert_hash: str
+    kubernetes_ca_cert_pem: str
+    api_cert_sans: tuple[str, ...] = ()
+    api_port: int = platform.API_SERVER_PORT
+
+    @property
+    def control_plane_endpoint(self) -> str:
+        return f"{self.api_endpoint_host}:{self.api_port}"
+
+    @property
+    def minor(self) -> str:
+        major, minor, *_ = self.kubernetes_version.lstrip("v").split(".")
+        return f"{major}.{minor}"
+
+    @property
+    def deb_version(self) -> str:
+        return f"{self.kubernetes_version.lstrip('v')}-{versions.KUBERNETES_DEB_REVISION}"
+
+    @property
+    def containerd_sha256(self) -> str:
+        version = self.containerd_version.lstrip("v")
+        if version not in versions.CONTAINERD_SHA256:
+            raise ValueError(f"no verified sha256 for containerd {version}; add it to kaas/versions.py")
+        return versions.CONTAINERD_SHA256[version]
+
+
+@dataclass(frozen=True)
+class KubernetesNode:
+    name: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class ControlPlaneCertificates:
+    """The certificates all masters share, so any master can join without a certificate upload."""
+
+    ca_cert_pem: str
+    ca_key_pem: str
+    service_account_key_pem: str
+    service_account_pub_pem: str
+    front_proxy_ca_cert_pem: str
+    front_proxy_ca_key_pem: str
+    etcd_ca_cert_pem: str
+    apiserver_etcd_client_cert_pem: str
+    apiserver_etcd_client_key_pem: str
+
+    def files(self) -> dict[str, str]:
+        """Path under the PKI directory -> content."""
+        return {
+            "ca.crt": self.ca_cert_pem,
+            "ca.key": self.ca_key_pem,
+            "sa.key": self.service_account_key_pem,
+            "sa.pub": self.service_account_pub_pem,
+            "front-proxy-ca.crt": self.front_proxy_ca_cert_pem,
+            "front-proxy-ca.key": self.front_proxy_ca_key_pem,
+            "etcd/ca.crt": self.etcd_ca_cert_pem,
+            "apiserver-etcd-client.crt": self.apiserver_etcd_client_cert_pem,
+            "apiserver-etcd-client.key": self.apiserver_etcd_client_key_pem,
+        }
+
+
+def _args(values: dict[str, str]) -> list[dict[str, str]]:
+    """kubeadm v1beta4 extra arguments: a list of name/value pairs."""
+    return [{"name": k, "value": v} for k, v in values.items()]
+
+
+def _node_registration(node: KubernetesNode) -> dict[str, Any]:
+    # cloud-provider=external: the OpenStack cloud controller initialises the node; the
+    # provider ID (openstack:///<instance uuid>) is set at boot through /etc/default/kubelet.
+    return {
+        "name": node.name,
+        "criSocket": CRI_SOCKET,
+        "kubeletExtraArgs": _args({"cloud-provider": "external", "node-ip": node.ip}),
+    }
+
+
+def cluster_configuration(cluster: KubernetesCluster) -> dict[str, Any]:
+    sans = [cluster.api_endpoint_host, *cluster.api_cert_sans]
+    return {
+        "apiVersion": KUBEADM_API,
+        "kind": "ClusterConfiguration",
+        "clusterName": cluster.name,
+        "kubernetesVersion": "v" + cluster.kubernetes_version.lstrip("v"),
+        "controlPlaneEndpoint": cluster.control_plane_endpoint,
+        "certificatesDir": KUBERNETES_PKI_DIR,
+        "encryptionAlgorithm": "ECDSA-P256",
+        "networking": {
+            "podSubnet": cluster.pod_cidr,
+            "serviceSubnet": cluster.service_cidr,
+            "dnsDomain": "cluster.local",
+        },
+        "etcd": {
+            "external": {
+                "endpoints": list(cluster.etcd_endpoints),
+                "caFile": f"{KUBERNETES_PKI_DIR}/etcd/ca.crt",
+                "certFile": f"{KUBERNETES_PKI_DIR}/apiserver-etcd-client.crt",
+                "keyFile": f"{KUBERNETES_PKI_DIR}/apiserver-etcd-client.key",
+            }
+        },
+        "apiServer": {
+            "certSANs": list(dict.fromkeys(sans)),
+            "extraArgs": _args(
+                {
+                    "authentication-config": AUTHENTICATION_CONFIG_PATH,
+                    "authentication-token-webhook-config-file": AUTHN_WEBHOOK_PATH,
+                    "authorization-webhook-config-file": AUTHZ_WEBHOOK_PATH,
+                    "authorization-mode": "Node,RBAC,Webhook",
+                }
+            ),
+            "extraVolumes": [
+                {
+                    "name": "kaas-apiserver-config",
+                    "hostPath": APISERVER_CONFIG_DIR,
+                    "mountPath": APISERVER_CONFIG_DIR,
+                    "readOnly": True,
+                    "pathType": "DirectoryOrCreate",
+                }
+            ],
+        },
+    }
+
+
+def init_configuration(cluster: KubernetesCluster, node: KubernetesNode) -> dict[str, Any]:
+    token_id = cluster.bootstrap_token.split(".")[0]
+    return {
+        "apiVersion": KUBEADM_API,
+        "kind": "InitConfiguration",
+        # The token never expires, so nodes added later (or replaced) can still join.
+        # Rotate it by replacing the bootstrap-token resources of the PKI.
+        "bootstrapTokens": [
+            {
+                "token": cluster.bootstrap_token,
+                "description": f"kaas node bootstrap token ({token_id})",
+                "ttl": "0s",
+                "usages": ["signing", "authentication"],
+                "groups": ["system:bootstrappers:kubeadm:default-node-token"],
+            }
+        ],
+        "localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": cluster.api_port},
+        "nodeRegistration": _node_registration(node),
+    }
+
+
+def join_configuration(cluster: KubernetesCluster, node: KubernetesNode, control_plane: bool) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "apiVersion": KUBEADM_API,
+        "kind": "JoinConfiguration",
+        "discovery": {
+            "bootstrapToken": {
+                "apiServerEndpoint": cluster.control_plane_endpoint,
+                "token": cluster.bootstrap_token,
+                "caCertHashes": [cluster.ca_cert_hash],
+            },
+        },
+        "nodeRegistration": _node_registration(node),
+        "timeouts": {"discovery": "30m0s", "tlsBootstrap": "10m0s"},
+    }
+    if control_plane:
+        document["controlPlane"] = {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": cluster.api_port}}
+    return document
+
+
+def authentication_configuration() -> dict[str, Any]:
+    """Structured authentication: anonymous requests only for the health endpoints."""
+    return {
+        "apiVersion": "apiserver.config.k8s.io/v1beta1",
+        "kind": "AuthenticationConfiguration",
+        "anonymous": {"enabled": True, "conditions": [{"path": p} for p in ANONYMOUS_PATHS]},
+    }
+
+
+def webhook_kubeconfig(name: str, url: str, ca_cert_pem: str) -> dict[str, Any]:
+    """The kubeconfig-format file the API server uses to reach a webhook (here k8s-keystone-auth)."""
+    import base64
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": name,
+                "cluster": {
+                    "server": url,
+                    "certificate-authority-data": base64.b64encode(ca_cert_pem.encode()).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "kube-apiserver", "user": {}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": "kube-apiserver"}}],
+        "current-context": name,
+    }
+
+
+def admin_kubeconfig(
+    cluster_name: str, server: str, ca_cert_pem: str, client_cert_pem: str, client_key_pem: str
+) -> str:
+    import base64
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    user = f"{cluster_name}-admin"
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": cluster_name, "cluster": {"server": server, "certificate-authority-data": b64(ca_cert_pem)}}
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate-data": b64(client_cert_pem), "client-key-data": b64(client_key_pem)},
+            }
+        ],
+        "contexts": [{"name": user + "@" + cluster_name, "context": {"cluster": cluster_name, "user": user}}],
+        "current-context": user + "@" + cluster_name,
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def _node_base_files(cluster: KubernetesCluster) -> list[dict[str, str]]:
+    return [
+        _file("/etc/modules-load.d/kubernetes.conf", "overlay\nbr_netfilter\n"),
+        _file(
+            "/etc/sysctl.d/90-kubernetes.conf",
+            "net.bridge.bridge-nf-call-iptables = 1\n"
+            "net.bridge.bridge-nf-call-ip6tables = 1\n"
+            "net.ipv4.ip_forward = 1\n",
+        ),
+        _file(
+            "/etc/containerd/config.toml",
+            "version = 3\n\n"
+            "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n"
+            "  SystemdCgroup = true\n",
+        ),
+        _file(
+            "/etc/systemd/system/containerd.service",
+            render_template("containerd.service.j2", version=cluster.containerd_version.lstrip("v")),
+        ),
+    ]
+
+
+def _apt_and_packages(cluster: KubernetesCluster) -> dict[str, Any]:
+    return {
+        "apt": {
+            "sources": {
+                "kubernetes.list": {
+                    "source": f"deb [signed-by=$KEY_FILE] https://pkgs.k8s.io/core:/stable:/v{cluster.minor}/deb/ /",
+                    "keyid": versions.KUBERNETES_APT_KEY_FINGERPRINT,
+                    "keyserver": "keyserver.ubuntu.com",
+                }
+            }
+        },
+        "package_update": True,
+        "packages": [
+            "curl",
+            "runc",
+            "conntrack",
+            "socat",
+            ["kubelet", cluster.deb_version],
+            ["kubeadm", cluster.deb_version],
+            ["kubectl", cluster.deb_version],
+        ],
+    }
+
+
+def _bootstrap_script(
+    cluster: KubernetesCluster,
+    action: str,
+    extra_flags: Sequence[str],
+    certificates: Sequence[tuple[str, str]],
+    wait_for_etcd: bool,
+) -> str:
+    return render_template(
+        "kubeadm-bootstrap.sh.j2",
+        containerd_version=cluster.containerd_version.lstrip("v"),
+        containerd_sha256=cluster.containerd_sha256,
+        action=action,
+        extra_flags=list(extra_flags),
+        config_path=KUBEADM_CONFIG_PATH,
+        certificates=list(certificates),
+        wait_for_etcd=wait_for_etcd,
+        etcd_ca=f"{KUBERNETES_PKI_DIR}/etcd/ca.crt",
+        etcd_cert=f"{KUBERNETES_PKI_DIR}/apiserver-etcd-client.crt",
+        etcd_key=f"{KUBERNETES_PKI_DIR}/apiserver-etcd-client.key",
+        etcd_health_url=(cluster.etcd_endpoints[0] + "/health") if cluster.etcd_endpoints else "",
+    )
+
+
+def render_master_user_data(
+    cluster: KubernetesCluster,
+    node: KubernetesNode,
+    certificates: ControlPlaneCertificates,
+    first: bool,
+) -> str:
+    """A master: the first runs ``kubeadm init``, the others ``kubeadm join --control-plane``."""
+    if first:
+        kubeadm_docs = _yaml_docs(cluster_configuration(cluster), init_configuration(cluster, node))
+        action, flags = "init", ["--skip-token-print"]
+    else:
+        kubeadm_docs = _yaml_docs(join_configuration(cluster, node, control_plane=True))
+        action, flags = "join", []
+    shared = certificates.files()
+    files = [
+        *_node_base_files(cluster),
+        *(_secret_file(f"{SHARED_PKI_DIR}/{rel}", content) for rel, content in shared.items()),
+        _secret_file(KUBEADM_CONFIG_PATH, kubeadm_docs),
+        _file(AUTHENTICATION_CONFIG_PATH, yaml.safe_dump(authentication_configuration(), sort_keys=False)),
+        _file(
+            AUTHN_WEBHOOK_PATH,
+            yaml.safe_dump(
+                webhook_kubeconfig(
+                    "keystone-authn", platform.KEYSTONE_AUTH_WEBHOOK_URL, cluster.kubernetes_ca_cert_pem
+                ),
+                sort_keys=False,
+            ),
+        ),
+        _file(
+            AUTHZ_WEBHOOK_PATH,
+            yaml.safe_dump(
+                webhook_kubeconfig(
+                    "keystone-authz", platform.KEYSTONE_AUTH_WEBHOOK_URL, cluster.kubernetes_ca_cert_pem
+                ),
+                sort_keys=False,
+            ),
+        ),
+        _file(
+            KUBEADM_BOOTSTRAP_SCRIPT,
+            _bootstrap_script(
+                cluster,
+                action,
+                flags,
+                [(f"{SHARED_PKI_DIR}/{rel}", f"{KUBERNETES_PKI_DIR}/{rel}") for rel in shared],
+                wait_for_etcd=True,
+            ),
+            "0755",
+        ),
+    ]
+    return cloud_config(
+        {
+            "hostname": node.name,
+            "preserve_hostname": False,
+            **_apt_and_packages(cluster),
+            "write_files": files,
+            "runcmd": [[KUBEADM_BOOTSTRAP_SCRIPT]],
+        }
+    )
+
+
+def render_worker_user_data(cluster: KubernetesCluster, node: KubernetesNode) -> str:
+    """A worker: ``kubeadm join`` with the bootstrap token, pinned to the CA by its hash."""
+    files = [
+        *_node_base_files(cluster),
+        _secret_file(KUBEADM_CONFIG_PATH, _yaml_docs(join_configuration(cluster, node, control_plane=False))),
+        _file(
+            KUBEADM_BOOTSTRAP_SCRIPT,
+            _bootstrap_script(cluster, "join", [], [], wait_for_etcd=False),
+            "0755",
+        ),
+    ]
+    return cloud_config(
+        {
+            "hostname": node.name,
+            "preserve_hostname": False,
+            **_apt_and_packages(cluster),
+            "write_files": files,
+            "runcmd": [[KUBEADM_BOOTSTRAP_SCRIPT]],
+        }
+    )

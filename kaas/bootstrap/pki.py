@@ -1,0 +1,211 @@
+"""The cluster's PKI, generated with pulumi-tls on the operator's machine.
+
+Three CAs (Kubernetes, etcd, front proxy), the service-account key pair, one
+peer/server certificate per etcd member, the API server's etcd client certificate,
+the admin client certificate behind the generated kubeconfig, the serving
+certificate of k8s-keystone-auth, and the kubeadm bootstrap token. Every private
+key and the token are secrets. Masters get the shared CA material in their user
+data, so ``kubeadm join --control-plane`` needs no certificate upload.
+
+All keys are ECDSA P-256 (kubeadm ``encryptionAlgorithm: ECDSA-P256`` matches).
+CAs are valid for 10 years, issued leaf certificates for 5 years.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+import pulumi_tls as tls
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+CA_VALIDITY_HOURS = 10 * 365 * 24
+LEAF_VALIDITY_HOURS = 5 * 365 * 24
+CA_USES = ["cert_signing", "crl_signing", "digital_signature", "key_encipherment"]
+SERVER_USES = ["digital_signature", "key_encipherment", "server_auth"]
+CLIENT_USES = ["digital_signature", "key_encipherment", "client_auth"]
+PEER_USES = ["digital_signature", "key_encipherment", "server_auth", "client_auth"]
+
+BOOTSTRAP_TOKEN_PATTERN = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
+ADMIN_COMMON_NAME = "kubernetes-admin"
+ADMIN_ORGANIZATION = "system:masters"
+
+
+def discovery_ca_hash(ca_cert_pem: str) -> str:
+    """kubeadm's ``--discovery-token-ca-cert-hash``: sha256 of the CA's DER SubjectPublicKeyInfo."""
+    cert = x509.load_pem_x509_certificate(ca_cert_pem.encode())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(spki).hexdigest()
+
+
+def bootstrap_token(token_id: str, token_secret: str) -> str:
+    """Join the two random parts into a kubeadm bootstrap token, checking kubeadm's format."""
+    token = f"{token_id}.{token_secret}"
+    if not BOOTSTRAP_TOKEN_PATTERN.match(token):
+        raise ValueError("bootstrap token parts must be [a-z0-9]{6} and [a-z0-9]{16}")
+    return token
+
+
+@dataclass(frozen=True)
+class EtcdMemberName:
+    """An etcd member as the PKI needs it: its name and fixed IP (both go into the SANs)."""
+
+    name: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class CertKey:
+    """A certificate and its private key (the key is a secret)."""
+
+    cert_pem: pulumi.Output[str]
+    key_pem: pulumi.Output[str]
+
+
+class ClusterPki(pulumi.ComponentResource):
+    """Every certificate, key and token the cluster's nodes start with."""
+
+    kubernetes_ca: CertKey
+    etcd_ca: CertKey
+    front_proxy_ca: CertKey
+    service_account_private_key_pem: pulumi.Output[str]
+    service_account_public_key_pem: pulumi.Output[str]
+    etcd_members: list[CertKey]
+    apiserver_etcd_client: CertKey
+    admin_client: CertKey
+    keystone_auth: CertKey
+    bootstrap_token: pulumi.Output[str]
+    ca_cert_hash: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        etcd_members: Sequence[EtcdMemberName],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("kaas:bootstrap:Pki", name, None, opts)
+        self._name = name
+        self.kubernetes_ca = self._ca("kubernetes-ca", "kubernetes")
+        self.etcd_ca = self._ca("etcd-ca", "etcd-ca")
+        self.front_proxy_ca = self._ca("front-proxy-ca", "front-proxy-ca")
+
+        sa_key = self._key("service-account")
+        self.service_account_private_key_pem = pulumi.Output.secret(sa_key.private_key_pem)
+        self.service_account_public_key_pem = sa_key.public_key_pem
+
+        self.etcd_members = [
+            self._leaf(
+                f"etcd-{member.name}",
+                self.etcd_ca,
+                common_name=member.name,
+                dns_names=[member.name, "localhost"],
+                ip_addresses=[member.ip, "127.0.0.1"],
+                uses=PEER_USES,
+            )
+            for member in etcd_members
+        ]
+        self.apiserver_etcd_client = self._leaf(
+            "apiserver-etcd-client", self.etcd_ca, common_name="kube-apiserver-etcd-client", uses=CLIENT_USES
+        )
+        self.admin_client = self._leaf(
+            "admin",
+            self.kubernetes_ca,
+            common_name=ADMIN_COMMON_NAME,
+            organization=ADMIN_ORGANIZATION,
+            uses=CLIENT_USES,
+        )
+        # k8s-keystone-auth listens on 127.0.0.1 of every master (kaas.platform.KEYSTONE_AUTH_WEBHOOK_URL).
+        self.keystone_auth = self._leaf(
+            "keystone-auth",
+            self.kubernetes_ca,
+            common_name="k8s-keystone-auth",
+            dns_names=["localhost"],
+            ip_addresses=["127.0.0.1"],
+            uses=SERVER_USES,
+        )
+
+        token_id = random.RandomString(
+            f"{name}-bootstrap-token-id",
+            length=6,
+            upper=False,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["result"]),
+        )
+        token_secret = random.RandomString(
+            f"{name}-bootstrap-token-secret",
+            length=16,
+            upper=False,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["result"]),
+        )
+        self.bootstrap_token = pulumi.Output.secret(
+            pulumi.Output.all(token_id.result, token_secret.result).apply(lambda parts: bootstrap_token(*parts))
+        )
+        self.ca_cert_hash = self.kubernetes_ca.cert_pem.apply(discovery_ca_hash)
+
+        self.register_outputs(
+            {
+                "kubernetesCaCertPem": self.kubernetes_ca.cert_pem,
+                "etcdCaCertPem": self.etcd_ca.cert_pem,
+                "caCertHash": self.ca_cert_hash,
+                "bootstrapToken": self.bootstrap_token,
+            }
+        )
+
+    def _key(self, purpose: str) -> tls.PrivateKey:
+        return tls.PrivateKey(
+            f"{self._name}-{purpose}",
+            algorithm="ECDSA",
+            ecdsa_curve="P256",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _ca(self, purpose: str, common_name: str) -> CertKey:
+        key = self._key(purpose)
+        cert = tls.SelfSignedCert(
+            f"{self._name}-{purpose}",
+            private_key_pem=key.private_key_pem,
+            subject=tls.SelfSignedCertSubjectArgs(common_name=common_name),
+            is_ca_certificate=True,
+            set_subject_key_id=True,
+            validity_period_hours=CA_VALIDITY_HOURS,
+            allowed_uses=CA_USES,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return CertKey(cert_pem=cert.cert_pem, key_pem=pulumi.Output.secret(key.private_key_pem))
+
+    def _leaf(
+        self,
+        purpose: str,
+        ca: CertKey,
+        *,
+        common_name: str,
+        uses: list[str],
+        organization: str | None = None,
+        dns_names: list[str] | None = None,
+        ip_addresses: list[str] | None = None,
+    ) -> CertKey:
+        key = self._key(purpose)
+        request = tls.CertRequest(
+            f"{self._name}-{purpose}",
+            private_key_pem=key.private_key_pem,
+            subject=tls.CertRequestSubjectArgs(common_name=common_name, organization=organization),
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        cert = tls.LocallySignedCert(
+            f"{self._name}-{purpose}",
+            cert_request_pem=request.cert_request_pem,
+            ca_cert_pem=ca.cert_pem,
+            ca_private_key_pem=ca.key_pem,
+            validity_period_hours=LEAF_VALIDITY_HOURS,
+            allowed_uses=uses,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return CertKey(cert_pem=cert.cert_pem, key_pem=pulumi.Output.secret(key.private_key_pem))

@@ -1,0 +1,74 @@
+"""Plans of the bootstrap layer under the offline engine, shared by the bootstrap tests."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from kaas.bootstrap.component import ClusterBootstrap
+from kaas.offline import Plan, Secret, run_plan
+from kaas.openstack.addressing import plan_addresses
+from kaas.spec import ClusterSpec, load_stack_spec
+from tests.helpers import make_spec
+
+BACKUP_ACCESS = "backup-access-key"
+BACKUP_SECRET = "backup-secret-key"
+
+
+def reveal(value: Any) -> Any:
+    return reveal(value.value) if isinstance(value, Secret) else value
+
+
+@dataclass
+class BootstrapPlan:
+    spec: ClusterSpec
+    plan: Plan
+
+    def output(self, key: str) -> Any:
+        return self.plan.outputs[key]
+
+    def texts(self, key: str) -> list[str]:
+        return [reveal(v) for v in reveal(self.plan.outputs[key])]
+
+
+def bootstrap_program(spec: ClusterSpec) -> None:
+    bootstrap = ClusterBootstrap(
+        spec.name,
+        spec,
+        plan_addresses(spec),
+        api_endpoint_host=f"api.{spec.cluster_domain}",
+        backup_access_key=pulumi.Output.secret(BACKUP_ACCESS),
+        backup_secret_key=pulumi.Output.secret(BACKUP_SECRET),
+    )
+    pki = bootstrap.pki
+    pulumi.export("etcdUserData", bootstrap.etcd_user_data)
+    pulumi.export("masterUserData", bootstrap.master_user_data)
+    pulumi.export("workerUserData", bootstrap.worker_user_data)
+    pulumi.export("adminKubeconfig", bootstrap.admin_kubeconfig)
+    pulumi.export("etcdEndpoints", bootstrap.etcd_endpoints)
+    pulumi.export("kubernetesVersion", bootstrap.kubernetes_version)
+    pulumi.export("caCertPem", bootstrap.ca_cert_pem)
+    pulumi.export("keystoneAuthCertPem", bootstrap.keystone_auth_cert_pem)
+    pulumi.export("keystoneAuthKeyPem", bootstrap.keystone_auth_key_pem)
+    pulumi.export("caCertHash", pki.ca_cert_hash)
+    pulumi.export("bootstrapToken", pki.bootstrap_token)
+    pulumi.export("etcdCaCertPem", pki.etcd_ca.cert_pem)
+    pulumi.export("etcdCaKeyPem", pki.etcd_ca.key_pem)
+    pulumi.export("etcdMemberCertPems", [m.cert_pem for m in pki.etcd_members])
+    pulumi.export("etcdMemberKeyPems", [m.key_pem for m in pki.etcd_members])
+    pulumi.export("etcdClientCertPem", pki.apiserver_etcd_client.cert_pem)
+    pulumi.export("etcdClientKeyPem", pki.apiserver_etcd_client.key_pem)
+    pulumi.export("adminCertPem", pki.admin_client.cert_pem)
+    pulumi.export("serviceAccountKeyPem", pki.service_account_private_key_pem)
+    pulumi.export("kubernetesCaKeyPem", pki.kubernetes_ca.key_pem)
+    pulumi.export("frontProxyCaKeyPem", pki.front_proxy_ca.key_pem)
+
+
+@functools.cache
+def bootstrap_plan(stack: str) -> BootstrapPlan:
+    """The bootstrap layer of ``stacks/<stack>.yaml`` (or the test's minimal spec for "minimal")."""
+    spec = make_spec() if stack == "minimal" else load_stack_spec(stack)
+    return BootstrapPlan(spec, run_plan(lambda: bootstrap_program(spec), stack=spec.name))

@@ -1,0 +1,222 @@
+"""User data per tier: valid for the real `cloud-init schema`, and carrying the expected configuration."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kaas import platform, versions
+from kaas.bootstrap import cloudinit
+from kaas.spec import SpecError
+from tests.bootstrap_fixtures import BACKUP_SECRET, bootstrap_plan
+from tests.helpers import make_spec
+
+STACKS = ("dev", "demo", "acme-prod", "minimal")
+NOVA_USER_DATA_LIMIT = 65535  # bytes, base64-encoded
+
+
+def _doc(text: str) -> dict[str, Any]:
+    assert text.startswith("#cloud-config\n")
+    doc: dict[str, Any] = yaml.safe_load(text)
+    return doc
+
+
+def _files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {f["path"]: f for f in doc["write_files"]}
+
+
+def _kubeadm(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    content = _files(doc)[cloudinit.KUBEADM_CONFIG_PATH]["content"]
+    return {d["kind"]: d for d in yaml.safe_load_all(content)}
+
+
+def test_every_user_data_passes_cloud_init_schema(tmp_path: Path) -> None:
+    paths = []
+    for stack in STACKS:
+        bp = bootstrap_plan(stack)
+        for tier in ("etcdUserData", "masterUserData", "workerUserData"):
+            for i, text in enumerate(bp.texts(tier)):
+                path = tmp_path / f"{stack}-{tier}-{i}.yaml"
+                path.write_text(text)
+                paths.append(path)
+    running = [
+        (
+            p,
+            subprocess.Popen(
+                ["cloud-init", "schema", "--config-file", str(p)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            ),
+        )
+        for p in paths
+    ]
+    failures = []
+    for path, process in running:
+        out, _ = process.communicate(timeout=60)
+        if process.returncode != 0:
+            failures.append(f"{path.name}: {out.decode()}")
+    assert not failures, failures
+    assert len(paths) == (1 + 1 + 2) + (3 + 3 + 3) + (5 + 3 + 3) + (5 + 3 + 3)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_user_data_fits_novas_limit(stack: str) -> None:
+    bp = bootstrap_plan(stack)
+    for tier in ("etcdUserData", "masterUserData", "workerUserData"):
+        for text in bp.texts(tier):
+            assert len(base64.b64encode(text.encode())) < NOVA_USER_DATA_LIMIT
+
+
+@pytest.mark.parametrize("stack", ["dev", "acme-prod"])
+def test_etcd_nodes_form_a_static_tls_cluster_from_the_address_plan(stack: str) -> None:
+    bp = bootstrap_plan(stack)
+    texts = bp.texts("etcdUserData")
+    assert len(texts) == bp.spec.etcd.count
+    names = cloudinit.node_names(bp.spec.name, "etcd", bp.spec.etcd.count)
+    ips = [e.split("//")[1].split(":")[0] for e in bp.output("etcdEndpoints")]
+    expected_cluster = ",".join(f"{n}=https://{ip}:{platform.ETCD_PEER_PORT}" for n, ip in zip(names, ips, strict=True))
+    for name, ip, text in zip(names, ips, texts, strict=True):
+        doc = _doc(text)
+        assert doc["hostname"] == name
+        files = _files(doc)
+        config = yaml.safe_load(files[cloudinit.ETCD_CONFIG_PATH]["content"])
+        assert config["name"] == name
+        assert config["initial-cluster"] == expected_cluster
+        assert config["advertise-client-urls"] == f"https://{ip}:{platform.ETCD_CLIENT_PORT}"
+        for section in ("client-transport-security", "peer-transport-security"):
+            assert config[section]["client-cert-auth"] is True
+        assert files["/etc/etcd/pki/member.key"]["permissions"] == "0600"
+        assert "PRIVATE KEY" in files["/etc/etcd/pki/member.key"]["content"]
+        install = files[cloudinit.ETCD_INSTALL_SCRIPT]["content"]
+        assert versions.ETCD_SHA256[bp.spec.versions.etcd] in install and "sha256sum --check" in install
+        assert f"etcd-v{bp.spec.versions.etcd}-linux-amd64.tar.gz" in install
+
+
+def test_etcd_nodes_back_up_on_the_specs_schedule_to_the_backup_container() -> None:
+    bp = bootstrap_plan("acme-prod")
+    files = _files(_doc(bp.texts("etcdUserData")[0]))
+    timer = files["/etc/systemd/system/etcd-backup.timer"]["content"]
+    assert "OnCalendar=*-*-* 00,08,16:00:00 UTC" in timer
+    env = files[cloudinit.BACKUP_ENV_PATH]
+    assert env["permissions"] == "0600"
+    assert f'S3_BUCKET="{bp.spec.container_name("etcd_backups")}"' in env["content"]
+    assert f'AWS_SECRET_ACCESS_KEY="{BACKUP_SECRET}"' in env["content"]
+    assert f'RETENTION_DAYS="{bp.spec.etcd_backup.retention_days}"' in env["content"]
+    assert files[cloudinit.BACKUP_SCRIPT_PATH]["content"] == cloudinit.backup_script()
+    assert "EnvironmentFile=/etc/kaas/etcd-backup.env" in files["/etc/systemd/system/etcd-backup.service"]["content"]
+
+
+def test_on_calendar_follows_the_interval() -> None:
+    assert cloudinit.on_calendar(8) == "*-*-* 00,08,16:00:00 UTC"
+    assert cloudinit.on_calendar(24) == "*-*-* 00:00:00 UTC"
+    assert cloudinit.on_calendar(6) == "*-*-* 00,06,12,18:00:00 UTC"
+    with pytest.raises(ValueError):
+        cloudinit.on_calendar(0)
+
+
+@pytest.mark.parametrize("stack", ["dev", "acme-prod"])
+def test_first_master_runs_kubeadm_init_against_external_etcd(stack: str) -> None:
+    bp = bootstrap_plan(stack)
+    spec = bp.spec
+    doc = _doc(bp.texts("masterUserData")[0])
+    kubeadm = _kubeadm(doc)
+    cluster = kubeadm["ClusterConfiguration"]
+    assert cluster["apiVersion"] == "kubeadm.k8s.io/v1beta4"
+    assert cluster["kubernetesVersion"] == f"v{spec.versions.kubernetes}"
+    assert cluster["controlPlaneEndpoint"] == f"api.{spec.cluster_domain}:6443"
+    assert cluster["etcd"]["external"]["endpoints"] == bp.output("etcdEndpoints")
+    assert cluster["networking"]["podSubnet"] == spec.networking.pod_cidr
+    assert cluster["networking"]["serviceSubnet"] == spec.networking.service_cidr
+    args = {a["name"]: a["value"] for a in cluster["apiServer"]["extraArgs"]}
+    assert args["authentication-config"] == cloudinit.AUTHENTICATION_CONFIG_PATH
+    assert args["authorization-mode"] == "Node,RBAC,Webhook"
+    init = kubeadm["InitConfiguration"]
+    assert init["bootstrapTokens"][0]["token"] == bp.output("bootstrapToken").value
+    kubelet_args = {a["name"]: a["value"] for a in init["nodeRegistration"]["kubeletExtraArgs"]}
+    assert kubelet_args["cloud-provider"] == "external"
+    script = _files(doc)[cloudinit.KUBEADM_BOOTSTRAP_SCRIPT]["content"]
+    assert "kubeadm init --config" in script
+    assert "--provider-id=openstack:///${instance_id}" in script
+    assert "cloud-init query v1.instance_id" in script
+    packages = [p for p in doc["packages"] if isinstance(p, list)]
+    assert ["kubeadm", f"{spec.versions.kubernetes}-1.1"] in packages
+    source = doc["apt"]["sources"]["kubernetes.list"]
+    assert f"/v{spec.versions.kubernetes.rsplit('.', 1)[0]}/deb/" in source["source"]
+
+
+def test_other_masters_join_the_control_plane_with_the_shared_certificates() -> None:
+    bp = bootstrap_plan("acme-prod")
+    for text in bp.texts("masterUserData")[1:]:
+        doc = _doc(text)
+        kubeadm = _kubeadm(doc)
+        assert set(kubeadm) == {"JoinConfiguration"}
+        join = kubeadm["JoinConfiguration"]
+        assert "controlPlane" in join
+        assert join["discovery"]["bootstrapToken"]["caCertHashes"] == [bp.output("caCertHash")]
+        files = _files(doc)
+        for rel in (
+            "ca.crt",
+            "ca.key",
+            "sa.key",
+            "sa.pub",
+            "front-proxy-ca.key",
+            "etcd/ca.crt",
+            "apiserver-etcd-client.key",
+        ):
+            assert files[f"{cloudinit.SHARED_PKI_DIR}/{rel}"]["permissions"] == "0600"
+        assert "kubeadm join --config" in files[cloudinit.KUBEADM_BOOTSTRAP_SCRIPT]["content"]
+
+
+def test_apiserver_allows_anonymous_only_on_health_endpoints_and_uses_keystone_webhooks() -> None:
+    bp = bootstrap_plan("acme-prod")
+    files = _files(_doc(bp.texts("masterUserData")[1]))
+    auth = yaml.safe_load(files[cloudinit.AUTHENTICATION_CONFIG_PATH]["content"])
+    assert auth["kind"] == "AuthenticationConfiguration"
+    assert auth["anonymous"] == {
+        "enabled": True,
+        "conditions": [{"path": "/healthz"}, {"path": "/livez"}, {"path": "/readyz"}],
+    }
+    for path in (cloudinit.AUTHN_WEBHOOK_PATH, cloudinit.AUTHZ_WEBHOOK_PATH):
+        kubeconfig = yaml.safe_load(files[path]["content"])
+        cluster = kubeconfig["clusters"][0]["cluster"]
+        assert cluster["server"] == platform.KEYSTONE_AUTH_WEBHOOK_URL
+        assert base64.b64decode(cluster["certificate-authority-data"]).decode() == bp.output("caCertPem")
+
+
+def test_workers_join_with_the_token_and_ca_hash_only() -> None:
+    bp = bootstrap_plan("demo")
+    for text in bp.texts("workerUserData"):
+        doc = _doc(text)
+        join = _kubeadm(doc)["JoinConfiguration"]
+        assert "controlPlane" not in join
+        discovery = join["discovery"]["bootstrapToken"]
+        assert discovery["token"] == bp.output("bootstrapToken").value
+        assert discovery["caCertHashes"] == [bp.output("caCertHash")]
+        assert discovery["apiServerEndpoint"] == f"api.{bp.spec.cluster_domain}:6443"
+        assert not any(
+            "PRIVATE KEY" in f["content"] for f in doc["write_files"] if f["path"] != cloudinit.KUBEADM_CONFIG_PATH
+        )
+
+
+def test_admin_kubeconfig_points_at_the_api_endpoint() -> None:
+    bp = bootstrap_plan("acme-prod")
+    kubeconfig = yaml.safe_load(bp.output("adminKubeconfig").value)
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://api.{bp.spec.cluster_domain}:6443"
+    user = kubeconfig["users"][0]["user"]
+    assert base64.b64decode(user["client-certificate-data"]).decode() == bp.output("adminCertPem")
+    assert "PRIVATE KEY" in base64.b64decode(user["client-key-data"]).decode()
+
+
+def test_spec_rejects_an_etcd_version_without_a_verified_checksum() -> None:
+    with pytest.raises(SpecError, match=r"versions\.etcd: no verified sha256"):
+        make_spec(versions={"etcd": "3.6.99"})
+    assert make_spec(versions={"etcd": "3.5.25"}).versions.etcd == "3.5.25"
+
+
+def test_environment_file_quotes_values() -> None:
+    assert cloudinit.environment_file({"A": 'x"y\\z'}) == 'A="x\\"y\\\\z"\n'
+    with pytest.raises(ValueError):
+        cloudinit.environment_file({"A": "two\nlines"})
