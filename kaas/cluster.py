@@ -7,36 +7,53 @@ from typing import Any
 import pulumi
 import pulumi_openstack as openstack
 
+from kaas.bootstrap.component import ClusterBootstrap
+from kaas.openstack.addressing import plan_addresses
 from kaas.openstack.dns import ClusterDns
 from kaas.openstack.identity import KeystoneAccess
 from kaas.openstack.loadbalancer import ApiLoadBalancer
 from kaas.openstack.network import ClusterNetwork
-from kaas.openstack.nodes import TIERS, NodeTier
+from kaas.openstack.nodes import NodeTier
 from kaas.openstack.provider import openstack_provider
 from kaas.openstack.security import Role, SecurityGroups, allowed_address_pairs, node_groups
 from kaas.openstack.storage import ObjectStorage
-from kaas.platform import API_HOST_LABEL, API_SERVER_PORT
+from kaas.outputs import ClusterFacts, build_stack_outputs, export_keys
+from kaas.platform import API_HOST_LABEL
+from kaas.readiness import ApiReadiness
+from kaas.review.policy import cluster_policy_facts
+from kaas.services import ManagedServices, ServiceInputs
 from kaas.spec import ClusterSpec
 
 
 class KaasCluster(pulumi.ComponentResource):
-    """One customer's managed Kubernetes cluster, built from its spec."""
+    """One customer's managed Kubernetes cluster, built from its spec.
+
+    Reads like a table of contents: OpenStack layer, bootstrap layer (PKI and user
+    data for the node tiers), the readiness gate, then the managed services.
+    """
 
     network: ClusterNetwork
     security_groups: SecurityGroups
     api_load_balancer: ApiLoadBalancer
+    object_storage: ObjectStorage
+    bootstrap: ClusterBootstrap
     etcd_nodes: NodeTier
     masters: NodeTier
     workers: NodeTier
     dns: ClusterDns
-    object_storage: ObjectStorage
     identity: KeystoneAccess
+    api_ready: ApiReadiness
+    services: ManagedServices
 
     def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("kaas:index:Cluster", name, None, opts)
+        # The policy pack reads the spec's facts (environment, backup interval, ...) from these inputs.
+        super().__init__("kaas:index:Cluster", name, {"kaasPolicy": cluster_policy_facts(spec)}, opts)
         self.spec = spec
         child = pulumi.ResourceOptions(parent=self)
+        addresses = plan_addresses(spec)
         provider = self.openstack_provider = openstack_provider(name, spec.openstack, parent=self)
+
+        # OpenStack layer.
         self.network = ClusterNetwork(
             name, spec.networking, external_network=spec.openstack.external_network, provider=provider, opts=child
         )
@@ -51,15 +68,59 @@ class KaasCluster(pulumi.ComponentResource):
             floating_ip_depends_on=self.network.routing,
             opts=child,
         )
-        self.etcd_nodes, self.masters, self.workers = (self._tier(tier, provider) for tier in TIERS)
         self.dns = ClusterDns(
             name, spec, api_address=self.api_load_balancer.floating_address, provider=provider, opts=child
         )
         self.object_storage = ObjectStorage(name, spec, provider=provider, opts=child)
         self.identity = KeystoneAccess(name, spec, provider=provider, opts=child)
-        self.register_outputs(self.stack_outputs())
 
-    def _tier(self, tier: Role, provider: openstack.Provider) -> NodeTier:
+        # Bootstrap layer: PKI and the user data that turns the node tiers into a cluster.
+        self.bootstrap = ClusterBootstrap(
+            name,
+            spec,
+            addresses,
+            api_endpoint_host=self.api_host,
+            backup_access_key=self.object_storage.ec2_access,
+            backup_secret_key=self.object_storage.ec2_secret,
+            opts=child,
+        )
+        self.etcd_nodes = self._tier(Role.ETCD, provider, self.bootstrap.etcd_user_data)
+        self.masters = self._tier(Role.MASTER, provider, self.bootstrap.master_user_data)
+        self.workers = self._tier(Role.WORKER, provider, self.bootstrap.worker_user_data)
+
+        # Kubernetes layer, behind the gate that waits for kubeadm's control plane.
+        self.api_ready = ApiReadiness(
+            name,
+            api_url=self.bootstrap.api_server_url,
+            connect_to=self.api_load_balancer.floating_address,
+            ca_cert_pem=self.bootstrap.ca_cert_pem,
+            after=[*self.masters.instances, *self.api_load_balancer.members, self.api_load_balancer.floating_ip],
+            opts=child,
+        )
+        self.services = ManagedServices(
+            name,
+            spec,
+            ServiceInputs(
+                kubeconfig=self.bootstrap.admin_kubeconfig,
+                ingress_ip=self.dns.ingress_address,
+                external_network_id=self.network.external_network_id,
+                subnet_id=self.network.subnet_id,
+                admin_role_id=self.identity.admin_role_id,
+                app_credential_id=self.identity.application_credential_id,
+                app_credential_secret=self.identity.application_credential_secret,
+                keystone_auth_cert_pem=self.bootstrap.keystone_auth_cert_pem,
+                keystone_auth_key_pem=self.bootstrap.keystone_auth_key_pem,
+                registry_swift_username=self.identity.registry_username,
+                registry_swift_password=self.identity.registry_password,
+                # Without the API load balancer the cluster is unreachable: in-cluster objects go with it.
+                cluster=self.api_load_balancer.load_balancer,
+                ready=self.api_ready,
+            ),
+            opts=child,
+        )
+        self.register_outputs({})
+
+    def _tier(self, tier: Role, provider: openstack.Provider, user_data: list[pulumi.Output[str]]) -> NodeTier:
         kubernetes_node = tier is not Role.ETCD
         return NodeTier(
             self.spec.name,
@@ -70,30 +131,42 @@ class KaasCluster(pulumi.ComponentResource):
             security_group_ids=self.security_groups.ids(node_groups(self.spec, tier)),
             provider=provider,
             allowed_address_pairs=allowed_address_pairs(self.spec) if kubernetes_node else (),
+            user_data=user_data,
             opts=pulumi.ResourceOptions(parent=self),
         )
 
     @property
     def api_host(self) -> str:
-        return f"{API_HOST_LABEL}.{self.spec.cluster_domain}"
+        """The control-plane endpoint: the API's DNS name, or the VIP when the spec has no DNS."""
+        if self.spec.dns.enabled:
+            return f"{API_HOST_LABEL}.{self.spec.cluster_domain}"
+        return plan_addresses(self.spec).api_vip
+
+    def facts(self) -> pulumi.Output[ClusterFacts]:
+        """The values only known once the cluster exists, for the typed stack outputs."""
+        dns = self.dns
+        tiers = {"etcd": self.etcd_nodes, "masters": self.masters, "workers": self.workers}
+        return pulumi.Output.all(
+            api_floating_ip=self.api_load_balancer.floating_address,
+            ingress_floating_ip=dns.ingress_address,
+            admin_role_id=self.identity.admin_role_id,
+            network_id=self.network.network_id,
+            subnet_id=self.network.subnet_id,
+            dns_zone_id=dns.zone_id if dns.zone_id is not None else None,
+            api_load_balancer_id=self.api_load_balancer.load_balancer.id,
+            server_group_ids=pulumi.Output.all(**{k: t.server_group.id for k, t in tiers.items()}),
+            ca_certificate=self.bootstrap.ca_cert_pem,
+        ).apply(
+            lambda f: ClusterFacts(
+                kubernetes_version=self.bootstrap.kubernetes_version,
+                dns_zone_name=dns.names.zone if self.spec.dns.enabled else None,
+                ingress_floating_ip=f["ingress_floating_ip"] if self.spec.services.ingress.enabled else None,
+                **{k: v for k, v in f.items() if k != "ingress_floating_ip"},
+            )
+        )
 
     def stack_outputs(self) -> dict[str, Any]:
-        """The stack outputs (typed by kaas.outputs once the handover lands): plain facts, no secrets."""
-        return {
-            "clusterName": self.spec.name,
-            "networkId": self.network.network_id,
-            "subnetId": self.network.subnet_id,
-            "apiEndpoint": f"https://{self.api_host}:{API_SERVER_PORT}",
-            "apiVipAddress": self.api_load_balancer.vip_address,
-            "apiFloatingIp": self.api_load_balancer.floating_address,
-            "etcdAddresses": list(self.etcd_nodes.addresses),
-            "masterAddresses": list(self.masters.addresses),
-            "workerAddresses": list(self.workers.addresses),
-            "ingressFloatingIp": self.dns.ingress_address,
-            "adminRoleId": self.identity.admin_role_id,
-            "adminRoleName": self.identity.admin_role_name,
-            "s3Endpoint": self.object_storage.s3_endpoint,
-            "etcdBackupContainer": self.object_storage.container_names["etcd_backups"],
-            "registryContainer": self.object_storage.container_names["registry"],
-            "clusterBackupContainer": self.object_storage.container_names["cluster_backups"],
-        }
+        """Typed, non-secret outputs (kaas.outputs.StackOutputs, one key per field) + the secret kubeconfig."""
+        spec = self.spec
+        dumped = self.facts().apply(lambda facts: build_stack_outputs(spec, facts).model_dump(mode="json"))
+        return {**export_keys(dumped), "adminKubeconfig": self.bootstrap.admin_kubeconfig}

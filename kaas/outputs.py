@@ -23,6 +23,8 @@ from pydantic.alias_generators import to_camel
 
 from kaas.openstack.addressing import plan_addresses
 from kaas.platform import API_HOST_LABEL, API_SERVER_PORT
+from kaas.services import names as service_names
+from kaas.services import values as services_values
 from kaas.spec.models import ClusterSpec, Cni, NodeTierSpec
 
 SCHEMA: Literal["kaas.outputs/v1"] = "kaas.outputs/v1"
@@ -32,20 +34,20 @@ SECRET_OUTPUT_KEYS = frozenset({"adminKubeconfig", "kubeconfig"})
 
 # Names the platform gives things that the spec does not configure. The services layer
 # must install under exactly these names (see the report of the handover issue).
-INGRESS_CONTROLLER = "ingress-nginx"
-INGRESS_CLASS = "nginx"
-CLUSTER_ISSUER = "letsencrypt"
+INGRESS_CONTROLLER = "F5 NGINX Ingress Controller"
+INGRESS_CLASS = services_values.INGRESS_CLASS
+CLUSTER_ISSUER = service_names.CLUSTER_ISSUER
 EXEC_PLUGIN = "client-keystone-auth"
 EXEC_API_VERSION = "client.authentication.k8s.io/v1"
 SERVICE_HOSTS: Mapping[str, str] = {
     "grafana": "grafana",
     "prometheus": "prometheus",
-    "appPrometheus": "prometheus-apps",
+    "appPrometheus": service_names.APP_PROMETHEUS_HOST,
     "alertmanager": "alertmanager",
-    "registry": "registry",
-    "dashboard": "dashboard",
+    "registry": service_names.REGISTRY_HOST,
+    "dashboard": service_names.DASHBOARD_HOST,
 }
-CINDER_CSI_PROVISIONER = "cinder.csi.openstack.org"
+CINDER_CSI_PROVISIONER = services_values.CSI_PROVISIONER
 
 
 def service_host(spec: ClusterSpec, service: str) -> str:
@@ -451,13 +453,13 @@ def build_stack_outputs(spec: ClusterSpec, facts: ClusterFacts) -> StackOutputs:
     if spec.services.cinder_csi.enabled:
         storage_classes = (
             StorageClassOutput(
-                name="csi-cinder-sc-delete",
+                name=service_names.STORAGE_CLASS_DEFAULT,
                 provisioner=CINDER_CSI_PROVISIONER,
                 reclaim_policy="Delete",
                 is_default=True,
             ),
             StorageClassOutput(
-                name="csi-cinder-sc-retain",
+                name=service_names.STORAGE_CLASS_RETAIN,
                 provisioner=CINDER_CSI_PROVISIONER,
                 reclaim_policy="Retain",
                 is_default=False,

@@ -3,7 +3,7 @@
 Nothing in OpenStack says when `kubeadm init` has finished on the first master, so
 the Kubernetes provider waits for this gate: a pulumi-command resource that runs
 `kaas/scripts/wait_for_api.py` on the operator's machine until the API answers
-`/readyz` through the load balancer with the cluster CA.
+`/readyz` through the load balancer's floating IP, verified with the cluster CA.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class ApiReadiness(pulumi.ComponentResource):
         self,
         name: str,
         api_url: pulumi.Input[str],
+        connect_to: pulumi.Input[str],
         ca_cert_pem: pulumi.Input[str],
         after: Sequence[pulumi.Resource],
         timeout_s: int = DEFAULT_TIMEOUT_S,
@@ -34,7 +35,9 @@ class ApiReadiness(pulumi.ComponentResource):
         super().__init__("kaas:index:ApiReadiness", name, None, opts)
         wait = command.local.Command(
             f"{name}-wait-for-api",
-            create=pulumi.Output.concat("python3 ", SCRIPT, " ", api_url, f" --timeout {timeout_s}"),
+            create=pulumi.Output.concat(
+                "python3 ", SCRIPT, " ", api_url, " --connect-to ", connect_to, f" --timeout {timeout_s}"
+            ),
             environment={"KAAS_CA_PEM": ca_cert_pem},
             triggers=[api_url, ca_cert_pem],
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),

@@ -44,7 +44,10 @@ def _cert(
     )
     if not ca:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]), critical=False
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")), x509.DNSName("api.c1.example.test")]
+            ),
+            critical=False,
         )
     return builder.sign(signer, hashes.SHA256())
 
@@ -123,6 +126,31 @@ def test_a_server_with_another_ca_is_never_trusted(api_server: tuple[str, list[s
     result = run_script(url, pki["other_ca"], "--timeout", "1")
     assert result.returncode == 1
     assert "not ready after" in result.stderr and "CERTIFICATE_VERIFY_FAILED" in result.stderr
+    assert requests == []
+
+
+def test_connect_to_dials_the_address_but_verifies_the_host_name(
+    api_server: tuple[str, list[str]], pki: dict[str, str]
+) -> None:
+    url, requests = api_server
+    port = url.rsplit(":", 1)[1]
+    result = run_script(
+        f"https://api.c1.example.test:{port}", pki["ca"], "--connect-to", "127.0.0.1", "--timeout", "20"
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(requests) == 3
+
+
+def test_connect_to_still_rejects_a_name_the_certificate_does_not_hold(
+    api_server: tuple[str, list[str]], pki: dict[str, str]
+) -> None:
+    url, requests = api_server
+    port = url.rsplit(":", 1)[1]
+    result = run_script(
+        f"https://api.other.example.test:{port}", pki["ca"], "--connect-to", "127.0.0.1", "--timeout", "1"
+    )
+    assert result.returncode == 1
+    assert "Hostname mismatch" in result.stderr
     assert requests == []
 
 

@@ -24,6 +24,7 @@ import jinja2
 import yaml
 
 from kaas import platform, versions
+from kaas.openstack.addressing import node_name
 
 CLOUD_CONFIG_HEADER = "#cloud-config\n"
 KUBEADM_API = "kubeadm.k8s.io/v1beta4"
@@ -67,8 +68,8 @@ def backup_script() -> str:
 
 
 def node_names(cluster: str, tier: str, count: int) -> tuple[str, ...]:
-    """Host names of a tier: ``<cluster>-<tier>-<n>``, n from 1 (they are also etcd member names)."""
-    return tuple(f"{cluster}-{tier}-{i + 1}" for i in range(count))
+    """Host names of a tier: the Nova instance names (they are also etcd member names)."""
+    return tuple(node_name(cluster, tier, i) for i in range(count))
 
 
 class _BlockDumper(yaml.SafeDumper):

@@ -33,6 +33,11 @@ class AddressPlan:
     workers: tuple[str, ...]
 
 
+def node_name(cluster: str, tier: str, index: int) -> str:
+    """``<cluster>-<tier>-<index>`` (index from 0): the Nova name, the host name and the etcd member name."""
+    return f"{cluster}-{tier}-{index}"
+
+
 def worker_capacity(node_cidr: str) -> int:
     return ipaddress.IPv4Network(node_cidr).num_addresses - WORKER_OFFSET - 1
 

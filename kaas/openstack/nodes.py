@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_openstack as openstack
 
-from kaas.openstack.addressing import plan_addresses
+from kaas.openstack.addressing import node_name, plan_addresses
 from kaas.openstack.security import Role
 from kaas.spec.models import ClusterSpec, NodeTierSpec
 
@@ -23,6 +23,9 @@ TIERS: tuple[Role, ...] = (Role.ETCD, Role.MASTER, Role.WORKER)
 # etcd members hold the cluster's state: a new image or new user data must never
 # replace them through a routine `pulumi up` (that would replace the quorum at once).
 ETCD_IGNORE_CHANGES = ["image_name", "image_id", "user_data", "block_devices"]
+# Masters run the control plane: changed user data (a new template, a rotated token)
+# applies to masters built later, never by replacing every master at once.
+MASTER_IGNORE_CHANGES = ["user_data"]
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,6 @@ class NodePlan:
 def tier_spec(spec: ClusterSpec, tier: Role) -> NodeTierSpec:
     tiers: dict[Role, NodeTierSpec] = {Role.ETCD: spec.etcd, Role.MASTER: spec.masters, Role.WORKER: spec.workers}
     return tiers[tier]
-
-
-def node_name(cluster: str, tier: Role, index: int) -> str:
-    return f"{cluster}-{tier}-{index}"
 
 
 def plan_nodes(spec: ClusterSpec, tier: Role) -> tuple[NodePlan, ...]:
@@ -147,7 +146,7 @@ class NodeTier(pulumi.ComponentResource):
                     parent=self,
                     provider=provider,
                     protect=stateful,
-                    ignore_changes=ETCD_IGNORE_CHANGES if stateful else None,
+                    ignore_changes={Role.ETCD: ETCD_IGNORE_CHANGES, Role.MASTER: MASTER_IGNORE_CHANGES}.get(tier),
                 ),
             )
             self.ports.append(port)

@@ -6,7 +6,11 @@ the Helm releases start only when the control plane that kubeadm brought up
 answers. Anonymous access is limited to the health endpoints, so no credentials
 are needed. Standard library only.
 
-    KAAS_CA_PEM="$(cat ca.crt)" wait_for_api.py https://api.example:6443 [--timeout 900] [--interval 5]
+    KAAS_CA_PEM="$(cat ca.crt)" wait_for_api.py https://api.example:6443 [--connect-to 203.0.113.7]
+        [--timeout 900] [--interval 5]
+
+``--connect-to`` dials that address but still verifies the certificate for the
+URL's host, so the gate works before the DNS name resolves on the operator's machine.
 
 Exit 0 when ready; 1 on timeout; 2 on bad arguments.
 """
@@ -14,29 +18,47 @@ Exit 0 when ready; 1 on timeout; 2 on bad arguments.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
+import socket
 import ssl
 import sys
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 
 
-def probe(url: str, context: ssl.SSLContext, timeout: float) -> str:
+class _PinnedConnection(http.client.HTTPSConnection):
+    """HTTPS to ``address`` while verifying the certificate for ``host``."""
+
+    def __init__(self, host: str, port: int, address: str, context: ssl.SSLContext, timeout: float) -> None:
+        super().__init__(host, port, context=context, timeout=timeout)
+        self._address = address
+        self._tls = context
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+
+
+def probe(url: str, connect_to: str | None, context: ssl.SSLContext, timeout: float) -> str:
     """``"ready"`` or a one-line reason why not."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 443
+    connection = _PinnedConnection(host, port, connect_to or host, context, timeout)
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/readyz", context=context, timeout=timeout) as response:
-            return "ready" if response.status == 200 else f"HTTP {response.status}"
-    except urllib.error.HTTPError as error:
-        return f"HTTP {error.code}"
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        return f"unreachable: {reason}"
+        connection.request("GET", f"{parts.path.rstrip('/')}/readyz")
+        status = connection.getresponse().status
+        return "ready" if status == 200 else f"HTTP {status}"
+    except (OSError, http.client.HTTPException) as error:
+        return f"unreachable: {error}"
+    finally:
+        connection.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Wait for a Kubernetes API server to be ready.")
     parser.add_argument("url", help="API server base URL, e.g. https://api.c.example:6443")
+    parser.add_argument("--connect-to", help="address to dial instead of the URL's host (verified as the host)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait in total")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between probes")
     args = parser.parse_args(argv)
@@ -48,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + args.timeout
     last_report = 0.0
     while True:
-        status = probe(args.url, context, timeout=min(10.0, args.interval + 5))
+        status = probe(args.url, args.connect_to, context, timeout=min(10.0, args.interval + 5))
         if status == "ready":
             print(f"wait_for_api: {args.url} is ready", file=sys.stderr)
             return 0

@@ -43,6 +43,8 @@ class ServiceInputs:
     # In-cluster objects are deleted_with this resource (the cluster's control plane); the
     # Kubernetes provider stands in when it is not given.
     cluster: pulumi.Resource | None = None
+    # The Kubernetes provider (and so every in-cluster object) waits for this: the API is ready.
+    ready: pulumi.Resource | None = None
 
 
 _KINDS: dict[tuple[str, str], Any] = {
@@ -51,6 +53,8 @@ _KINDS: dict[tuple[str, str], Any] = {
     ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
     ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
     ("v1", "ResourceQuota"): k8s.core.v1.ResourceQuota,
+    ("v1", "Service"): k8s.core.v1.Service,
+    ("networking.k8s.io/v1", "Ingress"): k8s.networking.v1.Ingress,
     ("apps/v1", "DaemonSet"): k8s.apps.v1.DaemonSet,
     ("batch/v1", "Job"): k8s.batch.v1.Job,
     ("storage.k8s.io/v1", "StorageClass"): k8s.storage.v1.StorageClass,
@@ -149,7 +153,7 @@ class ManagedServices(pulumi.ComponentResource):
             f"{name}-k8s",
             kubeconfig=pulumi.Output.secret(inputs.kubeconfig),
             enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[inputs.ready] if inputs.ready else []),
         )
         kube = _Kube(self.provider, inputs.cluster or self.provider)
         self.groups = {}
@@ -325,6 +329,10 @@ class ManagedServices(pulumi.ComponentResource):
             kube.apply(
                 f"{name}-apps-prometheus", objects.app_prometheus(spec), monitoring, (stack, *storage_deps, *rbac)
             )
+            for m in objects.app_prometheus_exposure(spec):
+                # The Ingress needs the ingress controller; the Service only its namespace.
+                needs = (self.namespace, *ingress_deps) if m["kind"] == "Ingress" else (self.namespace,)
+                kube.apply(f"{name}-apps-prometheus-{m['kind'].lower()}", m, monitoring, needs)
             monitoring.done()
 
         if svc.logging.enabled:

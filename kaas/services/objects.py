@@ -265,6 +265,56 @@ def app_prometheus(spec: ClusterSpec) -> Manifest:
     }
 
 
+def app_prometheus_exposure(spec: ClusterSpec) -> list[Manifest]:
+    """A Service for the apps Prometheus's pods and its Ingress at ``prometheus-apps.<cluster>.<domain>``.
+
+    The operator's own ``prometheus-operated`` Service spans every Prometheus in the
+    namespace; this one selects only the apps instance (the operator labels its pods
+    ``prometheus: <name>``).
+    """
+    ns = spec.platform_namespace
+    name = f"{names.APP_PROMETHEUS}-prometheus"
+    hostname = values.host(spec, names.APP_PROMETHEUS_HOST)
+    port = names.APP_PROMETHEUS_PORT
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(spec, name, ns),
+            "spec": {
+                "selector": {"prometheus": names.APP_PROMETHEUS},
+                "ports": [{"name": "web", "port": port, "targetPort": port, "protocol": "TCP"}],
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {
+                **_meta(spec, name, ns),
+                "annotations": {"cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER},
+            },
+            "spec": {
+                "ingressClassName": values.INGRESS_CLASS,
+                "tls": [{"hosts": [hostname], "secretName": f"{names.APP_PROMETHEUS_HOST}-tls"}],
+                "rules": [
+                    {
+                        "host": hostname,
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {"service": {"name": name, "port": {"number": port}}},
+                                }
+                            ]
+                        },
+                    }
+                ],
+            },
+        },
+    ]
+
+
 def cluster_issuer(spec: ClusterSpec) -> Manifest:
     return {
         "apiVersion": "cert-manager.io/v1",
