@@ -32,7 +32,7 @@ def test_etcd_member_certs_are_signed_by_the_etcd_ca_with_ip_name_and_loopback_s
     bp = bootstrap_plan("acme-prod")
     ca = _cert(bp.output("etcdCaCertPem"))
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    names = [f"acme-prod-etcd-{i}" for i in range(1, 6)]
+    names = [f"acme-prod-etcd-{i}" for i in range(5)]
     ips = [f"10.20.0.{16 + i}" for i in range(5)]
     for pem, name, ip in zip(bp.output("etcdMemberCertPems"), names, ips, strict=True):
         cert = _cert(pem)

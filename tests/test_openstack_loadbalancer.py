@@ -91,8 +91,8 @@ def test_vip_port_is_shared_by_the_load_balancer_and_the_floating_ip(amphora: Pl
     assert fip.inputs["pool"] == "public"
     router_interface = amphora.find("openstack:networking/routerInterface:RouterInterface", "t1-router-interface")
     assert router_interface.urn in fip.dependencies
-    assert amphora.outputs["apiFloatingIp"] == floating_address("t1-api-fip")  # what the cloud assigned
-    assert amphora.outputs["apiVipAddress"] == "10.0.0.10"
+    assert amphora.outputs["api"]["floatingIp"] == floating_address("t1-api-fip")  # what the cloud assigned
+    assert amphora.outputs["api"]["internalVip"] == "10.0.0.10"
 
 
 def test_instances_do_not_wait_for_the_load_balancer(amphora: Plan) -> None:

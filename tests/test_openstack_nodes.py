@@ -80,12 +80,13 @@ def test_boot_from_volume_only_where_the_spec_asks(big: Plan) -> None:
 
 
 def test_etcd_is_protected_and_ignores_image_and_user_data(big: Plan) -> None:
+    expected = {"etcd": {"imageName", "imageId", "userData", "blockDevices"}, "master": {"userData"}, "worker": set()}
     for record in big.by_type(INSTANCE) + big.by_type(PORT):
-        etcd = record.name.startswith("t1-etcd-")
-        assert record.options["protect"] is etcd, record.name
+        tier = record.name.split("-")[1]
+        assert record.options["protect"] is (tier == "etcd"), record.name
         if record.type == INSTANCE:
-            ignored = set(record.options["ignoreChanges"])
-            assert ignored == ({"imageName", "imageId", "userData", "blockDevices"} if etcd else set())
+            # Masters keep their user data too: a template change never replaces the control plane at once.
+            assert set(record.options["ignoreChanges"]) == expected[tier], record.name
 
 
 def test_growing_workers_only_adds_the_new_node() -> None:

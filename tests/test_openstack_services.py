@@ -48,7 +48,7 @@ def test_api_record_points_at_the_api_floating_ip_and_wildcard_at_the_ingress_ip
         assert record.property_dependencies["zoneId"] == [zone.urn] and record.inputs["ttl"] == 300
     ingress = plan.find(FIP, "t1-ingress-fip")
     assert "portId" not in ingress.inputs and ingress.inputs["pool"] == "public"
-    assert plan.outputs["ingressFloatingIp"] == floating_address("t1-ingress-fip")
+    assert plan.outputs["networking"]["ingress"]["floatingIp"] == floating_address("t1-ingress-fip")
 
 
 def test_existing_zone_is_used_and_disabled_dns_still_allocates_the_ingress_ip() -> None:
@@ -58,7 +58,7 @@ def test_existing_zone_is_used_and_disabled_dns_still_allocates_the_ingress_ip()
     disabled = plan_spec(make_spec(dns={"enabled": False}))
     assert disabled.by_type(ZONE) == [] and disabled.by_type(RECORD) == []
     assert disabled.find(FIP, "t1-ingress-fip")
-    assert disabled.outputs["ingressFloatingIp"] == floating_address("t1-ingress-fip")
+    assert disabled.outputs["networking"]["ingress"]["floatingIp"] == floating_address("t1-ingress-fip")
 
 
 def test_containers_are_named_from_the_cluster_protected_and_retained() -> None:
@@ -67,9 +67,9 @@ def test_containers_are_named_from_the_cluster_protected_and_retained() -> None:
     assert set(containers) == {"t1-etcd-backups", "shared-registry", "t1-cluster-backups"}
     for record in containers.values():
         assert record.options["protect"] and record.options["retainOnDelete"]
-    assert plan.outputs["etcdBackupContainer"] == "t1-etcd-backups"
-    assert plan.outputs["registryContainer"] == "shared-registry"
-    assert plan.outputs["clusterBackupContainer"] == "t1-cluster-backups"
+    assert plan.outputs["etcd"]["backupContainer"] == "t1-etcd-backups"
+    assert plan.outputs["services"]["registry"]["container"] == "shared-registry"
+    assert plan.outputs["services"]["backups"]["container"] == "t1-cluster-backups"
 
 
 def test_credentials_are_secrets_for_the_layers_that_consume_them() -> None:
@@ -89,9 +89,9 @@ def test_credentials_are_secrets_for_the_layers_that_consume_them() -> None:
     assert isinstance(plan.outputs["ec2Access"], Secret)
     assert plan.outputs["appCredentialId"] == app_id
     assert plan.outputs["appCredentialSecret"] == Secret(hashlib.sha256(("appcred" + app_id).encode()).hexdigest())
-    # The stack outputs of the program itself stay plain facts: no credential among them.
+    # The stack outputs of the program itself are plain facts; the only secret is the admin kubeconfig.
     plain = plan_spec(spec).outputs
-    assert not [k for k, v in plain.items() if isinstance(v, Secret)]
+    assert [k for k, v in plain.items() if isinstance(v, Secret)] == ["adminKubeconfig"]
     assert not {str(v) for v in plain.values()} & {str(plan.outputs["ec2Secret"].value)}
 
 
@@ -102,15 +102,15 @@ def test_admin_role_assigned_to_the_initial_admin_on_the_named_project(plan: Pla
     assert assignment.property_dependencies["roleId"] == [role.urn]
     assert assignment.inputs["userId"] == stable_id("user", "alice").replace("-", "")
     assert assignment.inputs["projectId"] == stable_id("project", "team-a").replace("-", "")
-    assert plan.outputs["adminRoleName"] == "t1-cluster-admin"
-    assert plan.outputs["adminRoleId"] == stable_id("openstack:identity/role:Role", "t1-cluster-admin").replace("-", "")
+    assert plan.outputs["rbac"]["roleName"] == "t1-cluster-admin"
+    assert plan.outputs["rbac"]["groupId"] == stable_id("openstack:identity/role:Role", "t1-cluster-admin").replace("-", "")
 
 
 def test_without_a_project_the_role_is_assigned_on_the_deploying_scope() -> None:
     plan = plan_spec(make_spec(identity={"initial_admin_user": "bob", "admin_role_name": "k8s-admins"}))
     assignment = plan.find("openstack:identity/roleAssignment:RoleAssignment", "t1-cluster-admin-bob")
     assert assignment.inputs["projectId"] == stable_id("project", "operator-project").replace("-", "")
-    assert plan.outputs["adminRoleName"] == "k8s-admins"
+    assert plan.outputs["rbac"]["roleName"] == "k8s-admins"
 
 
 def test_registry_gets_its_own_keystone_user_with_a_secret_password(plan: Plan) -> None:
@@ -140,9 +140,9 @@ def test_acme_prod_plan_shows_the_whole_openstack_layer() -> None:
         "kaas:openstack:ObjectStorage",
         "kaas:openstack:KeystoneAccess",
     } <= components
-    assert plan.outputs["apiEndpoint"] == "https://api.acme-prod.k8s.acme.example:6443"
-    assert plan.outputs["etcdAddresses"] == [f"10.20.0.{16 + n}" for n in range(5)]
-    assert not [k for k, v in plan.outputs.items() if isinstance(v, Secret)]
+    assert plan.outputs["api"]["url"] == "https://api.acme-prod.k8s.acme.example:6443"
+    assert plan.outputs["layout"]["etcd"]["addresses"] == [f"10.20.0.{16 + n}" for n in range(5)]
+    assert [k for k, v in plan.outputs.items() if isinstance(v, Secret)] == ["adminKubeconfig"]
     [provider] = plan.by_type("pulumi:providers:openstack")
     for record in plan.resources:
         if record.custom and record.type.startswith("openstack:"):
