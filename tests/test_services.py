@@ -168,18 +168,17 @@ EXPECTED_DEPENDENCIES = {
     "t1-cluster-issuer": {"cert-manager", "ingress-nginx"},
     "metrics-server": {"calico"},
     "kube-prometheus-stack": {
-        "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "ingress-nginx", "t1-grafana-admin",
+        "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-grafana-admin",
     },
     "opensearch": {"calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-opensearch-admin"},
-    "opensearch-dashboards": {"calico", "t1-ns-platform", "ingress-nginx"},
+    "opensearch-dashboards": {"calico", "t1-ns-platform"},
     "fluent-bit": {"calico", "t1-ns-platform", "t1-opensearch-admin"},
     "t1-ism-policy-job": {"opensearch", "t1-ism-policy"},
     "harbor": {
-        "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "ingress-nginx",
-        "t1-harbor-admin", "t1-harbor-swift",
+        "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-harbor-admin", "t1-harbor-swift",
     },
     "velero": {"calico", "t1-ns-platform", "t1-velero-credentials"},
-    "headlamp": {"calico", "t1-ns-platform", "ingress-nginx"},
+    "headlamp": {"calico", "t1-ns-platform"},
     "t1-keystone-auth": {
         "calico", "t1-keystone-auth-tls", "t1-keystone-sync", "t1-keystone-auth-sa", "t1-keystone-auth-role",
         "t1-keystone-auth-binding",

@@ -1,28 +1,37 @@
 """Typical create durations (seconds) per resource type: the one table the time-to-ready
-simulation uses.
+simulation (:mod:`kaas.offline.timeline`, ``bench/critical_path.py``) uses.
 
-These are planning estimates, not measurements on this machine (no cloud here).
-Where a number comes from, in brief:
-- Neutron objects (network, subnet, port, router, security groups): API calls that
-  complete in a few seconds; the router gateway waits for the L3 agent.
-- Nova instances: the scheduler, port binding and image copy take 30-90 s to ACTIVE
-  on a typical KVM cloud; boot-from-volume adds the Cinder volume create (~15 s).
+These are planning ESTIMATES, not measurements: there is no OpenStack cloud on the
+build machines, and nothing here was timed against one. Each figure is an order of
+magnitude taken from how the service works and what its documentation says, so the
+simulation can compare graph shapes (what waits for what); its absolute minutes are
+only as good as these guesses. Where each number comes from, in brief:
+- Neutron objects (network, subnet, port, router, security groups): single API calls
+  that complete in a few seconds; the router interface waits for the L3 agent.
+- Nova instances: scheduling, port binding and the image copy take 30-90 s to ACTIVE
+  on a typical KVM cloud (60 s here); boot-from-volume first has Cinder create the
+  volume from the image (+15 s, :data:`BOOT_VOLUME`).
 - Octavia with the amphora provider boots a service VM per load balancer, 1-4 min
-  (Octavia docs: "the load balancer will be in PENDING_CREATE while the amphora
-  boots"); each listener/pool/monitor/member change is a PENDING_UPDATE cycle of
-  ~5-10 s on that amphora. The ovn provider needs no VM (seconds).
+  (Octavia docs: the load balancer stays PENDING_CREATE while the amphora boots);
+  each listener/pool/monitor/member create is a PENDING_UPDATE cycle of ~5-10 s on
+  that amphora. The ovn provider needs no VM (:data:`OVN_LOAD_BALANCER`).
 - Designate zones go ACTIVE after the backend (e.g. BIND) syncs (~10 s).
-- Helm releases wait for their workloads to be ready (`helm install --wait`):
-  image pulls and readiness probes, 30 s for a small controller up to several
-  minutes for Harbor or OpenSearch (stateful sets with volumes).
-- The cluster readiness gate covers cloud-init + `kubeadm init` on the first
-  master after it is ACTIVE: package install, image pulls, control plane start
-  (kubeadm's own default timeout for the control plane is 4 minutes).
+- Helm releases wait for their workloads (`helm install --wait`): image pulls and
+  readiness probes, 30 s for a small controller up to several minutes for Harbor or
+  OpenSearch (stateful sets with volumes); the ingress controller also waits for the
+  Octavia load balancer of its LoadBalancer Service.
+- Work Pulumi does not see: after the first master is ACTIVE, cloud-init installs
+  containerd and the kubeadm packages, waits for etcd and runs ``kubeadm init``
+  (:data:`KUBEADM_INIT`; kubeadm's own default timeout for the control plane alone is
+  4 minutes). The readiness gate (a pulumi-command running ``wait_for_api.py``) only
+  polls: its own duration is one poll (:data:`READINESS_POLL`), and the simulation
+  makes it wait for that out-of-band work (:func:`out_of_band`).
 """
 
 from __future__ import annotations
 
-from kaas.offline.engine import ResourceRecord
+from kaas.offline.engine import Plan, ResourceRecord
+from kaas.offline.schedule import OutOfBand
 
 BY_TYPE: dict[str, float] = {
     "pulumi:providers:openstack": 0.0,
@@ -51,8 +60,17 @@ BY_TYPE: dict[str, float] = {
     "openstack:identity/roleAssignment:RoleAssignment": 1.0,
     "openstack:identity/ec2CredentialV3:Ec2CredentialV3": 1.0,
     "openstack:identity/applicationCredential:ApplicationCredential": 1.0,
-    "command:local:Command": 240.0,
+    "openstack:identity/user:User": 1.0,
 }
+BOOT_VOLUME = 15.0  # Cinder volume from the image, before Nova boots from it
+OVN_LOAD_BALANCER = 5.0  # Octavia's ovn provider programs OVN flows, no amphora VM
+
+# Out-of-band work on the first master, from ACTIVE to a ready API server: cloud-init
+# package installs, containerd, waiting for etcd, `kubeadm init` and its control plane.
+KUBEADM_INIT = 240.0
+READINESS_POLL = 5.0  # the gate itself: wait_for_api.py's poll once the API answers
+READINESS_GATE_SUFFIX = "-wait-for-api"  # kaas.readiness.ApiReadiness's command
+COMMAND_DEFAULT = 5.0
 
 # Helm releases, by chart name.
 BY_CHART: dict[str, float] = {
@@ -60,7 +78,7 @@ BY_CHART: dict[str, float] = {
     "flannel": 30.0,
     "openstack-cloud-controller-manager": 30.0,
     "openstack-cinder-csi": 45.0,
-    "nginx-ingress": 200.0,  # waits for its LoadBalancer Service: an Octavia amphora
+    "nginx-ingress": 200.0,  # waits for its LoadBalancer Service: OCCM creates an Octavia amphora
     "cert-manager": 60.0,
     "kube-prometheus-stack": 180.0,
     "prometheus": 90.0,
@@ -79,9 +97,25 @@ KUBERNETES_OBJECT = 1.0
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
+INSTANCE = "openstack:compute/instance:Instance"
+LOAD_BALANCER = "openstack:loadbalancer/loadBalancer:LoadBalancer"
+COMMAND = "command:local:Command"
+
+
+def is_readiness_gate(record: ResourceRecord) -> bool:
+    return record.type == COMMAND and record.name.endswith(READINESS_GATE_SUFFIX)
+
+
 def duration(record: ResourceRecord) -> float:
     if record.type == HELM_RELEASE:
         return BY_CHART.get(str(record.inputs.get("chart", "")), HELM_DEFAULT)
+    if record.type == INSTANCE:
+        from_volume = any(d.get("destinationType") == "volume" for d in record.inputs.get("blockDevices") or [])
+        return BY_TYPE[INSTANCE] + (BOOT_VOLUME if from_volume else 0.0)
+    if record.type == LOAD_BALANCER and record.inputs.get("loadbalancerProvider") == "ovn":
+        return OVN_LOAD_BALANCER
+    if record.type == COMMAND:
+        return READINESS_POLL if is_readiness_gate(record) else COMMAND_DEFAULT
     if record.type in BY_TYPE:
         return BY_TYPE[record.type]
     if record.type.startswith(("tls:", "random:")):
@@ -89,3 +123,30 @@ def duration(record: ResourceRecord) -> float:
     if record.type.startswith("kubernetes:"):
         return KUBERNETES_OBJECT
     return 5.0
+
+
+def first_master(plan: Plan) -> ResourceRecord:
+    """The master whose cloud-init runs ``kubeadm init`` (node 0 of the tier; the others join)."""
+    masters = [r for r in plan.by_type(INSTANCE) if (r.inputs.get("metadata") or {}).get("kaas-tier") == "master"]
+    for record in masters:
+        metadata = record.inputs["metadata"]
+        if metadata.get("kaas-node") == f"{metadata.get('kaas-cluster')}-master-0":
+            return record
+    raise KeyError("the plan has no first master (kaas-node <cluster>-master-0)")
+
+
+def out_of_band(plan: Plan) -> list[OutOfBand]:
+    """kubeadm init on the first master: starts when it and the etcd nodes are ACTIVE; the gate waits for it."""
+    gates = [r for r in plan.by_type(COMMAND) if is_readiness_gate(r)]
+    if not gates:
+        return []
+    master = first_master(plan)
+    etcd = [r.urn for r in plan.by_type(INSTANCE) if (r.inputs.get("metadata") or {}).get("kaas-tier") == "etcd"]
+    return [
+        OutOfBand(
+            key=f"kubeadm init on {master.name} (after it and the etcd nodes are ACTIVE)",
+            duration=KUBEADM_INIT,
+            after=frozenset([master.urn, *etcd]),
+            waiters=frozenset(g.urn for g in gates),
+        )
+    ]

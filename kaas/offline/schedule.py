@@ -31,6 +31,20 @@ class Schedule:
     finish: Mapping[str, float]
 
 
+@dataclass(frozen=True)
+class OutOfBand:
+    """Work no resource stands for (e.g. ``kubeadm init`` on a booted server).
+
+    It starts once every task in ``after`` has finished and takes ``duration``; the
+    tasks in ``waiters`` cannot finish before it (they poll for its result).
+    """
+
+    key: str
+    duration: float
+    after: frozenset[str]
+    waiters: frozenset[str]
+
+
 class CycleError(ValueError):
     pass
 
@@ -102,8 +116,13 @@ def _descendants(plan: Plan) -> dict[str, list[str]]:
     return {r.urn: below(r.urn) for r in plan.resources if not r.custom}
 
 
-def tasks_from_plan(plan: Plan, duration: Callable[[ResourceRecord], float]) -> dict[str, Task]:
-    """One task per custom resource; dependencies on components expand to their custom descendants."""
+def tasks_from_plan(
+    plan: Plan, duration: Callable[[ResourceRecord], float], out_of_band: Iterable[OutOfBand] = ()
+) -> dict[str, Task]:
+    """One task per custom resource; dependencies on components expand to their custom descendants.
+
+    Each :class:`OutOfBand` becomes a task of its own that its waiters depend on.
+    """
     expand = _descendants(plan)
     custom = {r.urn: r for r in plan.resources if r.custom}
 
@@ -126,4 +145,9 @@ def tasks_from_plan(plan: Plan, duration: Callable[[ResourceRecord], float]) -> 
                 deps.add(provider_urn)
         deps.discard(urn)
         tasks[urn] = Task(urn, duration(record), frozenset(deps))
+    for work in out_of_band:
+        tasks[work.key] = Task(work.key, work.duration, work.after)
+        for waiter in work.waiters:
+            task = tasks[waiter]
+            tasks[waiter] = Task(task.key, task.duration, task.deps | {work.key})
     return tasks

@@ -5,7 +5,8 @@ every Kubernetes resource. Each service is a small ``kaas:services:<Service>``
 component, present only when the spec enables it. Dependencies (see
 docs/architecture.md): every Helm release and every pod-running object waits for
 the CNI; storage users wait for the Cinder CSI release and its StorageClasses;
-ingress users wait for the ingress controller; nothing else is serialised.
+plain Ingress objects and the ClusterIssuer wait for the ingress controller (Helm
+releases that contain Ingresses do not); nothing else is serialised.
 """
 
 from __future__ import annotations
@@ -303,7 +304,14 @@ class ManagedServices(pulumi.ComponentResource):
             )  # fmt: skip
             metrics.done()
 
-        web_deps = [cni_release, *ingress_deps]
+        # Releases with Ingresses (Grafana, OpenSearch Dashboards, Harbor, Headlamp) do NOT wait
+        # for the ingress controller: the API server accepts an Ingress before its controller
+        # runs (the F5 chart installs no admission webhook), the controller serves the existing
+        # Ingresses when it starts, and `helm install --wait` does not wait on Ingresses. The
+        # controller's release waits for its Octavia load balancer; queuing Harbor behind it
+        # would add minutes to every new cluster. Plain Ingress objects (below) keep the edge:
+        # Pulumi's await for an Ingress is its controller publishing the address.
+        web_deps = [cni_release]
         data_deps = [cni_release, *storage_deps]
 
         if svc.monitoring.enabled:
@@ -319,7 +327,7 @@ class ManagedServices(pulumi.ComponentResource):
             )  # fmt: skip
             stack = kube.release(
                 "kube-prometheus-stack", ChartName.KUBE_PROMETHEUS_STACK, svc.monitoring.chart_version, platform_ns,
-                values.monitoring_values(spec), monitoring, (*data_deps, *ingress_deps, grafana_secret),
+                values.monitoring_values(spec), monitoring, (*data_deps, grafana_secret),
             )  # fmt: skip
             self.releases["monitoring"] = stack
             rbac = [
@@ -387,7 +395,7 @@ class ManagedServices(pulumi.ComponentResource):
             self.releases["registry"] = kube.release(
                 "harbor", ChartName.HARBOR, svc.registry.chart_version, platform_ns,
                 values.harbor_values(spec, inputs.registry_swift_username), registry,
-                (*data_deps, *ingress_deps, harbor_admin, swift),
+                (*data_deps, harbor_admin, swift),
             )  # fmt: skip
             registry_host = values.host(spec, names.REGISTRY_HOST)
             robot = f"robot${spec.provider_name}-pull"
