@@ -2,8 +2,9 @@
 
 Each size runs in a fresh interpreter (so peak RSS is that plan's own), planning
 `stacks/acme-prod.yaml` with the worker count replaced (and a node CIDR large
-enough to hold them). Prints wall time, peak RSS, resources, per-resource cost
-and the growth ratio between sizes (linear growth keeps the ratio of
+enough to hold them). Prints wall time, CPU time (all threads of the process:
+steadier than wall time on a shared machine), peak RSS, resources, per-resource
+cost and the growth ratio between sizes (linear growth keeps the ratio of
 per-resource costs near 1).
 
     .venv/bin/python bench/plan_scale.py [--sizes 3,30,300,1000] [--repeat 1]
@@ -29,11 +30,11 @@ data = base.model_dump(mode="json")
 data["workers"]["count"] = {workers}
 data["networking"]["node_cidr"] = "10.20.0.0/20"
 spec = type(base).model_validate(data)
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 plan = plan_spec(spec)
-elapsed = time.perf_counter() - start
+elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
 peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"workers": {workers}, "seconds": elapsed, "resources": len(plan.resources), "peak_mb": peak_kb / 1024}}))
+print(json.dumps({{"workers": {workers}, "seconds": elapsed, "cpu_seconds": cpu, "resources": len(plan.resources), "peak_mb": peak_kb / 1024}}))
 """
 
 
@@ -60,16 +61,20 @@ def main() -> None:
         print(f"planning {workers} workers ...", file=sys.stderr, flush=True)
         runs = [measure(workers) for _ in range(args.repeat)]
         rows.append(min(runs, key=lambda r: r["seconds"]))
-    print(f"{'workers':>8} {'resources':>10} {'wall s':>8} {'ms/resource':>12} {'peak MB':>8} {'growth':>8}")
+    header = (
+        f"{'workers':>8} {'resources':>10} {'wall s':>8} {'cpu s':>7} {'ms/resource':>12} {'peak MB':>8} {'growth':>8}"
+    )
+    print(header)
     previous = None
     for row in rows:
         per = 1000 * row["seconds"] / row["resources"]
         growth = "" if previous is None else f"{per / previous:.2f}x"
         print(
-            f"{row['workers']:>8} {row['resources']:>10} {row['seconds']:>8.2f} {per:>12.2f} {row['peak_mb']:>8.0f} {growth:>8}"
+            f"{row['workers']:>8} {row['resources']:>10} {row['seconds']:>8.2f} {row['cpu_seconds']:>7.2f}"
+            f" {per:>12.2f} {row['peak_mb']:>8.0f} {growth:>8}"
         )
         previous = per
-    print("growth = ms/resource relative to the previous size (1.00x = perfectly linear)")
+    print("ms/resource = wall time per resource; growth = ms/resource relative to the previous size (1.00x = linear)")
 
 
 if __name__ == "__main__":

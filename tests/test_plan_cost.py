@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from kaas.bootstrap import cloudinit
-from kaas.offline.plan import plan_spec, plan_stack
+from kaas.offline.plan import plan_spec
 from kaas.spec import load_stack_spec
+from tests.bootstrap_fixtures import bootstrap_plan
 
 
 def test_the_runtimes_quiescence_loop_finds_no_outstanding_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,30 +48,23 @@ class _PurePythonBlockDumper(yaml.SafeDumper):
 _PurePythonBlockDumper.add_representer(str, cloudinit._represent_str)
 
 
-def test_fast_yaml_emitter_writes_the_same_user_data_as_the_pure_python_one(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("stack", ["minimal", "dev", "acme-prod"])
+def test_fast_yaml_emitter_writes_the_same_user_data_as_the_pure_python_one(stack: str) -> None:
     assert yaml.__with_libyaml__ and cloudinit._SafeDumper is yaml.CSafeDumper
-    documents: list[dict[str, Any]] = []
-    kubeadm: list[tuple[dict[str, Any], ...]] = []
-    rendered: list[str] = []
-    real_cloud_config, real_docs = cloudinit.cloud_config, cloudinit._yaml_docs
-
-    def recording_cloud_config(document: dict[str, Any]) -> str:
-        documents.append(document)
-        rendered.append(real_cloud_config(document))
-        return rendered[-1]
-
-    def recording_docs(*docs: dict[str, Any]) -> str:
-        kubeadm.append(docs)
-        return real_docs(*docs)
-
-    monkeypatch.setattr(cloudinit, "cloud_config", recording_cloud_config)
-    monkeypatch.setattr(cloudinit, "_yaml_docs", recording_docs)
-    for stack in ("dev", "demo", "acme-prod"):
-        plan_stack(stack)
-    assert len(documents) == 24 and len(kubeadm) == 15
-    for document, text in zip(documents, rendered, strict=True):
+    texts = [
+        t for tier in ("etcdUserData", "masterUserData", "workerUserData") for t in bootstrap_plan(stack).texts(tier)
+    ]
+    kubeadm_configs = 0
+    for text in texts:
+        document = yaml.safe_load(text)
         slow = yaml.dump(document, Dumper=_PurePythonBlockDumper, sort_keys=False, default_flow_style=False, width=1000)
-        assert text == cloudinit.CLOUD_CONFIG_HEADER + slow
-    for docs in kubeadm:
-        slow = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=1000)
-        assert real_docs(*docs) == slow
+        assert text == cloudinit.cloud_config(document) == cloudinit.CLOUD_CONFIG_HEADER + slow
+        for file in document.get("write_files", []):
+            if file["path"] == cloudinit.KUBEADM_CONFIG_PATH:
+                docs = list(yaml.safe_load_all(file["content"]))
+                slow = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=1000)
+                assert file["content"] == cloudinit._yaml_docs(*docs) == slow
+                kubeadm_configs += 1
+    spec = bootstrap_plan(stack).spec
+    assert len(texts) == spec.etcd.count + spec.masters.count + spec.workers.count
+    assert kubeadm_configs == spec.masters.count + spec.workers.count
