@@ -156,19 +156,6 @@ def test_check_of_a_demo_stack_only_warns(stack: str) -> None:
     assert "error:" not in result.stdout
 
 
-def test_check_of_every_production_stack_passes() -> None:
-    for stack in sorted(set(STACKS) - set(DEMO_STACKS)):
-        result = check("--stack", stack)
-        assert result.returncode == 0, result.stdout
-
-
-def test_check_exits_1_exactly_when_a_production_stack_prints_an_error() -> None:
-    result = check("--stack", "acme-prod")
-    assert "Stack acme-prod (production, mandatory)" in result.stdout
-    errors = [line for line in result.stdout.splitlines() if line.startswith("  error: [")]
-    assert result.returncode == (1 if errors else 0), result.stdout
-
-
 def test_check_all_covers_every_stack_and_passes_on_the_committed_stacks() -> None:
     result = check("--all")
     assert [line.split()[1] for line in result.stdout.splitlines() if line.startswith("Stack ")] == STACKS
