@@ -10,10 +10,11 @@ emulation of the Harbor API. Everything comes from the environment:
 - ``ROBOT_SECRET``: the password the pull Secrets carry (from a Secret)
 - ``RETRY_SECONDS``: pause between polls while Harbor does not answer yet
 
-Harbor API v2.0 (goharbor/harbor ``api/v2.0/swagger.yaml``; handler
-``src/server/v2.0/handler/robot.go``):
+Harbor API v2.0, as of goharbor/harbor tag v2.14.1 (the app version of chart 1.18.1):
+``api/v2.0/swagger.yaml`` (operations getPing, CreateRobot, ListRobot, RefreshSec),
+handler ``src/server/v2.0/handler/robot.go``, controller ``src/controller/robot``:
 
-- ``GET /ping`` answers ``Pong`` without authentication once core is up.
+- ``GET /ping`` answers 200 ``Pong`` (text/plain) without authentication once core is up.
 - ``POST /robots`` (``RobotCreate``: name, description, level, duration, disable,
   permissions[kind, namespace, access[resource, action]]) -> 201 ``RobotCreated``
   with ``id``. Creation ignores a caller's ``secret``; a duplicate name is a
