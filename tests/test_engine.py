@@ -112,3 +112,20 @@ def test_stack_config_matching_the_spec_plans_normally() -> None:
 
     plan = run_plan(program.main, stack="dev", config={"openstack:cloud": "dev", "openstack:region": "RegionOne"})
     assert plan.outputs["clusterName"] == "dev"
+
+
+def test_random_password_honours_its_minimum_character_classes() -> None:
+    def program() -> None:
+        for i in range(20):
+            password = random.RandomPassword(
+                f"pw{i}", length=12, special=False, min_upper=2, min_lower=2, min_numeric=3
+            )
+            pulumi.export(f"pw{i}", password.result)
+
+    plan = run_plan(program, stack="min")
+    for value in plan.outputs.values():
+        text = value.value
+        assert len(text) == 12 and text.isalnum()
+        assert sum(c.isupper() for c in text) >= 2
+        assert sum(c.islower() for c in text) >= 2
+        assert sum(c.isdigit() for c in text) >= 3
