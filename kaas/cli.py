@@ -63,9 +63,7 @@ def _handover_source(args: argparse.Namespace) -> tuple[ClusterSpec, HandoverSou
         check_matches_spec(outputs, spec, str(args.outputs))
         return spec, HandoverSource(outputs, preview=False, origin=f"`pulumi stack output` of stack {args.stack}")
     plan = plan_stack(args.stack)
-    return spec, HandoverSource(
-        handover_outputs(plan, spec), preview=True, origin=f"offline plan of stack {args.stack}"
-    )
+    return spec, HandoverSource(handover_outputs(plan), preview=True, origin=f"offline plan of stack {args.stack}")
 
 
 def _write(text: str, path: Path | None) -> None:

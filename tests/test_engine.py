@@ -85,3 +85,47 @@ def test_stack_plan_runs_the_program_of_the_stack() -> None:
     assert plan.outputs["clusterName"] == "dev"
     stack = plan.by_type("pulumi:pulumi:Stack")
     assert [r.name for r in stack] == ["kaas-dev"]
+
+
+def test_stack_config_naming_another_cloud_is_refused_before_anything_is_registered() -> None:
+    from kaas import program
+    from kaas.spec import SpecError
+    from kaas.spec.loader import STACKS_DIR
+
+    recorded: list[str] = []
+
+    def guarded() -> None:
+        try:
+            program.main()
+        except SpecError as error:
+            recorded.append(str(error))
+
+    plan = run_plan(guarded, stack="dev", config={"openstack:cloud": "acme", "openstack:region": "RegionOne"})
+    assert recorded == [
+        f"{STACKS_DIR / 'dev.yaml'}: openstack.cloud: the spec says 'dev' but Pulumi config openstack:cloud says 'acme'"
+    ]
+    assert [r.type for r in plan.resources] == ["pulumi:pulumi:Stack"]
+
+
+def test_stack_config_matching_the_spec_plans_normally() -> None:
+    from kaas import program
+
+    plan = run_plan(program.main, stack="dev", config={"openstack:cloud": "dev", "openstack:region": "RegionOne"})
+    assert plan.outputs["clusterName"] == "dev"
+
+
+def test_random_password_honours_its_minimum_character_classes() -> None:
+    def program() -> None:
+        for i in range(20):
+            password = random.RandomPassword(
+                f"pw{i}", length=12, special=False, min_upper=2, min_lower=2, min_numeric=3
+            )
+            pulumi.export(f"pw{i}", password.result)
+
+    plan = run_plan(program, stack="min")
+    for value in plan.outputs.values():
+        text = value.value
+        assert len(text) == 12 and text.isalnum()
+        assert sum(c.isupper() for c in text) >= 2
+        assert sum(c.islower() for c in text) >= 2
+        assert sum(c.isdigit() for c in text) >= 3

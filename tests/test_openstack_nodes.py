@@ -80,13 +80,16 @@ def test_boot_from_volume_only_where_the_spec_asks(big: Plan) -> None:
 
 
 def test_etcd_is_protected_and_ignores_image_and_user_data(big: Plan) -> None:
-    expected = {"etcd": {"imageName", "imageId", "userData", "blockDevices"}, "master": {"userData"}, "worker": set()}
+    kept = {"imageName", "imageId", "userData", "blockDevices"}
+    expected = {"etcd": kept, "master": kept, "worker": set()}
     for record in big.by_type(INSTANCE) + big.by_type(PORT):
         tier = record.name.split("-")[1]
         assert record.options["protect"] is (tier == "etcd"), record.name
         if record.type == INSTANCE:
-            # Masters keep their user data too: a template change never replaces the control plane at once.
+            # Masters keep their user data and image too: a change never replaces the control plane at once.
             assert set(record.options["ignoreChanges"]) == expected[tier], record.name
+            # A replacement reuses the node's port, which only one server can hold.
+            assert record.options["deleteBeforeReplace"] is True, record.name
 
 
 def test_growing_workers_only_adds_the_new_node() -> None:

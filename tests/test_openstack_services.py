@@ -103,7 +103,9 @@ def test_admin_role_assigned_to_the_initial_admin_on_the_named_project(plan: Pla
     assert assignment.inputs["userId"] == stable_id("user", "alice").replace("-", "")
     assert assignment.inputs["projectId"] == stable_id("project", "team-a").replace("-", "")
     assert plan.outputs["rbac"]["roleName"] == "t1-cluster-admin"
-    assert plan.outputs["rbac"]["groupId"] == stable_id("openstack:identity/role:Role", "t1-cluster-admin").replace("-", "")
+    assert plan.outputs["rbac"]["groupId"] == stable_id("openstack:identity/role:Role", "t1-cluster-admin").replace(
+        "-", ""
+    )
 
 
 def test_without_a_project_the_role_is_assigned_on_the_deploying_scope() -> None:

@@ -106,6 +106,34 @@ def test_diff_all_in_markdown_covers_affected_stacks_and_a_new_stack_is_all_crea
     assert "`demo`" not in result.stdout
 
 
+def test_diff_of_acme_prod_with_a_worker_added_is_a_readable_pull_request_comment(repo: Path) -> None:
+    spec = repo / "stacks" / "acme-prod.yaml"
+    original = spec.read_text()
+    assert "workers:\n  count: 3\n" in original
+    spec.write_text(original.replace("workers:\n  count: 3\n", "workers:\n  count: 4\n"))
+    try:
+        result = kaas(repo, "diff", "--stack", "acme-prod", "--base", "HEAD", "--format", "markdown")
+    finally:
+        spec.write_text(original)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "### Offline diff of stack `acme-prod`\n"
+        "\n"
+        "| Operation | Resources |\n"
+        "| --- | ---: |\n"
+        "| create | 2 |\n"
+        "| outputs changed | 2 |\n"
+        "\n"
+        "- **create** `openstack:compute/instance:Instance` `acme-prod-worker-3`\n"
+        "- **create** `openstack:networking/port:Port` `acme-prod-worker-3-port`\n"
+        "- **outputs**\n"
+        '  - `~ layout.workers.addresses: ["10.20.0.64", "10.20.0.65", "10.20.0.66"] => '
+        '["10.20.0.64", "10.20.0.65", "10.20.0.66", "10.20.0.67"]`\n'
+        "  - `~ layout.workers.count: 3 => 4`\n"
+        "\n"
+    )
+
+
 def test_diff_with_a_bad_base_revision_says_so(repo: Path) -> None:
     result = kaas(repo, "diff", "--stack", "dev", "--base", "no-such-rev")
     assert result.returncode == 3 and "no-such-rev" in result.stderr
@@ -128,19 +156,23 @@ def test_check_of_a_demo_stack_only_warns(stack: str) -> None:
     assert "error:" not in result.stdout
 
 
-def test_check_of_every_production_stack_passes() -> None:
-    for stack in sorted(set(STACKS) - set(DEMO_STACKS)):
-        result = check("--stack", stack)
-        assert result.returncode == 0, result.stdout
-
-
-def test_check_exits_1_exactly_when_a_production_stack_prints_an_error() -> None:
-    result = check("--stack", "acme-prod")
-    assert "Stack acme-prod (production, mandatory)" in result.stdout
-    errors = [line for line in result.stdout.splitlines() if line.startswith("  error: [")]
-    assert result.returncode == (1 if errors else 0), result.stdout
-
-
-def test_check_all_covers_every_stack() -> None:
+def test_check_all_covers_every_stack_and_passes_on_the_committed_stacks() -> None:
     result = check("--all")
     assert [line.split()[1] for line in result.stdout.splitlines() if line.startswith("Stack ")] == STACKS
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Stack acme-prod (production, mandatory): no violation(s)" in result.stdout
+
+
+def test_check_fails_a_production_spec_that_breaks_a_production_rule(tmp_path: Path) -> None:
+    # Each SSH CIDR alone passes the spec validator; together they open SSH to the whole internet.
+    spec = (STACKS_DIR / "acme-prod.yaml").read_text()
+    assert "admin_ssh_cidrs: [198.51.100.10/32]" in spec
+    path = tmp_path / "acme-prod-ssh.yaml"
+    path.write_text(spec.replace("admin_ssh_cidrs: [198.51.100.10/32]", "admin_ssh_cidrs: [0.0.0.0/1, 128.0.0.0/1]"))
+    result = check("--spec", str(path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"Stack {path} (production, mandatory): 1 violation(s)",
+        "  error: [admin-ports-closed-to-world] SSH port 22 is open to 0.0.0.0/0 through "
+        "acme-prod-admin-tcp-22-from-0.0.0.0-1, acme-prod-admin-tcp-22-from-128.0.0.0-1 (0.0.0.0/1, 128.0.0.0/1)",
+    ]

@@ -84,7 +84,8 @@ def test_in_place_input_change_is_an_update_with_old_and_new_values() -> None:
     assert resource.operation is Operation.UPDATE
     (change,) = resource.changes
     assert change.key == "metadata" and change.old == {"role": "worker"} and change.new == {"role": "gpu-worker"}
-    assert 'metadata: {"role": "worker"} => {"role": "gpu-worker"}' in render_text(diff)
+    # Nested values print down to the changed leaf.
+    assert "metadata.role: worker => gpu-worker" in render_text(diff)
 
 
 def test_change_to_an_input_the_provider_replaces_on_is_a_replace() -> None:

@@ -67,12 +67,12 @@ def cluster_program(shape: Shape) -> Callable[[], None]:
             openstack.compute.Instance(
                 f"c1-etcd-{index}",
                 flavor_name="f",
-                metadata={"role": "etcd"},
+                metadata={"kaas-tier": "etcd"},
                 scheduler_hints=[{"group": group.id}],
                 opts=pulumi.ResourceOptions(parent=cluster, provider=provider, protect=shape.etcd_protect),
             )
         masters = [
-            openstack.compute.Instance(f"c1-master-{i}", flavor_name="f", metadata={"role": "master"}, opts=child)
+            openstack.compute.Instance(f"c1-master-{i}", flavor_name="f", metadata={"kaas-tier": "master"}, opts=child)
             for i in range(shape.masters)
         ]
         if shape.load_balancer:
@@ -101,6 +101,7 @@ def cluster_program(shape: Shape) -> Callable[[], None]:
         openstack.objectstorage.Container(
             "c1-etcd-backups",
             name="c1-etcd-backups",
+            metadata={"kaas-purpose": "etcd_backups"},
             opts=pulumi.ResourceOptions(
                 parent=cluster, provider=provider, protect=shape.backup_protect, retain_on_delete=shape.backup_retain
             ),

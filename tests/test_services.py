@@ -177,6 +177,7 @@ EXPECTED_DEPENDENCIES = {
     "harbor": {
         "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-harbor-admin", "t1-harbor-swift",
     },
+    "t1-harbor-robot-job": {"harbor", "t1-harbor-admin", "t1-harbor-robot"},
     "velero": {"calico", "t1-ns-platform", "t1-velero-credentials"},
     "headlamp": {"calico", "t1-ns-platform"},
     "t1-keystone-auth": {
@@ -231,7 +232,7 @@ def test_credentials_and_passwords_are_secrets() -> None:
     assert "floating-network-id=ext-net-id" in conf and "subnet-id=subnet-id" in conf
     assert "auth-url=https://keystone.test.example:5000/v3" in conf and "region=RegionOne" in conf
     for name in ("t1-grafana-admin", "t1-opensearch-admin", "t1-harbor-admin", "t1-harbor-swift",
-                 "t1-velero-credentials", "t1-keystone-auth-tls", "t1-pull-shop"):  # fmt: skip
+                 "t1-velero-credentials", "t1-keystone-auth-tls", "t1-pull-shop", "t1-harbor-robot"):  # fmt: skip
         record = plan.find("kubernetes:core/v1:Secret", name)
         assert isinstance(record.inputs["stringData"], Secret), name
         assert "stringData" in record.options["additionalSecretOutputs"], name

@@ -695,6 +695,11 @@ def render_master_user_data(
             "0755",
         ),
     ]
+    return _kubernetes_node_config(cluster, node, files)
+
+
+def _kubernetes_node_config(cluster: KubernetesCluster, node: KubernetesNode, files: list[dict[str, str]]) -> str:
+    """The cloud-config of a master or worker: host name, pinned packages, files, then the kubeadm script."""
     return cloud_config(
         {
             "hostname": node.name,
@@ -717,12 +722,4 @@ def render_worker_user_data(cluster: KubernetesCluster, node: KubernetesNode) ->
             "0755",
         ),
     ]
-    return cloud_config(
-        {
-            "hostname": node.name,
-            "preserve_hostname": False,
-            **_apt_and_packages(cluster),
-            "write_files": files,
-            "runcmd": [[KUBEADM_BOOTSTRAP_SCRIPT]],
-        }
-    )
+    return _kubernetes_node_config(cluster, node, files)

@@ -2,14 +2,13 @@
 
 from kaas.handover.kubeconfig import kubeconfig, kubeconfig_yaml
 from kaas.handover.render import render, render_html, render_markdown
-from kaas.handover.source import HandoverSource, handover_outputs, preview_facts, read_outputs_file
+from kaas.handover.source import HandoverSource, handover_outputs, read_outputs_file
 
 __all__ = [
     "HandoverSource",
     "handover_outputs",
     "kubeconfig",
     "kubeconfig_yaml",
-    "preview_facts",
     "read_outputs_file",
     "render",
     "render_html",

@@ -35,19 +35,36 @@ def _stream(seed: str, length: int, alphabet: str) -> str:
     return "".join(out[:length])
 
 
+_SPECIAL_DEFAULT = "!@#$%&*()-_=+[]{}<>:?"
+
+
 def _random_string(args: MockResourceArgs, rid: str) -> State:
+    """pulumi-random's RandomString/RandomPassword: the classes asked for, each at least its ``min*``."""
     inputs = args.inputs
     length = int(inputs.get("length", 16))
-    alphabet = ""
-    if inputs.get("lower", True):
-        alphabet += string.ascii_lowercase
-    if inputs.get("upper", True):
-        alphabet += string.ascii_uppercase
-    if inputs.get("numeric", inputs.get("number", True)):
-        alphabet += string.digits
-    if inputs.get("special", True):
-        alphabet += str(inputs.get("overrideSpecial") or "!@#$%&*()-_=+[]{}<>:?")
-    return {"result": _stream(args.name, length, alphabet or string.ascii_lowercase)}
+    classes = [
+        (string.ascii_lowercase, inputs.get("lower", True), int(inputs.get("minLower", 0))),
+        (string.ascii_uppercase, inputs.get("upper", True), int(inputs.get("minUpper", 0))),
+        (string.digits, inputs.get("numeric", inputs.get("number", True)), int(inputs.get("minNumeric", 0))),
+        (
+            str(inputs.get("overrideSpecial") or _SPECIAL_DEFAULT),
+            inputs.get("special", True),
+            int(inputs.get("minSpecial", 0)),
+        ),
+    ]
+    alphabet = "".join(chars for chars, enabled, _ in classes if enabled) or string.ascii_lowercase
+    required = "".join(
+        _stream(f"{args.name}/min/{i}", minimum, chars) for i, (chars, _, minimum) in enumerate(classes) if minimum
+    )
+    if len(required) > length:
+        raise ValueError(f"{args.name}: the min* counts ({len(required)}) exceed length {length}")
+    rest = _stream(args.name, length - len(required), alphabet)
+    # Spread the required characters over deterministic positions rather than a fixed prefix.
+    result = list(rest)
+    for offset, char in enumerate(required):
+        position = int(hashlib.sha256(f"{args.name}/pos/{offset}".encode()).hexdigest(), 16) % (len(result) + 1)
+        result.insert(position, char)
+    return {"result": "".join(result)}
 
 
 def _random_id(args: MockResourceArgs, rid: str) -> State:

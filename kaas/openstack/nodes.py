@@ -24,8 +24,10 @@ TIERS: tuple[Role, ...] = (Role.ETCD, Role.MASTER, Role.WORKER)
 # replace them through a routine `pulumi up` (that would replace the quorum at once).
 ETCD_IGNORE_CHANGES = ["image_name", "image_id", "user_data", "block_devices"]
 # Masters run the control plane: changed user data (a new template, a rotated token)
-# applies to masters built later, never by replacing every master at once.
-MASTER_IGNORE_CHANGES = ["user_data"]
+# or a new image applies to masters built later, never by replacing every master at
+# once (that takes the API down). Roll a new image through them one at a time with
+# `pulumi up --replace <urn>`.
+MASTER_IGNORE_CHANGES = ["user_data", "image_name", "image_id", "block_devices"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,9 @@ class NodeTier(pulumi.ComponentResource):
                     provider=provider,
                     protect=stateful,
                     ignore_changes={Role.ETCD: ETCD_IGNORE_CHANGES, Role.MASTER: MASTER_IGNORE_CHANGES}.get(tier),
+                    # The replacement takes over the node's port (its fixed IP), which Nova binds to
+                    # one server at a time: the old instance must go first.
+                    delete_before_replace=True,
                 ),
             )
             self.ports.append(port)

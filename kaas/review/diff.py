@@ -110,6 +110,39 @@ class ResourceDiff:
     name: str
     operation: Operation
     changes: tuple[InputChange, ...] = ()
+    # From the deployed (old) resource: `pulumi up` refuses to delete or replace a protected one.
+    protected: bool = False
+    # A deleted resource with retainOnDelete stays in the cloud, only leaving the stack.
+    retained: bool = False
+    # A replacement that deletes the old resource before creating the new one (a gap).
+    delete_first: bool = False
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.protected and self.operation in (Operation.DELETE, Operation.REPLACE):
+            notes.append(f"protected: pulumi up refuses to {self.operation.value} it")
+        if self.retained and self.operation is Operation.DELETE:
+            notes.append("retained: stays in the cloud")
+        if self.delete_first and self.operation is Operation.REPLACE:
+            notes.append("deleted before its replacement is created")
+        return notes
+
+
+@dataclass(frozen=True)
+class OutputChange:
+    """One stack output value (a path into nested outputs, e.g. ``layout.workers.count``) that differs."""
+
+    path: str
+    old: Any
+    new: Any
+    secret: bool
+
+    @property
+    def symbol(self) -> str:
+        return "+" if self.old is None else "-" if self.new is None else "~"
+
+    def shown(self, value: Any) -> str:
+        return SECRET_MASK if self.secret else _short(value)
 
 
 @dataclass(frozen=True)
@@ -117,10 +150,11 @@ class PlanDiff:
     stack: str
     resources: tuple[ResourceDiff, ...]
     base_missing: bool = False
+    outputs: tuple[OutputChange, ...] = ()
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.resources)
+        return bool(self.resources or self.outputs)
 
     def counts(self) -> dict[Operation, int]:
         counted = Counter(r.operation for r in self.resources)
@@ -194,6 +228,19 @@ def input_changes(old: ResourceRecord, new: ResourceRecord) -> list[InputChange]
     return changes
 
 
+def output_changes(old: Any, new: Any, path: str = "") -> list[OutputChange]:
+    """Changed stack outputs, down to the leaves of nested objects (lists compare whole)."""
+    if isinstance(old, dict) and isinstance(new, dict):  # a secret object is a Secret, compared whole
+        changes: list[OutputChange] = []
+        for key in sorted(set(old) | set(new)):
+            changes += output_changes(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+        return changes
+    if reveal(old) == reveal(new):
+        return []
+    secret = contains_secret(old) or contains_secret(new)
+    return [OutputChange(path, reveal(old), reveal(new), secret)]
+
+
 def diff_plans(old: Plan | None, new: Plan | None, stack: str | None = None) -> PlanDiff:
     """What applying ``new`` over a stack deployed from ``old`` would do (``None``: the stack does not exist)."""
     old_by_urn = {r.urn: r for r in (old.resources if old else []) if r.type != "pulumi:pulumi:Stack"}
@@ -204,15 +251,35 @@ def diff_plans(old: Plan | None, new: Plan | None, stack: str | None = None) -> 
         if before is None and after is not None:
             diffs.append(ResourceDiff(urn, after.type, after.name, Operation.CREATE))
         elif after is None and before is not None:
-            diffs.append(ResourceDiff(urn, before.type, before.name, Operation.DELETE))
+            diffs.append(
+                ResourceDiff(
+                    urn,
+                    before.type,
+                    before.name,
+                    Operation.DELETE,
+                    protected=bool(before.options.get("protect")),
+                    retained=bool(before.options.get("retainOnDelete")),
+                )
+            )
         elif before is not None and after is not None:
             changes = input_changes(before, after)
             if changes:
                 replace = any(c.forces_replacement for c in changes)
                 operation = Operation.REPLACE if replace else Operation.UPDATE
-                diffs.append(ResourceDiff(urn, after.type, after.name, operation, tuple(changes)))
+                diffs.append(
+                    ResourceDiff(
+                        urn,
+                        after.type,
+                        after.name,
+                        operation,
+                        tuple(changes),
+                        protected=bool(before.options.get("protect")),
+                        delete_first=bool(after.options.get("deleteBeforeReplace")),
+                    )
+                )
     name = stack or (new.stack if new else old.stack if old else "?")
-    return PlanDiff(stack=name, resources=tuple(diffs), base_missing=old is None)
+    outputs = output_changes(old.outputs if old else {}, new.outputs if new else {})
+    return PlanDiff(stack=name, resources=tuple(diffs), base_missing=old is None, outputs=tuple(outputs))
 
 
 # ---------------------------------------------------------------------------
@@ -269,11 +336,45 @@ def _short(value: Any) -> str:
 def _summary(diff: PlanDiff) -> str:
     counts = diff.counts()
     parts = [f"{counts[op]} to {op.value}" for op in Operation if counts[op]]
+    if diff.outputs:
+        parts.append(f"{len(diff.outputs)} output(s) changed")
     return ", ".join(parts) if parts else "no changes"
+
+
+def _resource_line(resource: ResourceDiff) -> str:
+    notes = resource.notes()
+    return f"{resource.type}  {resource.name}" + (f"  ({'; '.join(notes)})" if notes else "")
+
+
+def _output_line(change: OutputChange) -> str:
+    if change.old is None:
+        return f"{change.symbol} {change.path}: {change.shown(change.new)}"
+    if change.new is None:
+        return f"{change.symbol} {change.path}"
+    return f"{change.symbol} {change.path}: {change.shown(change.old)} => {change.shown(change.new)}"
+
+
+def leaf_changes(old: Any, new: Any, path: str) -> list[tuple[str, Any, Any]]:
+    """``(path, old, new)`` for each differing leaf: ``blockDevices[0].uuid`` rather than the whole list."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            leaf
+            for key in sorted(set(old) | set(new))
+            for leaf in leaf_changes(old.get(key), new.get(key), f"{path}.{key}")
+        ]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [
+            leaf for i, (a, b) in enumerate(zip(old, new, strict=True)) for leaf in leaf_changes(a, b, f"{path}[{i}]")
+        ]
+    return [] if old == new else [(path, old, new)]
 
 
 def _change_line(change: InputChange) -> str:
     marker = " (forces replacement)" if change.forces_replacement else ""
+    leaves = [] if change.secret else leaf_changes(change.old, change.new, change.key)
+    if leaves and len(leaves) <= 3 and leaves != [(change.key, change.old, change.new)]:
+        shown = "; ".join(f"{path}: {_short(a)} => {_short(b)}" for path, a, b in leaves)
+        return f"{shown}{marker}"
     return f"{change.key}: {change.shown(change.old)} => {change.shown(change.new)}{marker}"
 
 
@@ -282,10 +383,11 @@ def render_text(diff: PlanDiff) -> str:
     if diff.base_missing:
         lines.append("  (the stack does not exist at the base revision: everything is created)")
     for resource in diff.resources:
-        lines.append(
-            f"  {SYMBOLS[resource.operation]:<2} {resource.operation.value:<7} {resource.type}  {resource.name}"
-        )
+        lines.append(f"  {SYMBOLS[resource.operation]:<2} {resource.operation.value:<7} {_resource_line(resource)}")
         lines.extend(f"        {_change_line(c)}" for c in resource.changes)
+    if diff.outputs:
+        lines.append("  Outputs:")
+        lines.extend(f"    {_output_line(c)}" for c in diff.outputs)
     return "\n".join(lines)
 
 
@@ -300,12 +402,25 @@ def render_markdown(diff: PlanDiff) -> str:
         return "\n".join(lines) + "\n"
     lines += ["| Operation | Resources |", "| --- | ---: |"]
     lines += [f"| {op.value} | {counts[op]} |" for op in Operation if counts[op]]
+    if diff.outputs:
+        lines.append(f"| outputs changed | {len(diff.outputs)} |")
     lines.append("")
+    protected = [r for r in diff.resources if r.protected and r.operation in (Operation.DELETE, Operation.REPLACE)]
+    if protected:
+        lines += [
+            f"**{len(protected)} protected resource(s) would be deleted or replaced: `pulumi up` refuses.**",
+            "",
+        ]
     details: list[str] = []
     for op in (Operation.REPLACE, Operation.DELETE, Operation.UPDATE, Operation.CREATE):
         for resource in diff.of(op):
-            details.append(f"- **{op.value}** `{resource.type}` `{resource.name}`")
+            notes = resource.notes()
+            suffix = f" ({'; '.join(notes)})" if notes else ""
+            details.append(f"- **{op.value}** `{resource.type}` `{resource.name}`{suffix}")
             details.extend(f"  - `{_change_line(c)}`" for c in resource.changes)
+    if diff.outputs:
+        details.append("- **outputs**")
+        details.extend(f"  - `{_output_line(c)}`" for c in diff.outputs)
     if len(details) > _COLLAPSE_OVER:
         lines += ["<details><summary>Details</summary>", "", *details, "", "</details>"]
     else:

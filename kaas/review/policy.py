@@ -101,19 +101,21 @@ def is_production(view: PlanView) -> bool:
 # ---------------------------------------------------------------------------
 # Classifying resources.
 
-_TIER_NAME = re.compile(r"(?:^|-)(etcd|master|worker)s?(?:-|$)")
+TIER_KEY = "kaas-tier"  # instance metadata set by kaas.openstack.nodes.NodeTier
+PURPOSE_KEY = "kaas-purpose"  # container metadata set by kaas.openstack.storage.ObjectStorage
+BACKUP_PURPOSES = frozenset({"etcd_backups", "cluster_backups"})
+
+
+def _metadata(record: Record, key: str) -> str | None:
+    metadata = record.inputs.get("metadata")
+    value = metadata.get(key) if isinstance(metadata, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 def tier_of(record: Record) -> str | None:
-    """``etcd``/``master``/``worker`` from the instance's metadata role, else from its name."""
-    metadata = record.inputs.get("metadata")
-    if isinstance(metadata, Mapping):
-        for key in ("role", "tier", "kaas-role", "kaas_role", "kaas-tier"):
-            value = metadata.get(key)
-            if isinstance(value, str) and value.rstrip("s") in ("etcd", "master", "worker"):
-                return value.rstrip("s")
-    match = _TIER_NAME.search(record.name)
-    return match.group(1) if match else None
+    """``etcd``/``master``/``worker``: the instance's ``kaas-tier`` metadata (names prove nothing)."""
+    tier = _metadata(record, TIER_KEY)
+    return tier if tier in ("etcd", "master", "worker") else None
 
 
 def instances(view: PlanView, tier: str) -> list[Record]:
@@ -180,26 +182,57 @@ def _ports(inputs: Mapping[str, Any]) -> range:
     return range(int(low), int(high) + 1)
 
 
+def _world(version: int) -> str:
+    return "0.0.0.0/0" if version == 4 else "::/0"
+
+
 def admin_ports_closed_to_world(view: PlanView) -> list[Violation]:
-    """No ingress rule opens SSH, etcd (2379/2380) or the kubelet (10250) to 0.0.0.0/0 or ::/0."""
+    """No ingress rule opens SSH, etcd (2379/2380) or the kubelet (10250) to 0.0.0.0/0 or ::/0.
+
+    Prefixes of several rules that together cover the whole internet (``0.0.0.0/1`` and
+    ``128.0.0.0/1``) count as one rule open to the world.
+    """
     rule = "admin-ports-closed-to-world"
     found: list[Violation] = []
+    partial: dict[tuple[int, int], list[tuple[Record, ipaddress.IPv4Network | ipaddress.IPv6Network]]] = {}
     for record in view.by_type(SEC_GROUP_RULE):
         inputs = record.inputs
         if inputs.get("direction", "ingress") != "ingress" or inputs.get("protocol") not in (None, "", "tcp", "any"):
             continue
-        if not _opens_to_world(inputs):
+        if inputs.get("remoteGroupId"):
+            continue
+        version = 6 if inputs.get("ethertype") == "IPv6" else 4
+        prefix = inputs.get("remoteIpPrefix") or _world(version)
+        try:
+            network = ipaddress.ip_network(prefix, strict=False)
+        except ValueError:
             continue
         ports = _ports(inputs)
         for port, what in ADMIN_PORTS.items():
-            if port in ports:
-                prefix = inputs.get("remoteIpPrefix") or "0.0.0.0/0"
+            if port not in ports:
+                continue
+            if network.prefixlen == 0:
                 found.append(Violation(rule, f"{record.name} opens {what} port {port} to {prefix}", record.urn))
+            else:
+                partial.setdefault((port, network.version), []).append((record, network))
+    for (port, version), opened in sorted(partial.items(), key=lambda item: item[0]):
+        networks = [network for _, network in opened]
+        if any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(networks)):  # type: ignore[type-var]
+            names = ", ".join(sorted({r.name for r, _ in opened}))
+            prefixes = ", ".join(str(n) for n in sorted(networks))
+            found.append(
+                Violation(
+                    rule,
+                    f"{ADMIN_PORTS[port]} port {port} is open to {_world(version)} through {names} ({prefixes})",
+                    opened[0][0].urn,
+                )
+            )
     return found
 
 
 def _is_backup_container(record: Record) -> bool:
-    return "backup" in record.name or "backup" in str(record.inputs.get("name", ""))
+    """An etcd or cluster backup container: its ``kaas-purpose`` metadata (the registry's is not a backup)."""
+    return _metadata(record, PURPOSE_KEY) in BACKUP_PURPOSES
 
 
 def backup_containers_protected(view: PlanView) -> list[Violation]:

@@ -122,9 +122,17 @@ class _Kube:
         )
 
 
-def _password(name: str, parent: pulumi.Resource) -> random.RandomPassword:
+def _password(name: str, parent: pulumi.Resource, mixed: bool = False) -> random.RandomPassword:
+    """32 letters and digits; ``mixed`` guarantees an upper and a lower case letter and a digit."""
+    at_least_one = 1 if mixed else None
     return random.RandomPassword(
-        name, length=32, special=False, opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["result"])
+        name,
+        length=32,
+        special=False,
+        min_upper=at_least_one,
+        min_lower=at_least_one,
+        min_numeric=at_least_one,
+        opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["result"]),
     )
 
 
@@ -392,16 +400,29 @@ class ManagedServices(pulumi.ComponentResource):
                 ),
                 registry, (self.namespace,),
             )  # fmt: skip
-            self.releases["registry"] = kube.release(
-                "harbor", ChartName.HARBOR, svc.registry.chart_version, platform_ns,
+            harbor = kube.release(
+                names.HARBOR_RELEASE, ChartName.HARBOR, svc.registry.chart_version, platform_ns,
                 values.harbor_values(spec, inputs.registry_swift_username), registry,
                 (*data_deps, harbor_admin, swift),
             )  # fmt: skip
-            registry_host = values.host(spec, names.REGISTRY_HOST)
-            robot = f"robot${spec.provider_name}-pull"
-            pull_config = _password(f"{name}-registry-pull", registry).result.apply(
-                lambda pw: objects.docker_config_json(registry_host, robot, pw)
+            self.releases["registry"] = harbor
+            # The pull robot: its secret (Harbor's rules: upper, lower, digit) goes to a platform
+            # Secret the registering Job reads and into every customer namespace's pull Secret.
+            robot_pw = _password(f"{name}-registry-pull", registry, mixed=True)
+            robot_secret = kube.apply(
+                f"{name}-harbor-robot",
+                objects.secret(spec, names.HARBOR_ROBOT, spec.platform_namespace, {"ROBOT_SECRET": robot_pw.result}),
+                registry, (self.namespace,),
+            )  # fmt: skip
+            kube.apply(
+                f"{name}-harbor-robot-job",
+                objects.harbor_robot_job(spec),
+                registry,
+                (harbor, harbor_admin, robot_secret),
             )
+            registry_host = values.host(spec, names.REGISTRY_HOST)
+            robot = names.pull_robot_account(spec)
+            pull_config = robot_pw.result.apply(lambda pw: objects.docker_config_json(registry_host, robot, pw))
             registry.done()
 
         if svc.backups.enabled:

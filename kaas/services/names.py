@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from kaas.services import catalog
 from kaas.spec.models import ClusterSpec
 
@@ -13,9 +15,12 @@ INGRESS_RELEASE = "ingress-nginx"
 GRAFANA_ADMIN = "grafana-admin"
 OPENSEARCH_ADMIN = "opensearch-admin"
 OPENSEARCH_CLUSTER = "opensearch"
+HARBOR_RELEASE = "harbor"
 HARBOR_ADMIN = "harbor-admin"
 HARBOR_SWIFT = "harbor-swift"
-HARBOR_PULL = "registry-pull"
+HARBOR_PULL = "registry-pull"  # the docker-config Secret in every customer namespace
+HARBOR_ROBOT = "registry-pull-robot"  # the pull robot's secret in the platform namespace (key ROBOT_SECRET)
+HARBOR_ROBOT_PREFIX = "robot$"  # Harbor's default robot_name_prefix (ROBOT_NAME_PREFIX)
 VELERO_CREDENTIALS = "velero-openstack"
 APP_PROMETHEUS = "apps"
 APP_PROMETHEUS_HOST = "prometheus-apps"
@@ -40,6 +45,23 @@ def customer_label(spec: ClusterSpec) -> str:
 def app_monitoring_label(spec: ClusterSpec) -> str:
     """ServiceMonitors/PodMonitors/rules with this label are scraped by the customer-apps Prometheus."""
     return f"{spec.provider_name}/monitoring"
+
+
+# Harbor's robot name rule (handler/robot.go validateName).
+_HARBOR_ROBOT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+
+
+def pull_robot_name(spec: ClusterSpec) -> str:
+    """The system robot the customer pull Secrets log in as, as created (without Harbor's prefix)."""
+    name = f"{spec.provider_name}-pull"
+    if not _HARBOR_ROBOT_NAME.match(name):
+        raise ValueError(f"provider_name {spec.provider_name!r} gives robot name {name!r}, which Harbor refuses")
+    return name
+
+
+def pull_robot_account(spec: ClusterSpec) -> str:
+    """The user name the pull Secrets carry: ``robot$<provider>-pull``."""
+    return HARBOR_ROBOT_PREFIX + pull_robot_name(spec)
 
 
 def velero_plugin_image() -> str:

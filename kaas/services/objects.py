@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
 from kaas.platform import KEYSTONE_AUTH_PORT
-from kaas.services import catalog, names, values
+from kaas.services import catalog, harbor_robot, names, values
 from kaas.spec.models import ClusterSpec
 
 Manifest = dict[str, Any]
@@ -374,5 +375,65 @@ def ism_policy_job(spec: ClusterSpec) -> Manifest:
                     "volumes": [{"name": "policy", "configMap": {"name": "opensearch-ism-policy"}}],
                 }
             },
+        },
+    }
+
+
+# --- Registry: the pull robot ----------------------------------------------------------
+
+HARBOR_ROBOT_JOB = "harbor-pull-robot"
+# docker-library/official-images library/python: 3.13.9-alpine3.22 (stdlib only is needed).
+HARBOR_ROBOT_JOB_IMAGE = "python:3.13.9-alpine3.22"
+HARBOR_ROBOT_RETRY_SECONDS = 10
+
+
+def harbor_robot_script() -> str:
+    """The Job's program: the source of ``kaas.services.harbor_robot`` (standard library only)."""
+    return Path(harbor_robot.__file__).read_text(encoding="utf-8")
+
+
+def harbor_robot_job(spec: ClusterSpec) -> Manifest:
+    """A Job that registers the pull robot in Harbor and sets its secret, once Harbor's API answers.
+
+    The secrets reach the container only through ``secretKeyRef``s: the Harbor admin
+    password (the chart's ``existingSecretAdminPassword``) and the robot's secret
+    (the same value the customer namespaces' pull Secrets carry).
+    """
+    env = [
+        {"name": "HARBOR_URL", "value": values.harbor_core_url(spec)},
+        {"name": "ROBOT_NAME", "value": names.pull_robot_name(spec)},
+        {"name": "RETRY_SECONDS", "value": str(HARBOR_ROBOT_RETRY_SECONDS)},
+        {
+            "name": "HARBOR_ADMIN_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": names.HARBOR_ADMIN, "key": "HARBOR_ADMIN_PASSWORD"}},
+        },
+        {
+            "name": "ROBOT_SECRET",
+            "valueFrom": {"secretKeyRef": {"name": names.HARBOR_ROBOT, "key": "ROBOT_SECRET"}},
+        },
+    ]
+    container = {
+        "name": "register-robot",
+        "image": HARBOR_ROBOT_JOB_IMAGE,
+        "command": ["python3", "-c", harbor_robot_script()],
+        "env": env,
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": 65534,  # the image runs as root by default
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(spec, HARBOR_ROBOT_JOB, spec.platform_namespace),
+        "spec": {
+            "backoffLimit": 6,
+            "activeDeadlineSeconds": 3600,
+            "template": {"spec": {"restartPolicy": "OnFailure", "containers": [container]}},
         },
     }

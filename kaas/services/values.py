@@ -413,7 +413,20 @@ def harbor_values(spec: ClusterSpec, swift_username: pulumi.Input[str]) -> Value
             },
         },
         "trivy": {"enabled": reg.scanning},
+        # Plain HTTP inside the cluster: harbor_core_url() relies on it.
+        "internalTLS": {"enabled": False},
     }
+
+
+def harbor_core_url(spec: ClusterSpec) -> str:
+    """Harbor core's Service inside the cluster, where its API answers.
+
+    goharbor/harbor-helm v1.18.1: ``templates/core/core-svc.yaml`` names it
+    ``harbor.core`` = ``<fullname>-core``, and ``harbor.fullname`` is the release name
+    when that contains "harbor"; ``harbor.core.servicePort`` is 80 (http) while
+    ``internalTLS.enabled`` is false, as ``harbor_values`` sets it.
+    """
+    return f"http://{names.HARBOR_RELEASE}-core.{spec.platform_namespace}.svc"
 
 
 # --- Backups ---------------------------------------------------------------------------

@@ -111,11 +111,34 @@ def load_stack_spec(stack: str, stacks_dir: Path = STACKS_DIR) -> ClusterSpec:
     return load_spec_file(path)
 
 
+def check_stack_config(spec: ClusterSpec, source: str, config: Mapping[str, str | None]) -> None:
+    """``Pulumi.<stack>.yaml`` may name the OpenStack cloud/region; they must be the spec's.
+
+    The program builds its OpenStack provider from the spec, so a stack file that names
+    another cloud means the operator is about to deploy one customer's spec against
+    another cloud: refuse instead of guessing.
+    """
+    problems = [
+        f"openstack.{key}: the spec says {expected!r} but Pulumi config openstack:{key} says {configured!r}"
+        for key, expected, configured in (
+            ("cloud", spec.openstack.cloud, config.get("cloud")),
+            ("region", spec.openstack.region, config.get("region")),
+        )
+        if configured is not None and configured != expected
+    ]
+    if problems:
+        raise SpecError(source, problems)
+
+
 def load_for_current_stack() -> ClusterSpec:
     """The spec of the running Pulumi stack: config ``kaas:spec`` (a file) or ``stacks/<stack>.yaml``."""
     import pulumi
 
     explicit = pulumi.Config("kaas").get("spec")
-    if explicit:
-        return load_spec_file(Path(explicit))
-    return load_stack_spec(pulumi.get_stack())
+    path = Path(explicit) if explicit else stack_spec_path(pulumi.get_stack())
+    spec = load_spec_file(path) if explicit else load_stack_spec(pulumi.get_stack())
+    openstack_config = pulumi.Config("openstack")
+    check_stack_config(
+        spec, str(path), {"cloud": openstack_config.get("cloud"), "region": openstack_config.get("region")}
+    )
+    return spec

@@ -21,12 +21,12 @@ from kaas import versions
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
+_LABEL_RULE = "1-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+
+
 def _dns_label(value: str) -> str:
     if not _DNS_LABEL.match(value):
-        raise ValueError(
-            f"{value!r} is not a DNS label: use 1-63 lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit"
-        )
+        raise ValueError(f"{value!r} is not a DNS label: use {_LABEL_RULE}")
     return value
 
 
@@ -36,10 +36,7 @@ def _dns_domain(value: str) -> str:
         raise ValueError(f"{value!r} is not a DNS domain: 1-253 characters")
     for label in name.split("."):
         if not _DNS_LABEL.match(label):
-            raise ValueError(
-                f"{value!r} is not a DNS domain: label {label!r} must be 1-63 lowercase "
-                "letters, digits and '-', starting and ending with a letter or digit"
-            )
+            raise ValueError(f"{value!r} is not a DNS domain: label {label!r} must be {_LABEL_RULE}")
     return name
 
 
