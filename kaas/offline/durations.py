@@ -20,6 +20,8 @@ only as good as these guesses. Where each number comes from, in brief:
   readiness probes, 30 s for a small controller up to several minutes for Harbor or
   OpenSearch (stateful sets with volumes); the ingress controller also waits for the
   Octavia load balancer of its LoadBalancer Service.
+- Plain Kubernetes objects are API writes (1 s), except kinds Pulumi awaits until pods
+  run: a Job until it completes, a DaemonSet until its rollout is done.
 - Work Pulumi does not see: after the first master is ACTIVE, cloud-init installs
   containerd and the kubeadm packages, waits for etcd and runs ``kubeadm init``
   (:data:`KUBEADM_INIT`; kubeadm's own default timeout for the control plane alone is
@@ -92,7 +94,13 @@ BY_CHART: dict[str, float] = {
 }
 HELM_DEFAULT = 60.0
 LOCAL_DEFAULT = 0.1  # pulumi-tls, pulumi-random: computed on the operator's machine
-KUBERNETES_OBJECT = 1.0
+KUBERNETES_OBJECT = 1.0  # an API write; Pulumi's await for most kinds is immediate
+# Kinds whose Pulumi await waits for pods: a Job until it completes (image pull + a short
+# script), a DaemonSet until its rollout is done on every matching node.
+BY_KUBERNETES_KIND: dict[str, float] = {
+    "kubernetes:batch/v1:Job": 20.0,
+    "kubernetes:apps/v1:DaemonSet": 30.0,
+}
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -121,7 +129,7 @@ def duration(record: ResourceRecord) -> float:
     if record.type.startswith(("tls:", "random:")):
         return LOCAL_DEFAULT
     if record.type.startswith("kubernetes:"):
-        return KUBERNETES_OBJECT
+        return BY_KUBERNETES_KIND.get(record.type, KUBERNETES_OBJECT)
     return 5.0
 
 
