@@ -94,7 +94,14 @@ class KaasCluster(pulumi.ComponentResource):
             api_url=self.bootstrap.api_server_url,
             connect_to=self.api_load_balancer.floating_address,
             ca_cert_pem=self.bootstrap.ca_cert_pem,
-            after=[*self.masters.instances, *self.api_load_balancer.members, self.api_load_balancer.floating_ip],
+            # The API path: masters, LB members, the floating IP, and the DNS name the
+            # Kubernetes provider's kubeconfig connects to.
+            after=[
+                *self.masters.instances,
+                *self.api_load_balancer.members,
+                self.api_load_balancer.floating_ip,
+                *([self.dns.api_record] if self.dns.api_record is not None else []),
+            ],
             opts=child,
         )
         self.services = ManagedServices(

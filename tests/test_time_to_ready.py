@@ -97,6 +97,7 @@ def test_readiness_gate_waits_for_the_api_path_and_kubeadm_init(plan: Plan, task
     assert {
         "openstack:loadbalancer/member:Member",
         "openstack:networking/floatingIp:FloatingIp",
+        "openstack:dns/recordSet:RecordSet",  # the kubeconfig's server is api.<cluster>.<domain>
         durations.INSTANCE,
     } <= direct
     (kubeadm,) = [k for k in tasks[gate.urn].deps if k not in {r.urn for r in plan.resources}]
