@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from kaas.offline import Plan, Secret
+from kaas.offline import Plan, Secret, render
 from kaas.services import catalog, objects, values
 from kaas.services.catalog import CATALOG, ChartName
 from kaas.spec.models import Cni
@@ -42,13 +42,8 @@ RELEASE_CHARTS = {
 
 
 def plain(value: object) -> object:
-    if isinstance(value, Secret):
-        return plain(value.value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
+    """The recorded value with secrets revealed."""
+    return render.plain(value, show_secrets=True)
 
 
 def test_every_release_comes_from_the_catalog() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from kaas.offline import Secret
+from kaas.offline import Secret, render
 from kaas.services import names, objects, values
 from kaas.services.harbor_robot import robot_request
 from tests.helpers import make_spec
@@ -34,13 +34,8 @@ SECRET = "kubernetes:core/v1:Secret"
 
 
 def plain(value: object) -> object:
-    if isinstance(value, Secret):
-        return plain(value.value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
+    """The recorded value with secrets revealed."""
+    return render.plain(value, show_secrets=True)
 
 
 def _leaves(value: object) -> list[object]:
