@@ -7,6 +7,7 @@ import pulumi_openstack as openstack
 import pulumi_random as random
 
 from kaas.offline import Secret, plan_spec, plan_stack, run_plan
+from kaas.offline.mocks import stable_id
 from tests.helpers import make_spec
 
 
@@ -61,7 +62,8 @@ def test_records_parents_dependencies_options_and_secrets() -> None:
     assert len(subnet.inputs["description"].value) == 20
     assert net.options["provider"].startswith(plan.find("pulumi:providers:openstack", "os").urn)
     assert isinstance(plan.outputs["password"], Secret)
-    assert plan.outputs["subnet"] == subnet.inputs.get("id", plan.outputs["subnet"])
+    # The exported ID is the one the cloud mock assigned to that subnet (stable from its type and name).
+    assert plan.outputs["subnet"] == stable_id("openstack:networking/subnet:Subnet", "subnet")
 
 
 def test_two_runs_in_one_process_do_not_share_state() -> None:

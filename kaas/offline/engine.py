@@ -197,7 +197,9 @@ async def _settle() -> None:
         await asyncio.wait(pending)
 
 
-def _discard_result(program: Callable[[], object]) -> Callable[[], Any]:
+def _stack_program(program: Callable[[], object]) -> Callable[[], Any]:
+    """``program`` as run_in_stack wants it: its result dropped, its work settled."""
+
     async def run() -> None:
         program()
         await _settle()
@@ -236,7 +238,7 @@ def run_plan(
             )
             settings.set_root_resource(None)  # type: ignore[arg-type]
             set_all_config({f"{PROJECT}:{k}" if ":" not in k else k: v for k, v in (config or {}).items()})
-            loop.run_until_complete(run_in_stack(_discard_result(program)))
+            loop.run_until_complete(run_in_stack(_stack_program(program)))
         finally:
             asyncio.set_event_loop(None)
             loop.close()

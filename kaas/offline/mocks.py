@@ -76,14 +76,6 @@ def _application_credential(args: MockResourceArgs, rid: str) -> State:
     return {"secret": hashlib.sha256(("appcred" + rid).encode()).hexdigest()}
 
 
-def _zone(args: MockResourceArgs, rid: str) -> State:
-    return {}
-
-
-def _kubernetes_object(args: MockResourceArgs, rid: str) -> State:
-    return {}
-
-
 HANDLERS: dict[str, Handler] = {
     "openstack:networking/port:Port": _port,
     "openstack:networking/floatingIp:FloatingIp": _floating_ip,
@@ -92,7 +84,6 @@ HANDLERS: dict[str, Handler] = {
     "openstack:identity/role:Role": _role,
     "openstack:identity/ec2CredentialV3:Ec2CredentialV3": _ec2_credential,
     "openstack:identity/applicationCredential:ApplicationCredential": _application_credential,
-    "openstack:dns/zone:Zone": _zone,
     **local.HANDLERS,
 }
 
