@@ -161,7 +161,10 @@ EXPECTED_DEPENDENCIES = {
     "ingress-nginx": {"calico", "t1-ns-platform"},
     "cert-manager": {"calico", "t1-ns-platform"},
     "t1-cluster-issuer": {"cert-manager", "ingress-nginx"},
-    "metrics-server": {"calico"},
+    "metrics-server": {"calico", "t1-kubelet-csr-approver"},
+    "t1-kubelet-csr-approver": {
+        "calico", "t1-kubelet-csr-approver-sa", "t1-kubelet-csr-approver-role", "t1-kubelet-csr-approver-binding",
+    },
     "kube-prometheus-stack": {
         "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-grafana-admin",
     },

@@ -57,6 +57,7 @@ _KINDS: dict[tuple[str, str], Any] = {
     ("v1", "Service"): k8s.core.v1.Service,
     ("networking.k8s.io/v1", "Ingress"): k8s.networking.v1.Ingress,
     ("apps/v1", "DaemonSet"): k8s.apps.v1.DaemonSet,
+    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
     ("batch/v1", "Job"): k8s.batch.v1.Job,
     ("storage.k8s.io/v1", "StorageClass"): k8s.storage.v1.StorageClass,
     ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
@@ -304,11 +305,30 @@ class ManagedServices(pulumi.ComponentResource):
                 kube.apply(f"{name}-cluster-issuer", objects.cluster_issuer(spec), ingress, (cert_manager, controller))
             ingress.done()
 
+        # Kubelet serving certificates: kubelets request them from the cluster CA
+        # (serverTLSBootstrap); the approver approves requests from the cluster's nodes.
+        kubelet_certs = group("KubeletServingCerts")
+        approver_rbac = [
+            kube.apply(f"{name}-kubelet-csr-approver-{suffix}", manifest, kubelet_certs)
+            for suffix, manifest in (
+                ("sa", objects.kubelet_csr_approver_service_account(spec)),
+                ("role", objects.kubelet_csr_approver_cluster_role(spec)),
+                ("binding", objects.kubelet_csr_approver_cluster_role_binding(spec)),
+            )
+        ]
+        approver = kube.apply(
+            f"{name}-kubelet-csr-approver",
+            objects.kubelet_csr_approver_deployment(spec),
+            kubelet_certs,
+            (cni_release, *approver_rbac),
+        )
+        kubelet_certs.done()
+
         if svc.metrics_server.enabled:
             metrics = group("MetricsServer")
             self.releases["metrics_server"] = kube.release(
                 "metrics-server", ChartName.METRICS_SERVER, svc.metrics_server.chart_version, names.KUBE_SYSTEM,
-                values.metrics_server_values(spec), metrics, (cni_release,),
+                values.metrics_server_values(spec), metrics, (cni_release, approver),
             )  # fmt: skip
             metrics.done()
 

@@ -31,6 +31,7 @@ KEYSTONE_AUTH_SYNC = "keystone-sync-policy"
 REGISTRY_HOST = "registry"
 DASHBOARD_HOST = "dashboard"
 KUBE_SYSTEM = "kube-system"
+KUBELET_CSR_APPROVER = "kubelet-csr-approver"
 
 
 def platform_label(spec: ClusterSpec) -> str:

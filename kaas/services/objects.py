@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,114 @@ def keystone_auth_daemon_set(spec: ClusterSpec) -> Manifest:
     }
 
 
+# --- Kubelet serving certificates --------------------------------------------------------
+#
+# Kubelets run with serverTLSBootstrap (kaas.bootstrap.cloudinit.kubelet_configuration):
+# each asks for a serving certificate through a CSR for signer kubernetes.io/kubelet-serving,
+# which kube-controller-manager signs with the cluster CA once approved, but never approves
+# itself. postfinance/kubelet-csr-approver approves only CSRs whose DNS names match the
+# node-name regex and whose IPs lie in the node subnet; these objects follow its
+# deploy/k8s/{serviceaccount,clusterrole,rolebinding,deployment}.yaml at tag v1.2.14.
+# Node names do not resolve in cluster DNS, hence BYPASS_DNS_RESOLUTION (the regex and IP
+# prefix checks stay).
+
+
+def kubelet_node_name_regex(spec: ClusterSpec) -> str:
+    """Host names of the Kubernetes nodes (kaas.openstack.addressing.node_name)."""
+    return rf"^{re.escape(spec.name)}-(master|worker)-[0-9]+$"
+
+
+def kubelet_csr_approver_service_account(spec: ClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(spec, names.KUBELET_CSR_APPROVER, names.KUBE_SYSTEM),
+    }
+
+
+def kubelet_csr_approver_cluster_role(spec: ClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta(spec, names.KUBELET_CSR_APPROVER),
+        "rules": [
+            {
+                "apiGroups": ["certificates.k8s.io"],
+                "resources": ["certificatesigningrequests"],
+                "verbs": ["get", "list", "watch"],
+            },
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]},
+            {
+                "apiGroups": ["certificates.k8s.io"],
+                "resources": ["certificatesigningrequests/approval"],
+                "verbs": ["update"],
+            },
+            {
+                "apiGroups": ["certificates.k8s.io"],
+                "resources": ["signers"],
+                "resourceNames": ["kubernetes.io/kubelet-serving"],
+                "verbs": ["approve"],
+            },
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        ],
+    }
+
+
+def kubelet_csr_approver_cluster_role_binding(spec: ClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": _meta(spec, names.KUBELET_CSR_APPROVER),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": names.KUBELET_CSR_APPROVER,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": names.KUBELET_CSR_APPROVER, "namespace": names.KUBE_SYSTEM}],
+    }
+
+
+def kubelet_csr_approver_deployment(spec: ClusterSpec) -> Manifest:
+    labels = {"app.kubernetes.io/name": names.KUBELET_CSR_APPROVER}
+    container = {
+        "name": names.KUBELET_CSR_APPROVER,
+        "image": catalog.KUBELET_CSR_APPROVER_IMAGE,
+        "args": ["-metrics-bind-address", ":8080", "-health-probe-bind-address", ":8081", "-leader-election"],
+        "env": [
+            {"name": "PROVIDER_REGEX", "value": kubelet_node_name_regex(spec)},
+            {"name": "PROVIDER_IP_PREFIXES", "value": spec.networking.node_cidr},
+            {"name": "BYPASS_DNS_RESOLUTION", "value": "true"},
+            {"name": "MAX_EXPIRATION_SEC", "value": str(367 * 24 * 3600)},
+        ],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8081}},
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    pod_spec = {
+        "serviceAccountName": names.KUBELET_CSR_APPROVER,
+        "priorityClassName": "system-cluster-critical",
+        "tolerations": [{"key": CONTROL_PLANE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [container],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(spec, names.KUBELET_CSR_APPROVER, names.KUBE_SYSTEM, **labels),
+        "spec": {
+            "replicas": 2 if spec.is_production else 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
 def admin_binding_name(spec: ClusterSpec) -> str:
     return f"{spec.provider_name}:default-cluster-admin"
 
@@ -292,7 +401,7 @@ def app_prometheus_exposure(spec: ClusterSpec) -> list[Manifest]:
             "kind": "Ingress",
             "metadata": {
                 **_meta(spec, name, ns),
-                "annotations": {"cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER},
+                "annotations": dict(values.CERT_ANNOTATIONS),
             },
             "spec": {
                 "ingressClassName": values.INGRESS_CLASS,

@@ -15,6 +15,7 @@ import pulumi
 from kaas.platform import API_HOST_LABEL
 from kaas.services import names
 from kaas.spec.models import CalicoEncapsulation, ClusterSpec, Cni
+from kaas.spec.rules import acme_contact
 
 Values = dict[str, Any]
 
@@ -22,6 +23,16 @@ VXLAN_OVERHEAD = 50  # bytes of a VXLAN header (outer IP 20 + UDP 8 + VXLAN 8 + 
 IPIP_OVERHEAD = 20
 INGRESS_CLASS = "nginx"
 CSI_PROVISIONER = "cinder.csi.openstack.org"
+
+# Annotations on every Ingress the platform serves. cert-manager's ingress-shim turns
+# ``cluster-issuer`` into a Certificate; ``http01-edit-in-place`` makes the HTTP-01 solver
+# add its challenge path to this Ingress: the nginx.org controller accepts one Ingress
+# per host (a second one for the same host is rejected, "host collision"), so a separate
+# solver Ingress would never be served.
+CERT_ANNOTATIONS: dict[str, str] = {
+    "cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER,
+    "acme.cert-manager.io/http01-edit-in-place": "true",
+}
 
 
 def host(spec: ClusterSpec, label: str) -> str:
@@ -44,7 +55,7 @@ def pod_mtu(spec: ClusterSpec) -> int:
 def _ingress(spec: ClusterSpec, label: str, ingress_class: bool = True) -> Values:
     name = host(spec, label)
     values: Values = {"enabled": True, "hosts": [name], "tls": [{"secretName": f"{label}-tls", "hosts": [name]}]}
-    values["annotations"] = {"cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER}
+    values["annotations"] = dict(CERT_ANNOTATIONS)
     if ingress_class:
         values["ingressClassName"] = INGRESS_CLASS
     return values
@@ -186,16 +197,23 @@ def cert_manager_values(spec: ClusterSpec) -> Values:
 
 
 def cluster_issuer_spec(spec: ClusterSpec) -> Values:
-    """ACME (Let's Encrypt) HTTP-01 through the NGINX ingress class for every ingress host."""
-    email = spec.services.ingress.acme_email or spec.dns.email
-    return {
-        "acme": {
-            "email": email,
-            "server": "https://acme-v02.api.letsencrypt.org/directory",
-            "privateKeySecretRef": {"name": f"{names.CLUSTER_ISSUER}-account"},
-            "solvers": [{"http01": {"ingress": {"ingressClassName": INGRESS_CLASS}}}],
-        }
+    """ACME (Let's Encrypt) HTTP-01 through the NGINX ingress class for every ingress host.
+
+    The contact is left out when it is on a reserved example domain (only a demo spec can
+    get there): Let's Encrypt refuses such an account, but registers one without contact.
+    Every Ingress carries ``acme.cert-manager.io/http01-edit-in-place`` (see
+    :data:`CERT_ANNOTATIONS`): the solver adds its path to that Ingress instead of creating
+    a second Ingress for the same host, which the nginx.org controller rejects.
+    """
+    acme: Values = {
+        "server": "https://acme-v02.api.letsencrypt.org/directory",
+        "privateKeySecretRef": {"name": f"{names.CLUSTER_ISSUER}-account"},
+        "solvers": [{"http01": {"ingress": {"ingressClassName": INGRESS_CLASS}}}],
     }
+    contact = acme_contact(spec)
+    if contact is not None:
+        acme = {"email": contact, **acme}
+    return {"acme": acme}
 
 
 # --- Monitoring ------------------------------------------------------------------------
@@ -333,7 +351,7 @@ def opensearch_dashboards_values(spec: ClusterSpec) -> Values:
         "ingress": {
             "enabled": True,
             "ingressClassName": INGRESS_CLASS,
-            "annotations": {"cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER},
+            "annotations": dict(CERT_ANNOTATIONS),
             "hosts": [{"host": name, "paths": [{"path": "/", "backend": {"serviceName": "", "servicePort": ""}}]}],
             "tls": [{"secretName": f"{label}-tls", "hosts": [name]}],
         },
@@ -385,7 +403,7 @@ def harbor_values(spec: ClusterSpec, swift_username: pulumi.Input[str]) -> Value
             "ingress": {
                 "hosts": {"core": name},
                 "className": INGRESS_CLASS,
-                "annotations": {"cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER},
+                "annotations": dict(CERT_ANNOTATIONS),
             },
         },
         "externalURL": f"https://{name}",
@@ -489,7 +507,7 @@ def headlamp_values(spec: ClusterSpec) -> Values:
         "ingress": {
             "enabled": True,
             "ingressClassName": INGRESS_CLASS,
-            "annotations": {"cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER},
+            "annotations": dict(CERT_ANNOTATIONS),
             "hosts": [{"host": name, "paths": [{"path": "/", "type": "Prefix"}]}],
             "tls": [{"secretName": f"{names.DASHBOARD_HOST}-tls", "hosts": [name]}],
         }
