@@ -123,12 +123,12 @@ class _Kube:
         )
 
 
-def _password(name: str, parent: pulumi.Resource, mixed: bool = False) -> random.RandomPassword:
-    """32 letters and digits; ``mixed`` guarantees an upper and a lower case letter and a digit."""
+def _password(name: str, parent: pulumi.Resource, mixed: bool = False, length: int = 32) -> random.RandomPassword:
+    """``length`` letters and digits; ``mixed`` guarantees an upper and a lower case letter and a digit."""
     at_least_one = 1 if mixed else None
     return random.RandomPassword(
         name,
-        length=32,
+        length=length,
         special=False,
         min_upper=at_least_one,
         min_lower=at_least_one,
@@ -420,10 +420,28 @@ class ManagedServices(pulumi.ComponentResource):
                 ),
                 registry, (self.namespace,),
             )  # fmt: skip
+            # Every secret Harbor's chart would otherwise default ("not-a-secure-key", "changeit",
+            # the published registry credentials) is generated here.
+            internal = kube.apply(
+                f"{name}-harbor-internal",
+                objects.secret(
+                    spec, names.HARBOR_INTERNAL, spec.platform_namespace,
+                    {
+                        key: _password(f"{name}-harbor-{_kebab_key(key)}", registry, length=length).result
+                        for key, length in values.HARBOR_INTERNAL_KEYS.items()
+                    },
+                ),
+                registry, (self.namespace,),
+            )  # fmt: skip
+            database_pw = _password(f"{name}-harbor-database", registry)
+            registry_pw = _password(f"{name}-harbor-registry-credentials", registry)
+            kube.apply(
+                f"{name}-harbor-redis-policy", objects.harbor_redis_network_policy(spec), registry, (self.namespace,)
+            )
             harbor = kube.release(
                 names.HARBOR_RELEASE, ChartName.HARBOR, svc.registry.chart_version, platform_ns,
-                values.harbor_values(spec, inputs.registry_swift_username), registry,
-                (*data_deps, harbor_admin, swift),
+                values.harbor_values(spec, inputs.registry_swift_username, database_pw.result, registry_pw.result),
+                registry, (*data_deps, harbor_admin, swift, internal),
             )  # fmt: skip
             self.releases["registry"] = harbor
             # The pull robot: its secret (Harbor's rules: upper, lower, digit) goes to a platform
@@ -492,6 +510,11 @@ class ManagedServices(pulumi.ComponentResource):
         namespaces.done()
 
         self.register_outputs({"releases": {k: r.status for k, r in self.releases.items()}})
+
+
+def _kebab_key(key: str) -> str:
+    """A Secret key as a resource-name part: ``JOBSERVICE_SECRET`` -> ``jobservice-secret``."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "-", key).replace("_", "-").lower()
 
 
 def _kebab(kind: str) -> str:

@@ -96,6 +96,28 @@ def secret(
     }
 
 
+def harbor_redis_network_policy(spec: ClusterSpec) -> Manifest:
+    """Only Harbor's pods reach its internal Redis, which the chart runs without a password.
+
+    goharbor/harbor-helm v1.18.1: Redis pods carry ``harbor.matchLabels`` (release, app)
+    plus ``component: redis`` (templates/redis/statefulset.yaml); every Harbor pod carries
+    the release and app labels.
+    """
+    harbor = {"release": names.HARBOR_RELEASE, "app": "harbor"}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(spec, f"{names.HARBOR_RELEASE}-redis", spec.platform_namespace),
+        "spec": {
+            "podSelector": {"matchLabels": {**harbor, "component": "redis"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [{"podSelector": {"matchLabels": harbor}}], "ports": [{"protocol": "TCP", "port": 6379}]}
+            ],
+        },
+    }
+
+
 def docker_config_json(registry: str, username: str, password: str) -> str:
     auth = base64.b64encode(f"{username}:{password}".encode()).decode()
     return json.dumps({"auths": {registry: {"username": username, "password": password, "auth": auth}}})
