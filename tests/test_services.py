@@ -168,10 +168,22 @@ EXPECTED_DEPENDENCIES = {
     "kube-prometheus-stack": {
         "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-grafana-admin",
     },
-    "opensearch": {"calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-opensearch-admin"},
-    "opensearch-dashboards": {"calico", "t1-ns-platform"},
-    "fluent-bit": {"calico", "t1-ns-platform", "t1-opensearch-admin"},
-    "t1-ism-policy-job": {"opensearch", "t1-ism-policy"},
+    "opensearch": {
+        "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-certificate-opensearch-node",
+    },
+    "opensearch-dashboards": {
+        "calico", "t1-ns-platform", "t1-opensearch-dashboards-account", "t1-certificate-opensearch-node",
+    },
+    "fluent-bit": {"calico", "t1-ns-platform", "t1-opensearch-fluent-bit", "t1-certificate-opensearch-node"},
+    "t1-ism-policy-job": {"opensearch", "t1-ism-policy", "t1-certificate-opensearch-admin"},
+    "t1-opensearch-security": {
+        "opensearch", "t1-certificate-opensearch-admin", "t1-opensearch-admin", "t1-opensearch-fluent-bit",
+        "t1-opensearch-dashboards-account",
+    },
+    "t1-issuer-platform-selfsigned": {"cert-manager", "t1-ns-platform"},
+    "t1-certificate-platform-ca": {"cert-manager", "t1-issuer-platform-selfsigned"},
+    "t1-issuer-platform-ca": {"cert-manager", "t1-certificate-platform-ca"},
+    "t1-certificate-opensearch-node": {"cert-manager", "t1-issuer-platform-ca"},
     "harbor": {
         "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-harbor-admin", "t1-harbor-swift",
         "t1-harbor-internal", "t1-harbor-database", "t1-harbor-registry-credentials",
@@ -232,7 +244,7 @@ def test_credentials_and_passwords_are_secrets() -> None:
     assert "auth-url=https://keystone.test.example:5000/v3" in conf and "region=RegionOne" in conf
     for name in ("t1-grafana-admin", "t1-opensearch-admin", "t1-harbor-admin", "t1-harbor-swift",
                  "t1-velero-credentials", "t1-keystone-auth-tls", "t1-pull-shop", "t1-harbor-robot",
-                 "t1-harbor-internal"):  # fmt: skip
+                 "t1-harbor-internal", "t1-opensearch-fluent-bit", "t1-opensearch-dashboards-account"):  # fmt: skip
         record = plan.find("kubernetes:core/v1:Secret", name)
         assert isinstance(record.inputs["stringData"], Secret), name
         assert "stringData" in record.options["additionalSecretOutputs"], name
@@ -351,7 +363,10 @@ def test_switching_a_service_off_removes_exactly_its_resources(service: str) -> 
 
 
 def test_switching_ingress_off_removes_it_and_the_edges_to_it() -> None:
-    off = plan_services(make_spec(services={"ingress": {"enabled": False}}))
+    # Logging's certificates need cert-manager (a spec rule), so it goes too.
+    off = plan_services(
+        make_spec(environment="demo", services={"ingress": {"enabled": False}, "logging": {"enabled": False}})
+    )
     assert not {"ingress-nginx", "cert-manager"} & set(releases(off))
     assert names_of(off, releases(off)["headlamp"].dependencies) == {"calico", "t1-ns-platform"}
 

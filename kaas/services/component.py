@@ -372,29 +372,7 @@ class ManagedServices(pulumi.ComponentResource):
             monitoring.done()
 
         if svc.logging.enabled:
-            logging = group("Logging")
-            os_pw = _password(f"{name}-opensearch-admin", logging)
-            os_secret = kube.apply(
-                f"{name}-opensearch-admin",
-                objects.secret(spec, names.OPENSEARCH_ADMIN, spec.platform_namespace, {"password": os_pw.result}),
-                logging, (self.namespace,),
-            )  # fmt: skip
-            opensearch = kube.release(
-                "opensearch", ChartName.OPENSEARCH, svc.logging.chart_version, platform_ns,
-                values.opensearch_values(spec), logging, (*data_deps, os_secret),
-            )  # fmt: skip
-            self.releases["logging"] = opensearch
-            self.releases["logging_dashboards"] = kube.release(
-                "opensearch-dashboards", ChartName.OPENSEARCH_DASHBOARDS, None, platform_ns,
-                values.opensearch_dashboards_values(spec), logging, web_deps,
-            )  # fmt: skip
-            self.releases["logging_shipper"] = kube.release(
-                "fluent-bit", ChartName.FLUENT_BIT, None, platform_ns,
-                values.fluent_bit_values(spec), logging, (cni_release, os_secret),
-            )  # fmt: skip
-            policy = kube.apply(f"{name}-ism-policy", objects.ism_policy_config_map(spec), logging, (self.namespace,))
-            kube.apply(f"{name}-ism-policy-job", objects.ism_policy_job(spec), logging, (opensearch, policy))
-            logging.done()
+            self._logging(name, spec, kube, group("Logging"), platform_ns, cni_release, data_deps, web_deps)
 
         pull_config: pulumi.Output[str] | None = None
         if svc.registry.enabled:
@@ -510,6 +488,72 @@ class ManagedServices(pulumi.ComponentResource):
         namespaces.done()
 
         self.register_outputs({"releases": {k: r.status for k, r in self.releases.items()}})
+
+    def _logging(
+        self,
+        name: str,
+        spec: ClusterSpec,
+        kube: _Kube,
+        logging: ServiceGroup,
+        platform_ns: pulumi.Input[str],
+        cni_release: pulumi.Resource,
+        data_deps: Sequence[pulumi.Resource],
+        web_deps: Sequence[pulumi.Resource],
+    ) -> None:
+        """OpenSearch without its demo security: certificates from the platform CA, users from Secrets."""
+        svc = spec.services
+        ns = spec.platform_namespace
+
+        def account(secret_name: str, username: str, **extra: pulumi.Input[str]) -> pulumi.Resource:
+            password = _password(f"{name}-{secret_name}", logging)
+            return kube.apply(
+                f"{name}-{secret_name}",
+                objects.secret(spec, secret_name, ns, {"username": username, "password": password.result, **extra}),
+                logging, (self.namespace,),
+            )  # fmt: skip
+
+        admin = account(names.OPENSEARCH_ADMIN, "admin")
+        writer = account(names.OPENSEARCH_FLUENT_BIT, values.OPENSEARCH_FLUENT_BIT_USER)
+        cookie = _password(f"{name}-opensearch-dashboards-cookie", logging)
+        dashboards_account = account(
+            names.OPENSEARCH_DASHBOARDS, values.OPENSEARCH_DASHBOARDS_USER, cookie=cookie.result
+        )
+        # The platform CA and OpenSearch's certificates (cert-manager; a spec rule requires it).
+        cert_manager = self.releases["cert_manager"]
+        ca_deps: list[pulumi.Resource] = [cert_manager, self.namespace]
+        for manifest in objects.platform_ca_objects(spec):
+            ca_deps = [
+                cert_manager,
+                kube.apply(
+                    f"{name}-{manifest['kind'].lower()}-{manifest['metadata']['name']}", manifest, logging, ca_deps
+                ),
+            ]
+        node_cert, admin_cert = (
+            kube.apply(f"{name}-certificate-{m['metadata']['name']}", m, logging, ca_deps)
+            for m in objects.opensearch_certificates(spec)
+        )
+        opensearch = kube.release(
+            "opensearch", ChartName.OPENSEARCH, svc.logging.chart_version, platform_ns,
+            values.opensearch_values(spec), logging, (*data_deps, node_cert),
+        )  # fmt: skip
+        self.releases["logging"] = opensearch
+        kube.apply(
+            f"{name}-opensearch-security",
+            objects.opensearch_security_job(spec),
+            logging,
+            (opensearch, admin_cert, admin, writer, dashboards_account),
+        )
+        self.releases["logging_dashboards"] = kube.release(
+            "opensearch-dashboards", ChartName.OPENSEARCH_DASHBOARDS, None, platform_ns,
+            values.opensearch_dashboards_values(spec), logging, (*web_deps, dashboards_account, node_cert),
+        )  # fmt: skip
+        self.releases["logging_shipper"] = kube.release(
+            "fluent-bit", ChartName.FLUENT_BIT, None, platform_ns,
+            values.fluent_bit_values(spec), logging, (cni_release, writer, node_cert),
+        )  # fmt: skip
+        policy = kube.apply(f"{name}-ism-policy", objects.ism_policy_config_map(spec), logging, (self.namespace,))
+        kube.apply(f"{name}-ism-policy-job", objects.ism_policy_job(spec), logging, (opensearch, policy, admin_cert))
+        logging.done()
 
 
 def _kebab_key(key: str) -> str:

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import pulumi
+import yaml
 
 from kaas.platform import API_HOST_LABEL
 from kaas.services import names
@@ -322,6 +323,39 @@ def ism_policy_json(spec: ClusterSpec) -> str:
     return json.dumps(ism_policy(spec), indent=2, sort_keys=True)
 
 
+# OpenSearch security (opensearch-project/security): the image installs demo certificates and
+# users unless DISABLE_INSTALL_DEMO_CONFIG is true (opensearch-project/opensearch-build
+# docker/release/config/opensearch/opensearch-docker-entrypoint-2.x.sh). The default
+# internal_users.yml of the security plugin ships the demo users with published password
+# hashes, so ours has none: the users are created by the security setup Job through the
+# REST API, authenticated with the admin client certificate (``authcz.admin_dn``).
+OPENSEARCH_CERT_DIR = "/usr/share/opensearch/config/certs"
+OPENSEARCH_NODE_CN = "opensearch-node"
+OPENSEARCH_ADMIN_CN = "opensearch-admin"
+OPENSEARCH_FLUENT_BIT_USER = "fluent-bit"
+OPENSEARCH_DASHBOARDS_USER = "kibanaserver"  # the security plugin's roles_mapping maps kibana_server to it
+OPENSEARCH_LOG_WRITER_ROLE = "log_writer"
+
+
+def opensearch_security_yaml() -> str:
+    ssl = {
+        "pemcert_filepath": "certs/tls.crt",
+        "pemkey_filepath": "certs/tls.key",
+        "pemtrustedcas_filepath": "certs/ca.crt",
+    }
+    config = {
+        "cluster.name": names.OPENSEARCH_CLUSTER,
+        "network.host": "0.0.0.0",
+        "plugins.security.ssl.transport": {**ssl, "enforce_hostname_verification": False},
+        "plugins.security.ssl.http": {"enabled": True, **ssl},
+        "plugins.security.allow_default_init_securityindex": True,
+        "plugins.security.authcz.admin_dn": [f"CN={OPENSEARCH_ADMIN_CN}"],
+        "plugins.security.nodes_dn": [f"CN={OPENSEARCH_NODE_CN}"],
+        "plugins.security.restapi.roles_enabled": ["all_access", "security_rest_api_access"],
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
 def opensearch_values(spec: ClusterSpec) -> Values:
     log = spec.services.logging
     nodes = 3 if spec.is_production else 1
@@ -330,24 +364,82 @@ def opensearch_values(spec: ClusterSpec) -> Values:
         "singleNode": nodes == 1,
         "replicas": nodes,
         "persistence": {"enabled": True, "storageClass": names.STORAGE_CLASS_DEFAULT, "size": f"{log.volume_gb}Gi"},
-        "extraEnvs": [
+        "extraEnvs": [{"name": "DISABLE_INSTALL_DEMO_CONFIG", "value": "true"}],
+        "config": {"opensearch.yml": opensearch_security_yaml()},
+        "secretMounts": [{"name": "node-tls", "secretName": names.OPENSEARCH_NODE_TLS, "path": OPENSEARCH_CERT_DIR}],
+        "securityConfig": {
+            "enabled": True,
+            "config": {
+                "dataComplete": False,
+                # No user at all in the file: the demo users (admin, kibanaro, readall, ...) are gone.
+                "data": {"internal_users.yml": '_meta:\n  type: "internalusers"\n  config_version: 2\n'},
+            },
+        },
+    }
+
+
+def opensearch_url() -> str:
+    """The Service every client uses; its name is in the node certificate's DNS names."""
+    return f"https://{names.OPENSEARCH_SERVICE}:9200"
+
+
+def opensearch_node_dns_names(spec: ClusterSpec) -> list[str]:
+    ns = spec.platform_namespace
+    svc, headless = names.OPENSEARCH_SERVICE, f"{names.OPENSEARCH_SERVICE}-headless"
+    return [
+        svc,
+        f"{svc}.{ns}",
+        f"{svc}.{ns}.svc",
+        f"{svc}.{ns}.svc.cluster.local",
+        headless,
+        f"*.{headless}",
+        f"*.{headless}.{ns}.svc",
+        f"*.{headless}.{ns}.svc.cluster.local",
+    ]
+
+
+def opensearch_log_writer_role() -> Values:
+    """Least privilege for Fluent Bit: write ``logs-*`` indices (create them, bulk-index), nothing else."""
+    return {
+        "cluster_permissions": ["cluster_monitor", "indices:data/write/bulk"],
+        "index_permissions": [
             {
-                "name": "OPENSEARCH_INITIAL_ADMIN_PASSWORD",
-                "valueFrom": {"secretKeyRef": {"name": names.OPENSEARCH_ADMIN, "key": "password"}},
+                "index_patterns": [f"{LOG_INDEX_PREFIX}*"],
+                "allowed_actions": ["create_index", "indices:admin/mapping/put", "write", "index"],
             }
         ],
     }
 
 
-def opensearch_url() -> str:
-    return f"https://{names.OPENSEARCH_CLUSTER}-master:9200"
-
-
 def opensearch_dashboards_values(spec: ClusterSpec) -> Values:
     label = spec.services.logging.dashboards_host
     name = host(spec, label)
+    ca_dir = "/usr/share/opensearch-dashboards/certs"
     return {
         "opensearchHosts": opensearch_url(),
+        "opensearchAccount": {"secret": names.OPENSEARCH_DASHBOARDS},
+        # Only the CA certificate of the node certificate's Secret, not the node's key.
+        "extraVolumes": [
+            {
+                "name": "opensearch-ca",
+                "secret": {"secretName": names.OPENSEARCH_NODE_TLS, "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+            }
+        ],
+        "extraVolumeMounts": [{"name": "opensearch-ca", "mountPath": ca_dir, "readOnly": True}],
+        "config": {
+            "opensearch_dashboards.yml": "\n".join(
+                [
+                    "server.host: '0.0.0.0'",
+                    f"opensearch.hosts: [{opensearch_url()}]",
+                    "opensearch.ssl.verificationMode: full",
+                    f"opensearch.ssl.certificateAuthorities: [{ca_dir}/ca.crt]",
+                    "opensearch.username: ${OPENSEARCH_USERNAME}",
+                    "opensearch.password: ${OPENSEARCH_PASSWORD}",
+                    "opensearch.requestHeadersAllowlist: [authorization, securitytenant]",
+                    "",
+                ]
+            )
+        },
         "ingress": {
             "enabled": True,
             "ingressClassName": INGRESS_CLASS,
@@ -358,19 +450,23 @@ def opensearch_dashboards_values(spec: ClusterSpec) -> Values:
     }
 
 
-def fluent_bit_values(spec: ClusterSpec) -> Values:
-    """Fluent Bit: container logs to OpenSearch in daily ``logs-`` indices (the ISM policy's pattern)."""
-    outputs = "\n".join(
+FLUENT_BIT_CA_DIR = "/fluent-bit/tls"
+
+
+def fluent_bit_output() -> str:
+    """The OpenSearch output: the least-privilege writer, TLS verified against the platform CA."""
+    return "\n".join(
         [
             "[OUTPUT]",
             "    Name opensearch",
             "    Match kube.*",
-            f"    Host {names.OPENSEARCH_CLUSTER}-master",
+            f"    Host {names.OPENSEARCH_SERVICE}",
             "    Port 9200",
-            "    HTTP_User admin",
+            f"    HTTP_User {OPENSEARCH_FLUENT_BIT_USER}",
             "    HTTP_Passwd ${OPENSEARCH_PASSWORD}",
             "    tls On",
-            "    tls.verify Off",
+            "    tls.verify On",
+            f"    tls.ca_file {FLUENT_BIT_CA_DIR}/ca.crt",
             "    Logstash_Format On",
             f"    Logstash_Prefix {LOG_INDEX_PREFIX.rstrip('-')}",
             "    Suppress_Type_Name On",
@@ -379,14 +475,25 @@ def fluent_bit_values(spec: ClusterSpec) -> Values:
             "",
         ]
     )
+
+
+def fluent_bit_values(spec: ClusterSpec) -> Values:
+    """Fluent Bit: container logs to OpenSearch in daily ``logs-`` indices (the ISM policy's pattern)."""
     return {
         "env": [
             {
                 "name": "OPENSEARCH_PASSWORD",
-                "valueFrom": {"secretKeyRef": {"name": names.OPENSEARCH_ADMIN, "key": "password"}},
+                "valueFrom": {"secretKeyRef": {"name": names.OPENSEARCH_FLUENT_BIT, "key": "password"}},
             }
         ],
-        "config": {"outputs": outputs},
+        "extraVolumes": [
+            {
+                "name": "opensearch-ca",
+                "secret": {"secretName": names.OPENSEARCH_NODE_TLS, "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+            }
+        ],
+        "extraVolumeMounts": [{"name": "opensearch-ca", "mountPath": FLUENT_BIT_CA_DIR, "readOnly": True}],
+        "config": {"outputs": fluent_bit_output()},
     }
 
 

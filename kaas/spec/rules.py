@@ -164,6 +164,16 @@ def production_acme_contact(spec: ClusterSpec) -> Iterator[Problem]:
         )
 
 
+def logging_needs_cert_manager(spec: ClusterSpec) -> Iterator[Problem]:
+    """OpenSearch's certificates come from the platform CA, which cert-manager issues."""
+    ingress = spec.services.ingress
+    if spec.services.logging.enabled and not (ingress.enabled and ingress.cert_manager):
+        yield Problem(
+            "services.logging.enabled",
+            "logging needs cert-manager (services.ingress.enabled and cert_manager) for OpenSearch's certificates",
+        )
+
+
 def verified_downloads(spec: ClusterSpec) -> Iterator[Problem]:
     """Nodes install etcd and containerd from release tarballs; only versions with a known sha256."""
     from kaas import versions
@@ -186,6 +196,7 @@ ALWAYS: tuple[Rule, ...] = (
     node_cidr_fits_nodes,
     worker_flavor_minimum,
     ssh_not_open_to_world,
+    logging_needs_cert_manager,
 )
 PRODUCTION: tuple[Rule, ...] = (production_control_plane, production_operations, production_acme_contact)
 
