@@ -34,7 +34,7 @@ def lint(actionlint: Path, repo: Path) -> subprocess.CompletedProcess[str]:
 
 def test_workflows_lint_clean(actionlint: Path) -> None:
     result = lint(actionlint, REPO_ROOT)
-    assert "Checking 2 workflow file(s)" in result.stdout, result.stdout
+    assert "Checking 3 workflow file(s)" in result.stdout, result.stdout
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -68,3 +68,45 @@ def test_ci_runs_the_ci_script() -> None:
     workflow = yaml.safe_load((WORKFLOWS / "ci.yml").read_text())
     runs = [step.get("run", "") for step in workflow["jobs"]["test"]["steps"]]
     assert any(".ci/run" in run for run in runs)
+
+
+def test_actionlint_catches_a_wrong_step_reference_in_e2e(actionlint: Path, tmp_path: Path) -> None:
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    broken = (WORKFLOWS / "e2e.yml").read_text().replace("steps.spec.outputs.created", "step.spec.outputs.created")
+    (workflows / "e2e.yml").write_text(broken)
+    result = lint(actionlint, tmp_path)
+    assert result.returncode == 1 and "step" in result.stdout
+
+
+def test_e2e_runs_on_demand_and_nightly_and_always_destroys() -> None:
+    workflow = yaml.safe_load((WORKFLOWS / "e2e.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as True
+    assert set(triggers) == {"workflow_dispatch", "schedule"}
+    assert triggers["workflow_dispatch"]["inputs"]["stack"]["options"] == ["demo", "dev", "acme-prod"]
+    steps = workflow["jobs"]["e2e"]["steps"]
+    by_name = {s.get("name", s.get("uses")): s for s in steps}
+    # Nothing touches the cloud without the repository's secrets.
+    credentials = by_name["Are the cloud credentials available?"]
+    assert all("if" in s for s in steps if s is not credentials)
+    up = by_name["pulumi up"]["run"]
+    assert "pulumi up --yes" in up and "adminKubeconfig --show-secrets" in up
+    verify = by_name["Verify (kaas verify, or kubectl checks)"]["run"]
+    for check in ("kaas verify", "condition=Ready nodes", "owner=helm", "certificates.cert-manager.io",
+                  "docker push", "docker pull", "_count?q="):  # fmt: skip
+        assert check in verify, check
+    destroy = by_name["pulumi destroy (always)"]
+    assert destroy["if"].startswith("always()")
+    assert "pulumi state unprotect --all" in destroy["run"] and "pulumi destroy --yes" in destroy["run"]
+    assert "container delete" in destroy["run"] and "pulumi stack rm" in destroy["run"]
+    # The destroy step comes last: a failed check must still tear the stack down.
+    assert steps[-1] is destroy
+
+
+def test_e2e_facts_follow_the_spec() -> None:
+    from kaas.e2e_facts import facts
+    from kaas.spec.loader import load_stack_spec
+
+    assert facts(load_stack_spec("dev")) == {"ns": "kaas-system", "nodes": "3", "registry": "", "logging": "false"}
+    demo = facts(load_stack_spec("demo"))
+    assert demo["registry"] == "registry.demo.kaas.example.net" and demo["logging"] == "true"
