@@ -173,6 +173,7 @@ EXPECTED_DEPENDENCIES = {
     },
     "opensearch-dashboards": {
         "calico", "t1-ns-platform", "t1-opensearch-dashboards-account", "t1-certificate-opensearch-node",
+        "t1-opensearch-security",
     },
     "fluent-bit": {"calico", "t1-ns-platform", "t1-opensearch-fluent-bit", "t1-certificate-opensearch-node"},
     "t1-ism-policy-job": {"opensearch", "t1-ism-policy", "t1-certificate-opensearch-admin"},

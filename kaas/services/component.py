@@ -505,7 +505,8 @@ class ManagedServices(pulumi.ComponentResource):
         ns = spec.platform_namespace
 
         def account(secret_name: str, username: str, **extra: pulumi.Input[str]) -> pulumi.Resource:
-            password = _password(f"{name}-{secret_name}", logging)
+            # Mixed classes: OpenSearch's REST API refuses weak passwords (score-based validation).
+            password = _password(f"{name}-{secret_name}", logging, mixed=True)
             return kube.apply(
                 f"{name}-{secret_name}",
                 objects.secret(spec, secret_name, ns, {"username": username, "password": password.result, **extra}),
@@ -537,7 +538,8 @@ class ManagedServices(pulumi.ComponentResource):
             values.opensearch_values(spec), logging, (*data_deps, node_cert),
         )  # fmt: skip
         self.releases["logging"] = opensearch
-        kube.apply(
+        # Dashboards' readiness needs its kibanaserver account, which this Job creates.
+        security = kube.apply(
             f"{name}-opensearch-security",
             objects.opensearch_security_job(spec),
             logging,
@@ -545,7 +547,7 @@ class ManagedServices(pulumi.ComponentResource):
         )
         self.releases["logging_dashboards"] = kube.release(
             "opensearch-dashboards", ChartName.OPENSEARCH_DASHBOARDS, None, platform_ns,
-            values.opensearch_dashboards_values(spec), logging, (*web_deps, dashboards_account, node_cert),
+            values.opensearch_dashboards_values(spec), logging, (*web_deps, dashboards_account, node_cert, security),
         )  # fmt: skip
         self.releases["logging_shipper"] = kube.release(
             "fluent-bit", ChartName.FLUENT_BIT, None, platform_ns,
