@@ -168,14 +168,11 @@ EXPECTED_DEPENDENCIES = {
     "kube-prometheus-stack": {
         "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-grafana-admin",
     },
-    "opensearch": {
-        "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-certificate-opensearch-node",
-    },
-    "opensearch-dashboards": {
-        "calico", "t1-ns-platform", "t1-opensearch-dashboards-account", "t1-certificate-opensearch-node",
-        "t1-opensearch-security",
-    },
-    "fluent-bit": {"calico", "t1-ns-platform", "t1-opensearch-fluent-bit", "t1-certificate-opensearch-node"},
+    # The logging releases mount cert-manager-issued Secrets without waiting for cert-manager
+    # (the kubelet retries a missing Secret volume).
+    "opensearch": {"calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain"},
+    "opensearch-dashboards": {"calico", "t1-ns-platform", "t1-opensearch-dashboards-account"},
+    "fluent-bit": {"calico", "t1-ns-platform", "t1-opensearch-fluent-bit"},
     "t1-ism-policy-job": {"opensearch", "t1-ism-policy", "t1-certificate-opensearch-admin"},
     "t1-opensearch-security": {
         "opensearch", "t1-certificate-opensearch-admin", "t1-opensearch-admin", "t1-opensearch-fluent-bit",

@@ -500,7 +500,14 @@ class ManagedServices(pulumi.ComponentResource):
         data_deps: Sequence[pulumi.Resource],
         web_deps: Sequence[pulumi.Resource],
     ) -> None:
-        """OpenSearch without its demo security: certificates from the platform CA, users from Secrets."""
+        """OpenSearch without its demo security: certificates from the platform CA, users from Secrets.
+
+        The releases that mount cert-manager-issued Secrets (OpenSearch, Dashboards, Fluent Bit)
+        do not wait for cert-manager: the kubelet retries a Secret volume until it exists, and
+        cert-manager issues them within seconds of starting, long before Helm's 900 s timeout;
+        waiting would queue every logging release behind the cert-manager release. Only the
+        Jobs that call OpenSearch wait for it (and for the admin certificate they present).
+        """
         svc = spec.services
         ns = spec.platform_namespace
 
@@ -529,17 +536,16 @@ class ManagedServices(pulumi.ComponentResource):
                     f"{name}-{manifest['kind'].lower()}-{manifest['metadata']['name']}", manifest, logging, ca_deps
                 ),
             ]
-        node_cert, admin_cert = (
+        _node_cert, admin_cert = (
             kube.apply(f"{name}-certificate-{m['metadata']['name']}", m, logging, ca_deps)
             for m in objects.opensearch_certificates(spec)
         )
         opensearch = kube.release(
             "opensearch", ChartName.OPENSEARCH, svc.logging.chart_version, platform_ns,
-            values.opensearch_values(spec), logging, (*data_deps, node_cert),
+            values.opensearch_values(spec), logging, data_deps,
         )  # fmt: skip
         self.releases["logging"] = opensearch
-        # Dashboards' readiness needs its kibanaserver account, which this Job creates.
-        security = kube.apply(
+        kube.apply(
             f"{name}-opensearch-security",
             objects.opensearch_security_job(spec),
             logging,
@@ -547,11 +553,11 @@ class ManagedServices(pulumi.ComponentResource):
         )
         self.releases["logging_dashboards"] = kube.release(
             "opensearch-dashboards", ChartName.OPENSEARCH_DASHBOARDS, None, platform_ns,
-            values.opensearch_dashboards_values(spec), logging, (*web_deps, dashboards_account, node_cert, security),
+            values.opensearch_dashboards_values(spec), logging, (*web_deps, dashboards_account),
         )  # fmt: skip
         self.releases["logging_shipper"] = kube.release(
             "fluent-bit", ChartName.FLUENT_BIT, None, platform_ns,
-            values.fluent_bit_values(spec), logging, (cni_release, writer, node_cert),
+            values.fluent_bit_values(spec), logging, (cni_release, writer),
         )  # fmt: skip
         policy = kube.apply(f"{name}-ism-policy", objects.ism_policy_config_map(spec), logging, (self.namespace,))
         kube.apply(f"{name}-ism-policy-job", objects.ism_policy_job(spec), logging, (opensearch, policy, admin_cert))

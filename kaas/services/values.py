@@ -346,6 +346,8 @@ def opensearch_security_yaml() -> str:
     config = {
         "cluster.name": names.OPENSEARCH_CLUSTER,
         "network.host": "0.0.0.0",
+        # Transport connections go to the pods' IP addresses, which no certificate names; the
+        # peers are still authenticated by the platform CA and nodes_dn.
         "plugins.security.ssl.transport": {**ssl, "enforce_hostname_verification": False},
         "plugins.security.ssl.http": {"enabled": True, **ssl},
         "plugins.security.allow_default_init_securityindex": True,
@@ -516,7 +518,9 @@ HARBOR_REGISTRY_USER = "harbor-registry"
 # The nginx.org controller reads ``nginx.org/*`` annotations (and, of the generic ones,
 # ``ingress.kubernetes.io/ssl-redirect``); ingress-nginx's ``nginx.ingress.kubernetes.io/*``
 # are ignored. Harbor's chart sets ingress-nginx ones by default: null removes a chart
-# default in Helm's value merge. Its own default body limit is 1m (client_max_body_size),
+# default in Helm's value merge (the Python SDK sends None as null, as the offline record
+# shows; pulumi-kubernetes keeps nulls for Helm since 4.30, pulumi/pulumi-kubernetes#4293,
+# and requirements.txt pins 4.34.2). Its own default body limit is 1m (client_max_body_size),
 # so image layers need ``client-max-body-size: "0"`` (unlimited, as Harbor's chart intends).
 HARBOR_INGRESS_ANNOTATIONS: dict[str, str | None] = {
     "nginx.org/client-max-body-size": "0",
