@@ -228,8 +228,10 @@ def _secret_values(objects: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
 @pytest.mark.parametrize("name", ["harbor", "opensearch", "opensearch-dashboards", "kube-prometheus-stack"])
 def test_no_rendered_chart_secret_equals_the_charts_published_default(name: str) -> None:
     # A default the chart renders identically twice is published in its values.yaml or
-    # templates (Harbor: secretKey "not-a-secure-key", database "changeit", registry
-    # "harbor_registry_password"); random defaults (randAlphaNum) differ per render.
+    # templates (goharbor/harbor-helm v1.18.1 values.yaml: secretKey "not-a-secure-key",
+    # database.internal.password "changeit", registry.credentials.password
+    # "harbor_registry_password", harborAdminPassword "Harbor12345"; grafana's
+    # adminPassword "prom-operator"); random defaults (randAlphaNum) differ per render.
     [release] = [r for r in acme().by_type(RELEASE) if r.name == name]
     inputs = plain(release.inputs, show_secrets=True)
     chart, version, ns = inputs["chart"], inputs["version"], inputs["namespace"]
@@ -245,6 +247,10 @@ def test_no_rendered_chart_secret_equals_the_charts_published_default(name: str)
 
 
 def test_harbor_takes_its_shared_secrets_from_the_generated_secret() -> None:
+    # goharbor/harbor-helm v1.18.1 templates/core/core-dpl.yaml, jobservice-dpl.yaml,
+    # registry-dpl.yaml: with core/jobservice/registry.existingSecret, core.existingXsrfSecret
+    # and existingSecretSecretKey the pods read these keys from our Secret, and the chart
+    # renders none of its own.
     objects = rendered("harbor")
     refs = {
         (e["name"], e["valueFrom"]["secretKeyRef"]["name"])
@@ -329,3 +335,26 @@ def test_headlamp_binds_no_cluster_role() -> None:
 def test_catalog_charts_are_the_rendered_ones() -> None:
     names_rendered = {r.inputs["chart"] for r in acme().by_type(RELEASE)}
     assert names_rendered <= {c.name.value for c in CATALOG.values()}
+
+
+def test_the_discovery_kubeconfig_loads_in_client_go(tmp_path: Any) -> None:
+    # kubeadm loads the file with client-go's clientcmd.LoadFromFile and uses its current
+    # context (cmd/kubeadm/app/discovery/file/file.go); kubectl is the same loader.
+    import json
+    import subprocess
+
+    from tests.helm import kubectl_bin
+
+    bp = bootstrap_plan("demo")
+    text = _files(_doc(bp.texts("workerUserData")[0]))[cloudinit.DISCOVERY_KUBECONFIG_PATH]["content"]
+    path = tmp_path / "discovery.kubeconfig"
+    path.write_text(text)
+    shown = subprocess.run(
+        [str(kubectl_bin()), "--kubeconfig", str(path), "config", "view", "--minify", "--raw", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    config = json.loads(shown.stdout)
+    assert config["clusters"][0]["cluster"]["server"] == f"https://{bp.output('apiVip')}:6443"
+    assert config["users"][0]["user"]["token"] == bp.output("bootstrapToken").value
