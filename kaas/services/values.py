@@ -401,7 +401,12 @@ def opensearch_node_dns_names(spec: ClusterSpec) -> list[str]:
 
 
 def opensearch_log_writer_role() -> Values:
-    """Least privilege for Fluent Bit: write ``logs-*`` indices (create them, bulk-index), nothing else."""
+    """Least privilege for Fluent Bit: write ``logs-*`` indices (create them, bulk-index), nothing else.
+
+    Action groups from opensearch-project/security static_config/static_action_groups.yml:
+    ``create_index`` (indices:admin/create, mapping/put), ``write`` (indices:data/write*),
+    ``index``; ``_bulk`` is checked as the cluster action indices:data/write/bulk.
+    """
     return {
         "cluster_permissions": ["cluster_monitor", "indices:data/write/bulk"],
         "index_permissions": [
