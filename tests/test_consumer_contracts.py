@@ -358,3 +358,30 @@ def test_the_discovery_kubeconfig_loads_in_client_go(tmp_path: Any) -> None:
     config = json.loads(shown.stdout)
     assert config["clusters"][0]["cluster"]["server"] == f"https://{bp.output('apiVip')}:6443"
     assert config["users"][0]["user"]["token"] == bp.output("bootstrapToken").value
+
+
+def test_every_opensearch_client_dials_a_rendered_service_its_certificate_names() -> None:
+    # opensearch-project/helm-charts charts/opensearch templates/_helpers.tpl
+    # opensearch.masterService: the Service is ``masterService`` (default
+    # "opensearch-cluster-master"), not derived from clusterName. Fluent Bit, Dashboards and
+    # the Jobs verify TLS, so the host they dial must be a Service and a certificate DNS name.
+    from urllib.parse import urlparse
+
+    from kaas.services import objects, values
+
+    spec = load_stack_spec("acme-prod")
+    services = {o["metadata"]["name"] for o in rendered("opensearch") if o["kind"] == "Service"}
+    [node_cert] = [c for c in objects.opensearch_certificates(spec) if c["metadata"]["name"] == "opensearch-node"]
+    dns_names = node_cert["spec"]["dnsNames"]
+    host = urlparse(values.opensearch_url()).hostname
+    assert host in services and host in dns_names
+    fluent_conf = next(
+        o["data"]["fluent-bit.conf"]
+        for o in rendered("fluent-bit")
+        if o["kind"] == "ConfigMap" and "fluent-bit.conf" in (o.get("data") or {})
+    )
+    [fluent_host] = re.findall(r"^\s+Host (\S+)$", fluent_conf, flags=re.M)
+    assert fluent_host in services and fluent_host in dns_names
+    [sts] = [o for o in rendered("opensearch") if o["kind"] == "StatefulSet"]
+    # Pods are <sts>-<n>.<serviceName>: the wildcard of the headless Service covers them.
+    assert f"*.{sts['spec']['serviceName']}" in dns_names

@@ -363,6 +363,9 @@ def opensearch_values(spec: ClusterSpec) -> Values:
     nodes = 3 if spec.is_production else 1
     return {
         "clusterName": names.OPENSEARCH_CLUSTER,
+        # The chart's Service is ``masterService`` (default "opensearch-cluster-master", not
+        # derived from clusterName); clients and the node certificate use names.OPENSEARCH_SERVICE.
+        "masterService": names.OPENSEARCH_SERVICE,
         "singleNode": nodes == 1,
         "replicas": nodes,
         "persistence": {"enabled": True, "storageClass": names.STORAGE_CLASS_DEFAULT, "size": f"{log.volume_gb}Gi"},
