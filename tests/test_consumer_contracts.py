@@ -187,8 +187,10 @@ def test_every_ingress_annotation_is_one_its_reader_reads() -> None:
 
 
 def test_every_ingress_is_solved_in_place_by_the_nginx_class() -> None:
-    # cert-manager pkg/issuer/acme/http/ingress.go: with acme.cert-manager.io/http01-edit-in-place
-    # the solver adds its path to the named Ingress; otherwise it creates a second Ingress for
+    # cert-manager pkg/controller/certificate-shim/helper.go setIssuerSpecificConfig: with
+    # acme.cert-manager.io/http01-edit-in-place "true" the Certificate names this Ingress
+    # (http01-ingress-name override), and pkg/issuer/acme/http/ingress.go adds the solver's
+    # path to it; otherwise the solver creates a second Ingress for
     # the same host, which the nginx.org controller rejects (one Ingress per host unless
     # mergeable masters/minions are used: internal/k8s/configuration.go host collisions).
     for ingress in _ingresses():
