@@ -119,9 +119,9 @@ class HttpClient:
         sent = {**self.headers, **(headers or {})}
         try:
             connection.request(method, full_path, body=body, headers=sent)
+            peer = connection.sock.getpeercert() if isinstance(connection.sock, ssl.SSLSocket) else None
             answer = connection.getresponse()
             data = answer.read()
-            peer = connection.sock.getpeercert() if isinstance(connection.sock, ssl.SSLSocket) else None
             return Response(answer.status, dict(answer.getheaders()), data, peer)
         except ssl.SSLCertVerificationError as err:
             raise TlsError(f"{host}: {err.verify_message}") from None
