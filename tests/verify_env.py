@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ from kaas.verify.context import PROMETHEUS_SERVICE, VELERO_SCHEDULE, Planned, Se
 from kaas.verify.http import connect_to
 from tests.fakes.apis import FakeHarbor, FakeKeystone, FakePrometheus
 from tests.fakes.kube import FakeKube, helm_release_secret, node, secret_from_manifest
-from tests.fakes.pki import TestCa
+from tests.fakes.pki import Issued, TestCa
 from tests.fakes.s3 import moto_s3_tls
 from tests.fakes.servers import Answer, Request, https_server
 
@@ -85,8 +85,11 @@ class LiveCluster:
 
 
 @contextmanager
-def live_cluster(tmp_path: Path, *, service_certs: dict[str, object] | None = None) -> Iterator[LiveCluster]:
-    """Start every fake; ``service_certs`` replaces the certificate a service host serves."""
+def live_cluster(
+    tmp_path: Path, *, service_certs: dict[str, Callable[[TestCa], Issued]] | None = None
+) -> Iterator[LiveCluster]:
+    """Start every fake; ``service_certs`` replaces the certificate a service host serves
+    (a function of the public CA, so it can issue a wrong one from the trusted CA)."""
     spec, plan = stack_plan()
     cluster_ca, public_ca = TestCa("acme-prod cluster CA"), TestCa("public test CA")
     outputs = handover_outputs(plan).model_copy(update={"ca_certificate": cluster_ca.pem})
@@ -133,16 +136,15 @@ def live_cluster(tmp_path: Path, *, service_certs: dict[str, object] | None = No
         ports: dict[tuple[str, int], int] = {}
         api_host = outputs.api.dns_name
         assert api_host is not None
-        ports[(api_host, outputs.api.port)] = stack.enter_context(
-            https_server(kube.route, cluster_ca.issue(api_host))
-        )
+        ports[(api_host, outputs.api.port)] = stack.enter_context(https_server(kube.route, cluster_ca.issue(api_host)))
         ks_host = _host_port(outputs.openstack.keystone.auth_url)
         ports[ks_host] = stack.enter_context(https_server(keystone.route, public_ca.issue(ks_host[0])))
         for _, url in service_urls(outputs):
             host = _host_port(url)
             route = harbor.route if url == registry.url else web_ui
-            issued = (service_certs or {}).get(host[0]) or public_ca.issue(host[0])
-            ports[host] = stack.enter_context(https_server(route, issued))  # type: ignore[arg-type]
+            make = (service_certs or {}).get(host[0])
+            issued = make(public_ca) if make else public_ca.issue(host[0])
+            ports[host] = stack.enter_context(https_server(route, issued))
         s3_host = _host_port(expected.s3_endpoint)
         ports[s3_host] = stack.enter_context(moto_s3_tls(public_ca.issue(s3_host[0]), expected.s3_endpoint))
         s3 = boto3.client(

@@ -25,9 +25,7 @@ def _select(stack: str, work_dir: Path) -> StackLike:
     return selected
 
 
-def automation_outputs(
-    stack: str, work_dir: Path, select: Callable[[str, Path], StackLike] = _select
-) -> StackOutputs:
+def automation_outputs(stack: str, work_dir: Path, select: Callable[[str, Path], StackLike] = _select) -> StackOutputs:
     """``select_stack`` in the project directory, then its outputs (secrets stay masked and are
     skipped by :func:`load_outputs`, as in ``pulumi stack output --json``)."""
     source = f"stack {stack} (Pulumi Automation API)"

@@ -56,7 +56,13 @@ def secret_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
     for key, value in (manifest.get("stringData") or {}).items():
         data[key] = base64.b64encode(str(value).encode()).decode()
     meta = dict(manifest["metadata"])
-    return {"kind": "Secret", "apiVersion": "v1", "metadata": meta, "type": manifest.get("type", "Opaque"), "data": data}
+    return {
+        "kind": "Secret",
+        "apiVersion": "v1",
+        "metadata": meta,
+        "type": manifest.get("type", "Opaque"),
+        "data": data,
+    }
 
 
 def helm_release_secret(

@@ -65,7 +65,7 @@ def _handler(route: Route) -> type[BaseHTTPRequestHandler]:
 
         do_GET = do_POST = _serve  # noqa: N815 (http.server's method names)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (overrides the stdlib)
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler
