@@ -1,0 +1,131 @@
+"""The runner and the report: a check that could not run never counts as passed; timeouts, retries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+
+from kaas.handover.source import handover_outputs
+from kaas.outputs import OutputsError
+from kaas.verify.checks import Check
+from kaas.verify.context import CheckFailedError, CouldNotRunError, VerifyContext, planned
+from kaas.verify.http import UnreachableError
+from kaas.verify.report import Report, Status, read_report
+from kaas.verify.runner import Policy, line, run_check, run_checks
+from tests.verify_env import stack_plan
+
+
+@pytest.fixture(scope="module")
+def ctx() -> VerifyContext:
+    spec, plan = stack_plan()
+    return VerifyContext(stack="acme-prod", outputs=handover_outputs(plan), planned=planned(spec, plan))
+
+
+def passing(ctx: VerifyContext) -> str:
+    return "fine"
+
+
+def cannot_run(ctx: VerifyContext) -> str:
+    raise CouldNotRunError("no route to the API")
+
+
+def unreachable(ctx: VerifyContext) -> str:
+    raise UnreachableError("cannot reach api:6443: [Errno 111] Connection refused")
+
+
+def broken(ctx: VerifyContext) -> str:
+    raise KeyError("items")
+
+
+NO_WAIT = Policy(timeout=5, retries=0, delay=0)
+
+
+def test_a_check_that_could_not_run_is_not_passed(ctx: VerifyContext) -> None:
+    report = run_checks([Check("ok", "ok", passing), Check("blind", "blind", cannot_run)], ctx, NO_WAIT)
+    assert [c.status for c in report.checks] == [Status.PASSED, Status.COULD_NOT_RUN]
+    assert report.passed is False
+    assert read_report_roundtrip(report).passed is False
+
+
+def test_unreachable_and_broken_checks_could_not_run_and_the_rest_still_run(ctx: VerifyContext) -> None:
+    checks = [Check("a", "a", unreachable), Check("b", "b", broken), Check("c", "c", passing)]
+    report = run_checks(checks, ctx, NO_WAIT)
+    assert [c.status for c in report.checks] == [Status.COULD_NOT_RUN, Status.COULD_NOT_RUN, Status.PASSED]
+    assert "internal error: KeyError" in report.checks[1].detail
+
+
+def test_an_optional_check_does_not_decide_the_report(ctx: VerifyContext) -> None:
+    report = run_checks([Check("ok", "ok", passing), Check("extra", "extra", cannot_run, required=False)], ctx, NO_WAIT)
+    assert report.passed is True
+
+
+def test_all_required_checks_passed_is_a_pass(ctx: VerifyContext) -> None:
+    assert run_checks([Check("ok", "ok", passing)], ctx, NO_WAIT).passed is True
+
+
+def test_a_check_that_outlives_its_timeout_could_not_run(ctx: VerifyContext) -> None:
+    release = threading.Event()
+
+    def hangs(ctx: VerifyContext) -> str:
+        release.wait(10)
+        return "too late"
+
+    try:
+        result = run_check(Check("slow", "slow", hangs), ctx, Policy(timeout=0.2, retries=0))
+    finally:
+        release.set()
+    assert result.status is Status.COULD_NOT_RUN and result.detail == "timed out after 0.2 s"
+
+
+def test_retries_until_the_check_passes(ctx: VerifyContext) -> None:
+    calls: list[int] = []
+    sleeps: list[float] = []
+
+    def flaky(ctx: VerifyContext) -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise CheckFailedError("node acme-prod-worker-1 is not Ready")
+        return "all Ready"
+
+    result = run_check(Check("nodes", "nodes", flaky), ctx, Policy(timeout=5, retries=2, delay=7), sleeps.append)
+    assert (result.status, result.attempts, sleeps) == (Status.PASSED, 3, [7, 7])
+    assert line(result).startswith("PASS nodes: all Ready (") and "3 attempts" in line(result)
+
+
+def test_retries_are_bounded_and_the_last_outcome_counts(ctx: VerifyContext) -> None:
+    def fails(ctx: VerifyContext) -> str:
+        raise CheckFailedError("still broken")
+
+    result = run_check(Check("x", "x", fails), ctx, Policy(timeout=5, retries=1, delay=0), lambda s: None)
+    assert (result.status, result.attempts, result.detail) == (Status.FAILED, 2, "still broken")
+
+
+def read_report_roundtrip(report: Report, tmp: Path | None = None) -> Report:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory, "report.json")
+        path.write_text(report.to_json(), encoding="utf-8")
+        return read_report(path)
+
+
+def test_report_json_roundtrips_with_its_verdict(ctx: VerifyContext, tmp_path: Path) -> None:
+    report = run_checks([Check("ok", "ok", passing)], ctx, NO_WAIT)
+    path = tmp_path / "report.json"
+    path.write_text(report.to_json(), encoding="utf-8")
+    assert '"passed": true' in path.read_text() and '"reportSchema": "kaas.verify/v1"' in path.read_text()
+    assert read_report(path) == report
+    assert report.checks[0].started_at.tzinfo is not None
+    assert report.finished_at >= report.started_at - dt.timedelta(seconds=1)
+
+
+def test_a_report_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text('{"stack": "acme-prod"}', encoding="utf-8")
+    with pytest.raises(OutputsError, match="cluster"):
+        read_report(path)
+    with pytest.raises(OutputsError, match="no such file"):
+        read_report(tmp_path / "missing.json")
