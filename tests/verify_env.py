@@ -11,6 +11,7 @@ local server; nothing in the code under test is patched.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
 import urllib.parse
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -77,7 +79,7 @@ class LiveCluster:
     cluster_ca: TestCa
     public_ca: TestCa
     ports: dict[tuple[str, int], int]
-    s3: object
+    s3: Any
     ca_bundle: Path
 
     def routes(self) -> dict[tuple[str, int], tuple[str, int]]:
@@ -127,8 +129,6 @@ def live_cluster(
     assert registry is not None
     registry_host = registry.url.removeprefix("https://")
     robot = next(s for s in kube.secrets if s["metadata"]["name"] == names.HARBOR_ROBOT)
-    import base64
-
     robot_secret = base64.b64decode(robot["data"]["ROBOT_SECRET"]).decode()
     harbor = FakeHarbor(registry_host, {names.pull_robot_account(spec): robot_secret})
 
@@ -177,18 +177,17 @@ def live_cluster(
         )  # fmt: skip
 
 
-def _reset_bucket(s3: object, bucket: str) -> None:
-    client: object = s3
-    existing = [b["Name"] for b in client.list_buckets()["Buckets"]]  # type: ignore[attr-defined]
-    if bucket in existing:
-        for item in client.list_objects_v2(Bucket=bucket).get("Contents", []):  # type: ignore[attr-defined]
-            client.delete_object(Bucket=bucket, Key=item["Key"])  # type: ignore[attr-defined]
+def _reset_bucket(s3: Any, bucket: str) -> None:
+    """moto keeps its state per process: empty the backup container of an earlier test."""
+    if bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
     else:
-        client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+        s3.create_bucket(Bucket=bucket)
 
 
 def put_snapshot(cluster: LiveCluster, key: str, body: bytes = b"etcd snapshot bytes") -> None:
-    cluster.s3.put_object(Bucket=cluster.outputs.etcd.backup_container, Key=key, Body=body)  # type: ignore[attr-defined]
+    cluster.s3.put_object(Bucket=cluster.outputs.etcd.backup_container, Key=key, Body=body)
 
 
 def velero_backup(namespace: str, name: str, started: str, phase: str, errors: int = 0) -> dict[str, object]:
