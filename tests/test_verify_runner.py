@@ -129,3 +129,31 @@ def test_a_report_that_is_not_one_is_refused(tmp_path: Path) -> None:
         read_report(path)
     with pytest.raises(OutputsError, match="no such file"):
         read_report(tmp_path / "missing.json")
+
+
+def test_a_missing_credential_is_not_retried(ctx: VerifyContext) -> None:
+    def no_credentials(ctx: VerifyContext) -> str:
+        raise CouldNotRunError("no credentials for the admin Keystone user", retry=False)
+
+    sleeps: list[float] = []
+    result = run_check(Check("x", "x", no_credentials), ctx, Policy(timeout=5, retries=2, delay=3), sleeps.append)
+    assert (result.status, result.attempts, sleeps) == (Status.COULD_NOT_RUN, 1, [])
+
+
+def test_an_unreachable_api_is_retried(ctx: VerifyContext) -> None:
+    result = run_check(Check("x", "x", unreachable), ctx, Policy(timeout=5, retries=2, delay=0), lambda s: None)
+    assert (result.status, result.attempts) == (Status.COULD_NOT_RUN, 3)
+
+
+def test_secrets_come_from_the_openstack_and_aws_variables() -> None:
+    from kaas.verify.clients import Credentials
+    from kaas.verify.context import Secrets
+
+    env = {"OS_PASSWORD": "pw", "KAAS_VERIFY_NONADMIN_USERNAME": "viewer", "AWS_ACCESS_KEY_ID": "ak"}
+    secrets = Secrets.from_environment(env, "acme-admin")
+    assert secrets.admin == Credentials("acme-admin", "pw")
+    assert secrets.non_admin is None  # a user name without a password is no credential
+    assert (secrets.backup_access_key, secrets.backup_secret_key) == ("ak", None)
+    assert Secrets.from_environment({"OS_USERNAME": "ops", "OS_PASSWORD": "x"}, "acme-admin").admin == Credentials(
+        "ops", "x"
+    )

@@ -185,7 +185,7 @@ def etcd_backup(ctx: VerifyContext) -> str:
     secrets = ctx.secrets
     if not (secrets.backup_access_key and secrets.backup_secret_key):
         raise CouldNotRunError(
-            "no S3 credentials for the backup container (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+            "no S3 credentials for the backup container (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", retry=False
         )
     bucket, prefix = ctx.outputs.etcd.backup_container, ctx.planned.backup_prefix
     objects = list_objects(
@@ -283,9 +283,9 @@ def conformance(ctx: VerifyContext) -> str:
     """``sonobuoy run --mode MODE --wait``, then ``retrieve`` and ``results`` (its plain summary)."""
     sonobuoy = ctx.sonobuoy or shutil.which("sonobuoy")
     if sonobuoy is None:
-        raise CouldNotRunError("sonobuoy is not installed (https://sonobuoy.io); conformance was not run")
+        raise CouldNotRunError("sonobuoy is not installed (https://sonobuoy.io); conformance was not run", retry=False)
     if ctx.kubeconfig is None:
-        raise CouldNotRunError("sonobuoy needs --kubeconfig")
+        raise CouldNotRunError("sonobuoy needs --kubeconfig", retry=False)
     kubeconfig = ["--kubeconfig", str(ctx.kubeconfig)]
     with tempfile.TemporaryDirectory() as out:
         try:

@@ -34,7 +34,13 @@ VELERO_SCHEDULE = "velero-daily"
 
 
 class CouldNotRunError(Exception):
-    """The check could not observe the cluster (no route, no credentials): nothing is known."""
+    """The check could not observe the cluster (no route, no credentials): nothing is known.
+
+    ``retry=False`` when another attempt cannot change it (a missing credential or tool)."""
+
+    def __init__(self, reason: str, retry: bool = True) -> None:
+        super().__init__(reason)
+        self.retry = retry
 
 
 class CheckFailedError(Exception):
@@ -146,14 +152,18 @@ class VerifyContext:
         user: Credentials | None = getattr(self.secrets, who)
         if user is None:
             env = "OS_USERNAME/OS_PASSWORD" if who == "admin" else "KAAS_VERIFY_NONADMIN_USERNAME/_PASSWORD"
-            raise CouldNotRunError(f"no credentials for the {who.replace('_', '-')} Keystone user (set {env})")
+            raise CouldNotRunError(
+                f"no credentials for the {who.replace('_', '-')} Keystone user (set {env})", retry=False
+            )
         keystone = self.outputs.openstack.keystone
         try:
             token = keystone_token(self.public(keystone.auth_url), user, keystone.domain, keystone.project)
         except (UnreachableError, TlsError) as err:
             raise CouldNotRunError(f"Keystone: {err}") from None
         except ApiError as err:
-            raise CouldNotRunError(f"Keystone refused the {who.replace('_', '-')} credentials: {err}") from None
+            raise CouldNotRunError(
+                f"Keystone refused the {who.replace('_', '-')} credentials: {err}", retry=False
+            ) from None
         self._tokens[who] = token
         return token
 
@@ -174,7 +184,7 @@ def kubeconfig_client(path: Path, connector: Connector, timeout: float) -> HttpC
         cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == ctx["cluster"])
         user = next(u["user"] for u in config["users"] if u["name"] == ctx["user"])
     except (OSError, yaml.YAMLError, KeyError, StopIteration, TypeError) as err:
-        raise CouldNotRunError(f"kubeconfig {path}: unusable ({type(err).__name__}: {err})") from None
+        raise CouldNotRunError(f"kubeconfig {path}: unusable ({type(err).__name__}: {err})", retry=False) from None
     ca = cluster.get("certificate-authority-data")
     context = tls_context(
         ca_pem=base64.b64decode(ca).decode() if ca else None, cafile=cluster.get("certificate-authority")

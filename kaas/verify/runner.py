@@ -25,30 +25,33 @@ class Policy:
     delay: float = 5.0
 
 
-def attempt(check: Check, ctx: VerifyContext, timeout: float) -> tuple[Status, str]:
-    """One run of ``check`` in a worker thread; a run that outlives ``timeout`` could not run."""
-    outcome: list[tuple[Status, str]] = []
+def attempt(check: Check, ctx: VerifyContext, timeout: float) -> tuple[Status, str, bool]:
+    """One run of ``check`` in a worker thread: (status, finding, worth another attempt).
+    A run that outlives ``timeout`` could not run."""
+    outcome: list[tuple[Status, str, bool]] = []
 
     def work() -> None:
         try:
-            outcome.append((Status.PASSED, check.run(ctx)))
+            outcome.append((Status.PASSED, check.run(ctx), False))
         except CheckFailedError as err:
-            outcome.append((Status.FAILED, str(err)))
+            outcome.append((Status.FAILED, str(err), True))
         except TlsError as err:
-            outcome.append((Status.FAILED, f"TLS: {err}"))
-        except (CouldNotRunError, UnreachableError) as err:
-            outcome.append((Status.COULD_NOT_RUN, str(err)))
+            outcome.append((Status.FAILED, f"TLS: {err}", True))
+        except CouldNotRunError as err:
+            outcome.append((Status.COULD_NOT_RUN, str(err), err.retry))
+        except UnreachableError as err:
+            outcome.append((Status.COULD_NOT_RUN, str(err), True))
         except ApiError as err:
             # An answer the check cannot read (401 to the admin, 5xx): it learnt nothing.
-            outcome.append((Status.COULD_NOT_RUN, str(err)))
+            outcome.append((Status.COULD_NOT_RUN, str(err), True))
         except Exception as err:  # a broken check must not pass or stop the others
-            outcome.append((Status.COULD_NOT_RUN, f"internal error: {type(err).__name__}: {err}"))
+            outcome.append((Status.COULD_NOT_RUN, f"internal error: {type(err).__name__}: {err}", False))
 
     worker = threading.Thread(target=work, name=f"verify-{check.id}", daemon=True)
     worker.start()
     worker.join(timeout)
     if not outcome:
-        return Status.COULD_NOT_RUN, f"timed out after {timeout:g} s"
+        return Status.COULD_NOT_RUN, f"timed out after {timeout:g} s", True
     return outcome[0]
 
 
@@ -60,8 +63,8 @@ def run_check(
     attempts = 0
     while True:
         attempts += 1
-        status, detail = attempt(check, ctx, policy.timeout)
-        if status is Status.PASSED or attempts > policy.retries:
+        status, detail, worth_retrying = attempt(check, ctx, policy.timeout)
+        if not worth_retrying or attempts > policy.retries:
             break
         sleep(policy.delay)
     return CheckResult(
