@@ -124,10 +124,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         connector=connect_to(dict(args.connect_to)),
         ca_bundle=args.ca_bundle,
         kubeconfig=args.kubeconfig,
+        request_timeout=min(10.0, args.timeout),
         backup_margin=dt.timedelta(minutes=args.backup_margin),
         conformance_mode=args.conformance_mode,
     )
-    checks = checks_for(ctx, with_conformance=args.conformance)
+    checks = checks_for(ctx, with_conformance=args.conformance, conformance_timeout=args.conformance_timeout)
     policy = Policy(timeout=args.timeout, retries=args.retries, delay=args.retry_delay)
     print(f"Verifying cluster {outputs.cluster_name} (stack {args.stack}): {len(checks)} checks", file=sys.stderr)
     report = run_checks(
@@ -166,6 +167,9 @@ def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--conformance", action="store_true", help="also run Sonobuoy (needs sonobuoy and --kubeconfig)"
     )
     verify.add_argument("--conformance-mode", default="quick", help="sonobuoy --mode (default: quick)")
+    verify.add_argument(
+        "--conformance-timeout", type=float, default=3600.0, help="seconds for the Sonobuoy run (default: 3600)"
+    )
     verify.add_argument("--timeout", type=float, default=60.0, help="seconds per check attempt (default: 60)")
     verify.add_argument("--retries", type=int, default=2, help="further attempts of a check that did not pass")
     verify.add_argument("--retry-delay", type=float, default=5.0, help="seconds between attempts (default: 5)")

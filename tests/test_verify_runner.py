@@ -157,3 +157,17 @@ def test_secrets_come_from_the_openstack_and_aws_variables() -> None:
     assert Secrets.from_environment({"OS_USERNAME": "ops", "OS_PASSWORD": "x"}, "acme-admin").admin == Credentials(
         "ops", "x"
     )
+
+
+def test_a_check_may_have_its_own_timeout(ctx: VerifyContext) -> None:
+    release = threading.Event()
+
+    def slow(ctx: VerifyContext) -> str:
+        release.wait(0.5)
+        return "done"
+
+    try:
+        own = run_check(Check("long", "long", slow, timeout=5), ctx, Policy(timeout=0.1, retries=0))
+    finally:
+        release.set()
+    assert own.status is Status.PASSED

@@ -31,6 +31,7 @@ class Check:
     title: str
     run: Callable[[VerifyContext], str]
     required: bool = True
+    timeout: float | None = None  # seconds per attempt, instead of the runner's policy
 
 
 def _version(text: str) -> str:
@@ -315,7 +316,7 @@ def conformance(ctx: VerifyContext) -> str:
 # --- The list ------------------------------------------------------------------------------------
 
 
-def checks_for(ctx: VerifyContext, with_conformance: bool = False) -> list[Check]:
+def checks_for(ctx: VerifyContext, with_conformance: bool = False, conformance_timeout: float = 3600) -> list[Check]:
     """The checks that apply to this cluster, in the order they run."""
     services = ctx.outputs.services
     found = [
@@ -336,5 +337,5 @@ def checks_for(ctx: VerifyContext, with_conformance: bool = False) -> list[Check
         found.append(Check("prometheus-targets", "Prometheus: every target up", prometheus_targets))
         found.append(Check("prometheus-alerts", "Prometheus: no alert firing but the Watchdog", prometheus_alerts))
     if with_conformance:
-        found.append(Check("conformance", "Sonobuoy conformance run", conformance))
+        found.append(Check("conformance", "Sonobuoy conformance run", conformance, timeout=conformance_timeout))
     return found

@@ -63,7 +63,7 @@ def run_check(
     attempts = 0
     while True:
         attempts += 1
-        status, detail, worth_retrying = attempt(check, ctx, policy.timeout)
+        status, detail, worth_retrying = attempt(check, ctx, check.timeout or policy.timeout)
         if not worth_retrying or attempts > policy.retries:
             break
         sleep(policy.delay)
