@@ -29,20 +29,24 @@ def deploy(spec: ClusterSpec) -> KaasCluster:
 
 
 async def registrations_settled() -> None:
-    """Return when every task the program started so far has finished, and the tasks those started.
+    """Return when every task the program started has finished, and every task those started.
 
     Each resource registration and each Output is an asyncio task. If the program returns
     to the runtime while they are pending, the runtime's quiescence loop (which starts
     before any registration had a turn to put itself on its RPC list) waits for them with
     ``FIRST_COMPLETED`` and re-arms a callback on every pending Output after each
     completion: quadratic in the number of Outputs (each resource property is one).
-    Waiting here for all of them at once, with asyncio's public API, leaves that loop
-    nothing to do. The program has no task that never finishes (no resource hooks or
-    transforms, whose callback server would be one).
+    Waiting here, with asyncio's public API, one task at a time (one callback each, and
+    most are done by the time their turn comes), leaves that loop nothing to do. Failures
+    are not raised here: the runtime reports them as it always does. The program has no
+    task that never finishes (no resource hooks or transforms, whose callback server
+    would be one).
     """
     this = asyncio.current_task()
-    while pending := {task for task in asyncio.all_tasks() if task is not this}:
-        await asyncio.wait(pending)
+    while pending := [task for task in asyncio.all_tasks() if task is not this]:
+        for task in pending:
+            if not task.done():
+                await asyncio.wait((task,))
 
 
 async def run(spec: ClusterSpec) -> None:

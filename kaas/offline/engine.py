@@ -35,6 +35,7 @@ import os
 import runpy
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        # MockMonitor keeps a second copy of every state for ``getResource`` invokes, which the
+        # program does not make (one would fail with "unknown resource"); the record below is ours.
+        self.resources.pop(response.urn, None)
         if request.additionalSecretOutputs:
             _mark_secret(response.object, request.additionalSecretOutputs)
         if request.type == "pulumi:pulumi:Stack":
@@ -276,6 +280,11 @@ def _execute(
     def isolated() -> Plan:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        # The runtime calls the monitor from the loop's default executor. The language host sizes
+        # it for a monitor in another process; this one answers in-process, where more threads
+        # only take turns on the GIL (and each keeps its own malloc arena: 14 MB at 1,000 workers).
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kaas-monitor")
+        loop.set_default_executor(executor)
         monitor = RecordingMonitor(CloudMocks(preview=preview))
         exit_code: int | str | None = None
         try:
@@ -302,6 +311,7 @@ def _execute(
         except SystemExit as exited:
             exit_code = exited.code
         finally:
+            executor.shutdown(wait=True)
             asyncio.set_event_loop(None)
             loop.close()
         # Registration order depends on when outputs resolve; the plan's order must not.
