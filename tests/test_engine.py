@@ -215,3 +215,16 @@ def test_random_password_honours_its_minimum_character_classes() -> None:
         assert sum(c.isupper() for c in text) >= 2
         assert sum(c.islower() for c in text) >= 2
         assert sum(c.isdigit() for c in text) >= 3
+
+
+def test_kaas_plan_exits_with_the_programs_status_when_the_stack_config_refuses_the_spec(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A spec named like a stack is planned with that stack's config, as `pulumi up -s dev` would."""
+    from kaas.cli import main
+
+    path = tmp_path / "dev-elsewhere.yaml"
+    path.write_text(yaml.safe_dump(spec_data(name="dev", openstack={"cloud": "elsewhere"})))
+    assert main(["plan", "--spec", str(path)]) == 2
+    err = capfd.readouterr().err.splitlines()
+    assert err == [f"{path}: openstack.cloud: the spec says 'elsewhere' but Pulumi config openstack:cloud says 'dev'"]
