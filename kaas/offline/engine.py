@@ -336,6 +336,8 @@ def run_project(
     ``config`` adds to or overrides the stack's configuration like ``-c key=value`` does
     (keys without a namespace belong to the project). The project's ``__main__.py`` runs as
     the main module, from the project directory, with that directory first on ``sys.path``.
+    The working directory is the process's: one plan at a time per process (``kaas diff``
+    plans its base in a subprocess).
     """
     name = project_name(project_dir)
     merged = stack_config(stack, project_dir) | {_namespaced(k, name): v for k, v in (config or {}).items()}
