@@ -15,6 +15,8 @@ for etcd and runs ``kubeadm init``; the other masters and the workers retry
 from __future__ import annotations
 
 import ipaddress
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -48,6 +50,34 @@ AUTHZ_WEBHOOK_PATH = f"{APISERVER_CONFIG_DIR}/keystone-authz-webhook.kubeconfig"
 AUTHENTICATION_CONFIG_PATH = f"{APISERVER_CONFIG_DIR}/authentication-config.yaml"
 ANONYMOUS_PATHS = ("/healthz", "/livez", "/readyz")
 
+# Every value a template interpolates is one shell word and one systemd token: letters,
+# digits and ``._:/=@+,-``. Templates write shell scripts and systemd units, where a
+# quote, '$', '%', ';', a space or a newline would be syntax; such a value is refused
+# here instead of being quoted for one of the two languages and wrong for the other.
+_TEMPLATE_TOKEN = re.compile(r"[A-Za-z0-9._:/=@+,-]*")
+
+
+class TemplateValueError(ValueError):
+    """A value a template would interpolate that is not a plain token."""
+
+
+class Verbatim(str):
+    """Text kaas composes itself from numbers and constants (a systemd calendar), never from spec strings."""
+
+    __slots__ = ()
+
+
+def _inert_token(value: Any) -> Any:
+    if isinstance(value, Verbatim):
+        return value
+    text = str(value)
+    if not _TEMPLATE_TOKEN.fullmatch(text):
+        raise TemplateValueError(
+            f"{text!r} cannot be written into a shell script or systemd unit: only letters, digits and '._:/=@+,-'"
+        )
+    return value
+
+
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("kaas.bootstrap", "templates"),
     undefined=jinja2.StrictUndefined,
@@ -55,6 +85,7 @@ _TEMPLATES = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     autoescape=False,
+    finalize=_inert_token,
 )
 
 
@@ -247,8 +278,8 @@ def environment_file(values: dict[str, str]) -> str:
     """systemd EnvironmentFile syntax, every value double-quoted."""
 
     def quote(value: str) -> str:
-        if "\n" in value:
-            raise ValueError("environment values must be single-line")
+        if any(unicodedata.category(c)[0] == "C" or c in "\u2028\u2029" for c in value):
+            raise ValueError("environment values must be single-line, without control characters")
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     return "".join(f"{key}={quote(value)}\n" for key, value in values.items())
@@ -314,7 +345,7 @@ def render_etcd_user_data(node: EtcdNodeInput) -> str:
             render_template(
                 "etcd-backup.timer.j2",
                 interval_hours=node.backup.interval_hours,
-                on_calendar=on_calendar(node.backup.interval_hours),
+                on_calendar=Verbatim(on_calendar(node.backup.interval_hours)),
             ),
         ),
         _file(
