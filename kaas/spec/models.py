@@ -115,8 +115,10 @@ def _version(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    local, _, domain = value.partition("@")
-    if not re.fullmatch(r"[A-Za-z0-9._%+-]{1,64}", local) or not domain:
+    local, at, domain = value.partition("@")
+    if not at:
+        raise ValueError(f"{value!r} is not an e-mail address: no '@'")
+    if not re.fullmatch(r"[A-Za-z0-9._%+-]{1,64}", local):
         raise ValueError(f"{value!r} is not an e-mail address (local part: letters, digits and ._%+-)")
     try:
         _dns_domain(domain.lower())
