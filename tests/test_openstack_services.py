@@ -27,7 +27,7 @@ def plan() -> Plan:
 def test_dns_names_are_fully_qualified_under_the_cluster() -> None:
     names = dns_names(make_spec(name="c9", domain="k8s.example.org"))
     assert (names.zone, names.api, names.wildcard) == (
-        "k8s.example.org.",
+        "c9.k8s.example.org.",
         "api.c9.k8s.example.org.",
         "*.c9.k8s.example.org.",
     )
@@ -35,7 +35,7 @@ def test_dns_names_are_fully_qualified_under_the_cluster() -> None:
 
 def test_api_record_points_at_the_api_floating_ip_and_wildcard_at_the_ingress_ip(plan: Plan) -> None:
     [zone] = plan.by_type(ZONE)
-    assert zone.inputs["name"] == "k8s.example.com." and zone.inputs["email"] == "hostmaster@example.com"
+    assert zone.inputs["name"] == "t1.k8s.example.com." and zone.inputs["email"] == "hostmaster@example.com"
     api = plan.find(RECORD, "t1-api-record")
     wildcard = plan.find(RECORD, "t1-wildcard-record")
     assert (api.inputs["name"], api.inputs["type"]) == ("api.t1.k8s.example.com.", "A")

@@ -68,6 +68,9 @@ MARKERS: dict[FieldPath, Any] = {
     ("networking", "existing_network_id"): "hxnetworkid",
     ("networking", "existing_subnet_id"): "hxsubnetid",
     ("dns", "existing_zone_id"): "hxzoneid",
+    # Must contain <name>.<domain>; DnsDomain refuses every hostile fragment, so the
+    # marker is never substituted and may repeat the domain's.
+    ("dns", "existing_zone_name"): "hx.example.com",
     ("dns", "email"): "hxhostmaster@hx.example.com",
     ("object_storage", "etcd_backups"): "hxetcdbackups",
     ("object_storage", "registry"): "hxregistry",

@@ -291,8 +291,17 @@ class LoadBalancerSpec(SpecModel):
 
 
 class DnsSpec(SpecModel):
+    """Designate: by default the stack owns the zone ``<cluster>.<domain>.`` and its two records.
+
+    With ``existing_zone_id`` the records go into a zone the stack does not own (named
+    ``existing_zone_name``, default ``domain``), and destroying the stack removes only them.
+    """
+
     enabled: bool = True
     existing_zone_id: OpenStackId | None = None
+    existing_zone_name: DnsDomain | None = Field(
+        default=None, description="Name of the existing zone; defaults to the spec's domain."
+    )
     email: Email = "hostmaster@example.com"
     ttl: int = Field(default=300, ge=30)
 

@@ -126,6 +126,18 @@ def production_https(spec: ClusterSpec) -> Iterator[Problem]:
             )
 
 
+def dns_zone_holds_the_cluster(spec: ClusterSpec) -> Iterator[Problem]:
+    dns = spec.dns
+    if dns.existing_zone_name is not None and dns.existing_zone_id is None:
+        yield Problem("dns.existing_zone_name", "names an existing zone: give its dns.existing_zone_id too")
+    zone = dns.existing_zone_name
+    if zone is not None and not (spec.cluster_domain == zone or spec.cluster_domain.endswith("." + zone)):
+        yield Problem(
+            "dns.existing_zone_name",
+            f"{zone} does not contain the cluster's names {spec.cluster_domain}; use {spec.domain} or a parent of it",
+        )
+
+
 def production_control_plane(spec: ClusterSpec) -> Iterator[Problem]:
     if spec.masters.count < PRODUCTION_MIN_MASTERS:
         yield Problem(
@@ -174,6 +186,7 @@ ALWAYS: tuple[Rule, ...] = (
     worker_flavor_minimum,
     ssh_not_open_to_world,
     cluster_networks_private,
+    dns_zone_holds_the_cluster,
 )
 PRODUCTION: tuple[Rule, ...] = (production_control_plane, production_operations, production_https)
 
