@@ -49,6 +49,13 @@ AUTHN_WEBHOOK_PATH = f"{APISERVER_CONFIG_DIR}/keystone-authn-webhook.kubeconfig"
 AUTHZ_WEBHOOK_PATH = f"{APISERVER_CONFIG_DIR}/keystone-authz-webhook.kubeconfig"
 AUTHENTICATION_CONFIG_PATH = f"{APISERVER_CONFIG_DIR}/authentication-config.yaml"
 ANONYMOUS_PATHS = ("/healthz", "/livez", "/readyz")
+CERT_RENEW_SCRIPT = "/usr/local/sbin/kaas-cert-renew"
+CERT_METRICS_DIR = "/var/lib/kaas/metrics"  # node-exporter's textfile collector reads it
+CERT_RENEW_BEFORE_DAYS = 90
+STATIC_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+KUBEADM_KUBECONFIGS = tuple(
+    f"/etc/kubernetes/{name}.conf" for name in ("admin", "super-admin", "controller-manager", "scheduler")
+)
 
 # Every value a template interpolates is one shell word and one systemd token: letters,
 # digits and ``._:/=@+,-``. Templates write shell scripts and systemd units, where a
@@ -677,6 +684,37 @@ def _bootstrap_script(
     )
 
 
+def certificate_renewal_files(cluster: KubernetesCluster) -> list[dict[str, str]]:
+    """The daily certificate check on a master: renew kubeadm's certificates 90 days before
+    expiry (kubeadm issues them for a year), restart the static pods, export every expiry."""
+    members = [url.removeprefix("https://") for url in cluster.etcd_endpoints]
+    return [
+        _file(
+            CERT_RENEW_SCRIPT,
+            render_template(
+                "kaas-cert-renew.sh.j2",
+                pki_dir=KUBERNETES_PKI_DIR,
+                renew_before_seconds=CERT_RENEW_BEFORE_DAYS * 86400,
+                metrics_file=f"{CERT_METRICS_DIR}/certificates.prom",
+                manifests_dir="/etc/kubernetes/manifests",
+                restart_pause_seconds=30,
+                kubeconfigs=list(KUBEADM_KUBECONFIGS),
+                static_pods=list(STATIC_PODS),
+                etcd_members=members,
+            ),
+            "0755",
+        ),
+        _file(
+            "/etc/systemd/system/kaas-cert-renew.service",
+            render_template("kaas-cert-renew.service.j2", metrics_dir=CERT_METRICS_DIR, script_path=CERT_RENEW_SCRIPT),
+        ),
+        _file(
+            "/etc/systemd/system/kaas-cert-renew.timer",
+            render_template("kaas-cert-renew.timer.j2", renew_before_days=CERT_RENEW_BEFORE_DAYS),
+        ),
+    ]
+
+
 def render_master_user_data(
     cluster: KubernetesCluster,
     node: KubernetesNode,
@@ -725,11 +763,18 @@ def render_master_user_data(
             ),
             "0755",
         ),
+        *certificate_renewal_files(cluster),
     ]
-    return _kubernetes_node_config(cluster, node, files)
+    enable_renewal = ["systemctl", "enable", "--now", "kaas-cert-renew.timer"]
+    return _kubernetes_node_config(cluster, node, files, after_join=[enable_renewal])
 
 
-def _kubernetes_node_config(cluster: KubernetesCluster, node: KubernetesNode, files: list[dict[str, str]]) -> str:
+def _kubernetes_node_config(
+    cluster: KubernetesCluster,
+    node: KubernetesNode,
+    files: list[dict[str, str]],
+    after_join: Sequence[list[str]] = (),
+) -> str:
     """The cloud-config of a master or worker: host name, pinned packages, files, then the kubeadm script."""
     return cloud_config(
         {
@@ -737,7 +782,7 @@ def _kubernetes_node_config(cluster: KubernetesCluster, node: KubernetesNode, fi
             "preserve_hostname": False,
             **_apt_and_packages(cluster),
             "write_files": files,
-            "runcmd": [[KUBEADM_BOOTSTRAP_SCRIPT]],
+            "runcmd": [[KUBEADM_BOOTSTRAP_SCRIPT], *after_join],
         }
     )
 
