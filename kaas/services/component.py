@@ -20,7 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from kaas.services import names, objects, values
+from kaas.services import alerts, names, objects, values
 from kaas.services.catalog import ChartName, chart_for
 from kaas.services.passwords import password_arguments
 from kaas.spec.models import ClusterSpec, Cni
@@ -331,9 +331,12 @@ class ManagedServices(pulumi.ComponentResource):
             )  # fmt: skip
             stack = kube.release(
                 "kube-prometheus-stack", ChartName.KUBE_PROMETHEUS_STACK, svc.monitoring.chart_version, platform_ns,
-                values.monitoring_values(spec), monitoring, (*data_deps, grafana_secret),
+                alerts.with_certificate_report(values.monitoring_values(spec)), monitoring,
+                (*data_deps, grafana_secret),
             )  # fmt: skip
             self.releases["monitoring"] = stack
+            # The PrometheusRule CRD comes with the chart.
+            kube.apply(f"{name}-certificate-expiry", alerts.certificate_expiry_rule(spec), monitoring, (stack,))
             rbac = [
                 kube.apply(f"{name}-apps-prometheus-{m['kind'].lower()}", m, monitoring, (self.namespace,))
                 for m in objects.app_prometheus_rbac(spec)
