@@ -589,14 +589,19 @@ def webhook_kubeconfig(name: str, url: str, ca_cert_pem: str) -> dict[str, Any]:
 
 
 def admin_kubeconfig(
-    cluster_name: str, server: str, ca_cert_pem: str, client_cert_pem: str, client_key_pem: str
+    cluster_name: str,
+    server: str,
+    ca_cert_pem: str,
+    client_cert_pem: str,
+    client_key_pem: str,
+    role: str = "admin",
 ) -> str:
     import base64
 
     def b64(text: str) -> str:
         return base64.b64encode(text.encode()).decode()
 
-    user = f"{cluster_name}-admin"
+    user = f"{cluster_name}-{role}"
     document = {
         "apiVersion": "v1",
         "kind": "Config",

@@ -173,6 +173,7 @@ class ManagedServices(pulumi.ComponentResource):
         namespaces = group("Namespaces")
         self.namespace = kube.apply(f"{name}-ns-platform", objects.platform_namespace(spec), namespaces)
         platform_ns: pulumi.Input[str] = self.namespace.metadata.name  # type: ignore[attr-defined]
+        kube.apply(f"{name}-break-glass", objects.break_glass_cluster_role_binding(spec), namespaces)
 
         # CNI first: nothing schedules a pod before it.
         cni = group("Cni")
