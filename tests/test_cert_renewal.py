@@ -177,6 +177,10 @@ def test_masters_install_and_enable_the_renewal_timer_after_joining() -> None:
         assert script.count(":2379") == 5
     for text in plan.texts("workerUserData") + plan.texts("etcdUserData"):
         assert "kaas-cert-renew" not in text
+    # Every Kubernetes node has the directory node-exporter reads, report or not.
+    for text in plan.texts("workerUserData") + plan.texts("masterUserData"):
+        paths = [f["path"] for f in yaml.safe_load(text)["write_files"]]
+        assert f"{cloudinit.CERT_METRICS_DIR}/README" in paths
 
 
 def test_systemd_accepts_the_renewal_units(tmp_path: Path) -> None:

@@ -622,6 +622,9 @@ def admin_kubeconfig(
 
 def _node_base_files(cluster: KubernetesCluster) -> list[dict[str, str]]:
     return [
+        # node-exporter's textfile collector reads this directory on every node; a missing
+        # directory would be a scrape error (and the chart's NodeTextFileCollectorScrapeError).
+        _file(f"{CERT_METRICS_DIR}/README", "Prometheus textfile metrics (*.prom) written by kaas timers.\n"),
         _file("/etc/modules-load.d/kubernetes.conf", "overlay\nbr_netfilter\n"),
         _file(
             "/etc/sysctl.d/90-kubernetes.conf",
