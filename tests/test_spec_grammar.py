@@ -150,3 +150,21 @@ def test_template_refuses_command_substitution() -> None:
 def test_environment_file_refuses_multi_line_and_control_characters(value: str) -> None:
     with pytest.raises(ValueError, match="single-line"):
         cloudinit.environment_file({"S3_REGION": value})
+
+
+def test_cloud_conf_refuses_a_region_that_would_add_a_key_even_past_the_spec() -> None:
+    """Defence in depth: a spec built without validation still cannot inject into cloud.conf."""
+    spec = make_spec()
+    forged = spec.model_copy(
+        update={"openstack": spec.openstack.model_copy(update={"region": "RegionOne\ntls-insecure=true"})}
+    )
+    with pytest.raises(ValueError, match=r"cloud\.conf region"):
+        values.cloud_config(forged, "id", "secret")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(values.cloud_config(spec, "id", "secret"))
+    assert dict(parser["Global"]) == {
+        "auth-url": "https://keystone.test.example:5000/v3",
+        "application-credential-id": "id",
+        "application-credential-secret": "secret",
+        "region": "RegionOne",
+    }
