@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import base64
 import datetime
+import ipaddress
 import os
 import re
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -53,7 +56,7 @@ def certificate(days_left: int) -> tuple[bytes, datetime.datetime]:
 class Master:
     """A master's certificate layout in a temporary directory, and the renewal script for it."""
 
-    def __init__(self, root: Path, days_left: dict[str, int]) -> None:
+    def __init__(self, root: Path, days_left: dict[str, int], etcd_members: tuple[str, ...] = ()) -> None:
         self.root = root
         self.pki = root / "pki"
         (self.pki / "etcd").mkdir(parents=True)
@@ -90,7 +93,7 @@ class Master:
                 restart_pause_seconds=0,
                 kubeconfigs=[str(root / name) for name in ("admin.conf", "controller-manager.conf", "scheduler.conf")],
                 static_pods=list(cloudinit.STATIC_PODS),
-                etcd_members=[],
+                etcd_members=list(etcd_members),
             )
         )
         self.script.chmod(0o755)
@@ -202,3 +205,87 @@ def test_systemd_accepts_the_renewal_units(tmp_path: Path) -> None:
     assert calendar is not None
     check = subprocess.run(["systemd-analyze", "calendar", calendar.group(1)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _signed(
+    ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, name: str, days: int, server: bool
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    usage = x509.oid.ExtendedKeyUsageOID.SERVER_AUTH if server else x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(days=1))
+        .not_valid_after(NOW + datetime.timedelta(days=days))
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    return builder.sign(ca_key, hashes.SHA256()), key
+
+
+def test_each_etcd_members_served_certificate_is_reported(tmp_path: Path) -> None:
+    """A TLS server that, like an etcd member, demands a client certificate from the etcd CA."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "etcd-ca")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(days=1))
+        .not_valid_after(NOW + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    member, member_key = _signed(ca, ca_key, "etcd-0", 45, server=True)
+    client, client_key = _signed(ca, ca_key, "kube-apiserver-etcd-client", 1500, server=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    master = Master(tmp_path / "m", HEALTHY, etcd_members=(address,))
+    (master.pki / "etcd" / "ca.crt").write_bytes(_pem(ca))
+    (master.pki / "apiserver-etcd-client.crt").write_bytes(_pem(client))
+    (master.pki / "apiserver-etcd-client.key").write_bytes(_key_pem(client_key))
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    for name, data in (("ca.crt", _pem(ca)), ("member.crt", _pem(member)), ("member.key", _key_pem(member_key))):
+        (server_dir / name).write_bytes(data)
+    server = subprocess.Popen(
+        ["openssl", "s_server", "-accept", address, "-cert", str(server_dir / "member.crt"),
+         "-key", str(server_dir / "member.key"), "-CAfile", str(server_dir / "ca.crt"), "-Verify", "1", "-www"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as attempt:
+                if attempt.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        result = master.run()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert result.returncode == 0, result.stderr
+    values = master.metric_values()
+    assert values[f"etcd-member {address}"] == int(member.not_valid_after_utc.timestamp())
+    assert values["apiserver-etcd-client.crt"] == int(client.not_valid_after_utc.timestamp())
