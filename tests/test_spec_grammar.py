@@ -114,7 +114,7 @@ def test_control_characters_are_refused_everywhere_with_the_character_named() ->
 # --- renderers --------------------------------------------------------------------------
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_cloud_conf_value_is_refused_or_read_back_exactly(value: str) -> None:
     try:
