@@ -409,7 +409,9 @@ class ManagedServices(pulumi.ComponentResource):
                 objects.secret(
                     spec, names.HARBOR_INTERNAL, spec.platform_namespace,
                     {
-                        key: _password(f"{name}-harbor-{_kebab_key(key)}", registry, length=length).result
+                        key: _password(
+                            f"{name}-{values.harbor_internal_password_name(key)}", registry, length=length
+                        ).result
                         for key, length in values.HARBOR_INTERNAL_KEYS.items()
                     },
                 ),
@@ -565,11 +567,6 @@ class ManagedServices(pulumi.ComponentResource):
         policy = kube.apply(f"{name}-ism-policy", objects.ism_policy_config_map(spec), logging, (self.namespace,))
         kube.apply(f"{name}-ism-policy-job", objects.ism_policy_job(spec), logging, (opensearch, policy, admin_cert))
         logging.done()
-
-
-def _kebab_key(key: str) -> str:
-    """A Secret key as a resource-name part: ``JOBSERVICE_SECRET`` -> ``jobservice-secret``."""
-    return re.sub(r"(?<=[a-z])(?=[A-Z])", "-", key).replace("_", "-").lower()
 
 
 def _kebab(kind: str) -> str:

@@ -537,6 +537,12 @@ HARBOR_INTERNAL_KEYS: dict[str, int] = {
 }
 HARBOR_REGISTRY_USER = "harbor-registry"
 
+
+def harbor_internal_password_name(key: str) -> str:
+    """The RandomPassword name part of a ``harbor-internal`` key: ``JOBSERVICE_SECRET`` -> ``harbor-jobservice-secret``."""
+    return "harbor-" + re.sub(r"(?<=[a-z])(?=[A-Z])", "-", key).replace("_", "-").lower()
+
+
 # The nginx.org controller reads ``nginx.org/*`` annotations (and, of the generic ones,
 # ``ingress.kubernetes.io/ssl-redirect``); ingress-nginx's ``nginx.ingress.kubernetes.io/*``
 # are ignored. Harbor's chart sets ingress-nginx ones by default: null removes a chart
