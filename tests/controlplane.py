@@ -1,0 +1,430 @@
+"""A real control plane for the tests: the pinned etcd and kube-apiserver, configured by the plan.
+
+The binaries are built from the Go module proxy by ``tools/controlplane/build.sh``
+(kube-apiserver and kubeadm at ``kaas.versions.KUBERNETES``, etcd and etcdctl at
+``kaas.versions.ETCD``) into ``.cache/controlplane/bin``; ``.ci/run`` builds them.
+
+The API server is not configured by hand. The first master's user data of an offline
+plan is written under a temporary root (``/etc/kaas/...`` -> ``<root>/etc/kaas/...``),
+the shared PKI is copied where the node's bootstrap script copies it, and the real
+kubeadm turns the generated ClusterConfiguration into certificates
+(``kubeadm init phase certs all``) and the kube-apiserver static pod manifest
+(``kubeadm init phase control-plane apiserver``). The command of that manifest is what
+runs. Only what a test machine must change is changed (``LOCAL_CHANGES``): the API is
+reached at 127.0.0.1 on a free port, etcd is one local member of the pinned version
+started from the generated etcd configuration and certificates, and the Keystone
+webhook (``k8s-keystone-auth`` on the masters' 127.0.0.1) is a small recording fake
+serving the plan's k8s-keystone-auth certificate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+import yaml
+
+from kaas.bootstrap import cloudinit
+from kaas.bootstrap.cloudinit import EtcdMember, EtcdPaths
+from kaas.offline.render import plain
+from tests.bootstrap_fixtures import BootstrapPlan, bootstrap_plan
+
+REPO = Path(__file__).resolve().parent.parent
+BIN_DIR = Path(os.environ.get("KAAS_CONTROLPLANE_BIN", REPO / ".cache" / "controlplane" / "bin"))
+BINARIES = ("kube-apiserver", "kubeadm", "etcd", "etcdctl")
+STACK = "minimal"  # the tests' minimal spec: three masters, three workers
+
+LOCAL_CHANGES = """\
+What the fixture changes in the generated configuration, and why (everything else is as planned):
+- node paths /etc/kaas and /etc/kubernetes live under a temporary root (no root file system writes);
+- ClusterConfiguration.controlPlaneEndpoint and the nodes' API endpoint -> 127.0.0.1:<free port>
+  (there is no load balancer; kubeadm puts the endpoint into the serving certificate's SANs as it
+  does for the real one);
+- InitConfiguration.localAPIEndpoint.bindPort -> the same free port, and apiServer extraArgs
+  gets bind-address=127.0.0.1 (servers in tests bind loopback only);
+- ClusterConfiguration.etcd.external.endpoints -> one local etcd member of the pinned version;
+- the Keystone webhook kubeconfigs' port -> the fake webhook's free port (host and CA unchanged).
+"""
+
+
+def missing_binaries() -> list[str]:
+    return [name for name in BINARIES if not os.access(BIN_DIR / name, os.X_OK)]
+
+
+def binary(name: str) -> str:
+    return str(BIN_DIR / name)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def write(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+# ---------------------------------------------------------------------------------
+# A node's files
+
+
+@dataclass
+class NodeRoot:
+    """A node's ``write_files``, written under ``root`` with node paths relocated into it."""
+
+    root: Path
+
+    def path(self, node_path: str) -> Path:
+        return self.root / node_path.lstrip("/")
+
+    def relocate(self, text: str) -> str:
+        for prefix in ("/etc/kaas/", "/etc/kubernetes/"):
+            text = text.replace(prefix, f"{self.root}{prefix}")
+        return text
+
+    def read(self, node_path: str) -> str:
+        return self.path(node_path).read_text()
+
+
+def install_user_data(user_data: str, root: Path) -> NodeRoot:
+    """Write a Kubernetes node's cloud-config files under ``root`` (paths inside them relocated too)."""
+    node = NodeRoot(root)
+    document = yaml.safe_load(user_data)
+    for item in document["write_files"]:
+        write(node.path(item["path"]), node.relocate(item["content"]), int(item.get("permissions", "0644"), 8))
+    return node
+
+
+def kubeadm_documents(node: NodeRoot) -> dict[str, dict[str, Any]]:
+    """The node's kubeadm configuration (``/etc/kaas/kubeadm.yaml``), by kind."""
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(node.read(cloudinit.KUBEADM_CONFIG_PATH))}
+
+
+def with_server(kubeconfig: dict[str, Any], server: Callable[[str], str]) -> dict[str, Any]:
+    """A kubeconfig with every cluster's server URL mapped through ``server``."""
+    clusters = [{**c, "cluster": {**c["cluster"], "server": server(c["cluster"]["server"])}} for c in kubeconfig["clusters"]]
+    return {**kubeconfig, "clusters": clusters}
+
+
+def with_port(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{port}"))
+
+
+def run(args: list[str], timeout: int = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env={"PATH": os.environ["PATH"], **(env or {})}
+    )
+
+
+def checked(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(result.args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+# ---------------------------------------------------------------------------------
+# The fake Keystone webhook
+
+
+@dataclass
+class FakeKeystone:
+    """k8s-keystone-auth's two webhooks on one URL, as the real one serves them.
+
+    TokenReview: ``tokens`` maps a bearer token to the user it authenticates, anything
+    else is unauthenticated. SubjectAccessReview: allowed when ``allow(review)`` says so,
+    otherwise no opinion (denied). Every review the API server sends is recorded.
+    """
+
+    url: str
+    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    allow: Callable[[dict[str, Any]], bool] = lambda review: False
+    reviews: list[dict[str, Any]] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.reviews if r.get("kind") == kind]
+
+    def answer(self, review: dict[str, Any]) -> dict[str, Any]:
+        self.reviews.append(review)
+        if review.get("kind") == "TokenReview":
+            user = self.tokens.get(review.get("spec", {}).get("token", ""))
+            status: dict[str, Any] = {"authenticated": user is not None}
+            if user is not None:
+                status["user"] = user
+            return {"apiVersion": review["apiVersion"], "kind": "TokenReview", "status": status}
+        allowed = self.allow(review)
+        return {
+            "apiVersion": review["apiVersion"],
+            "kind": "SubjectAccessReview",
+            "status": {"allowed": allowed, "reason": "fake keystone" if allowed else ""},
+        }
+
+
+@contextmanager
+def fake_keystone(cert: Path, key: str | Path) -> Iterator[FakeKeystone]:
+    (port,) = free_ports(1)
+    webhook = FakeKeystone(url=f"https://127.0.0.1:{port}/webhook")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.dumps(webhook.answer(json.loads(self.rfile.read(length)))).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield webhook
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------------------------
+# The control plane
+
+
+@dataclass
+class ControlPlane:
+    """A running etcd + kube-apiserver from the plan's first master; what the tests need to talk to it."""
+
+    plan: BootstrapPlan
+    root: Path
+    master: NodeRoot
+    port: int
+    ca_file: Path
+    admin_cert: tuple[str, str]
+    admin_kubeconfig: Path
+    kubeadm_config: Path  # the master's kubeadm.yaml with LOCAL_CHANGES
+    apiserver_command: list[str]
+    keystone: FakeKeystone
+    etcd_client_url: str
+    etcd_client_tls: tuple[str, str, str]
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        admin: bool = False,
+        token: str | None = None,
+        body: Any = None,
+        timeout: float = 30,
+    ) -> requests.Response:
+        """A request as the admin (client certificate), a bearer token, or anonymous (neither)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.request(
+            method,
+            self.server + path,
+            verify=str(self.ca_file),
+            cert=self.admin_cert if admin else None,
+            headers=headers,
+            json=body,
+            timeout=timeout,
+        )
+
+    def kubeadm(self, *args: str, timeout: int = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return run([binary("kubeadm"), *args], timeout=timeout, env=env)
+
+    def etcdctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        ca, cert, key = self.etcd_client_tls
+        return run(
+            [binary("etcdctl"), f"--endpoints={self.etcd_client_url}", f"--cacert={ca}", f"--cert={cert}",
+             f"--key={key}", "--dial-timeout=2s", "--command-timeout=5s", *args],
+            timeout=30,
+        )  # fmt: skip
+
+
+def _wait(what: str, ready: Callable[[], bool], processes: list[subprocess.Popen[bytes]], logs: list[Path], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+            tails = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs if log.exists())
+            raise RuntimeError(f"{what} did not become ready in {seconds:.0f} s:\n{tails}")
+        time.sleep(0.2)
+
+
+def _start_etcd(plan: BootstrapPlan, root: Path, processes: list[subprocess.Popen[bytes]]) -> tuple[str, Path]:
+    """One member of the pinned etcd from the generated configuration and the plan's member certificate."""
+    outputs = plan.plan.outputs
+    client_port, peer_port, metrics_port = free_ports(3)
+    (name,) = cloudinit.node_names(plan.spec.name, "etcd", 1)
+    member = EtcdMember(name, "127.0.0.1", client_port=client_port, peer_port=peer_port, metrics_port=metrics_port)
+    paths = EtcdPaths(pki_dir=str(root / "etcd" / "pki"), data_dir=str(root / "etcd" / "data"))
+    write(Path(paths.ca_cert), outputs["etcdCaCertPem"])
+    write(Path(paths.cert), plain(outputs["etcdMemberCertPems"][0], show_secrets=True))
+    write(Path(paths.key), plain(outputs["etcdMemberKeyPems"], show_secrets=True)[0])
+    config = cloudinit.etcd_config(member, [member], f"{plan.spec.name}-etcd", paths)
+    config_path = write(root / "etcd" / "etcd.conf.yml", yaml.safe_dump(config))
+    log = root / "etcd.log"
+    with log.open("wb") as out:
+        processes.append(
+            subprocess.Popen([binary("etcd"), "--config-file", str(config_path)], stdout=out, stderr=subprocess.STDOUT)
+        )
+    return member.client_url, log
+
+
+def _local_kubeadm_config(master: NodeRoot, port: int, etcd_url: str) -> Path:
+    docs = kubeadm_documents(master)
+    cluster, init = docs["ClusterConfiguration"], docs["InitConfiguration"]
+    cluster["controlPlaneEndpoint"] = f"127.0.0.1:{port}"
+    cluster["etcd"]["external"]["endpoints"] = [etcd_url]
+    cluster["apiServer"]["extraArgs"] = [
+        *cluster["apiServer"].get("extraArgs", []),
+        {"name": "bind-address", "value": "127.0.0.1"},
+    ]
+    init["localAPIEndpoint"]["bindPort"] = port
+    return write(master.root / "kubeadm-local.yaml", yaml.safe_dump_all(docs.values(), sort_keys=False))
+
+
+def _copy_shared_pki(master: NodeRoot) -> None:
+    """What the bootstrap script does first: /etc/kaas/pki/* -> /etc/kubernetes/pki/* (kubeadm reuses them)."""
+    shared = master.path(cloudinit.SHARED_PKI_DIR)
+    target = master.path(cloudinit.KUBERNETES_PKI_DIR)
+    for source in shared.rglob("*"):
+        if source.is_file():
+            destination = target / source.relative_to(shared)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination)
+
+
+def _apiserver_command(master: NodeRoot, config: Path) -> list[str]:
+    """kubeadm's kube-apiserver static pod command for this configuration (dry run: the manifest lands in a folder we choose)."""
+    manifests = master.root / "manifests"
+    manifests.mkdir(exist_ok=True)
+    checked(run([binary("kubeadm"), "init", "phase", "certs", "all", f"--config={config}"]))
+    checked(
+        run(
+            [binary("kubeadm"), "init", "phase", "control-plane", "apiserver", f"--config={config}", "--dry-run"],
+            env={"KUBEADM_INIT_DRYRUN_DIR": str(manifests)},
+        )
+    )
+    pod = yaml.safe_load((manifests / "kube-apiserver.yaml").read_text())
+    (container,) = pod["spec"]["containers"]
+    command: list[str] = container["command"]
+    assert command[0] == "kube-apiserver", command
+    return [binary("kube-apiserver"), *command[1:]]
+
+
+def _point_webhooks_at(master: NodeRoot, webhook: FakeKeystone) -> None:
+    port = urlsplit(webhook.url).port or 443
+    for node_path in (cloudinit.AUTHN_WEBHOOK_PATH, cloudinit.AUTHZ_WEBHOOK_PATH):
+        kubeconfig = yaml.safe_load(master.read(node_path))
+        write(master.path(node_path), yaml.safe_dump(with_server(kubeconfig, lambda url: with_port(url, port))))
+
+
+@contextmanager
+def control_plane(root: Path) -> Iterator[ControlPlane]:
+    """Start etcd, the fake Keystone and kube-apiserver as the plan configures them; stop them afterwards."""
+    plan = bootstrap_plan(STACK)
+    outputs = plan.plan.outputs
+    master = install_user_data(plan.texts("masterUserData")[0], root / "master-0")
+    processes: list[subprocess.Popen[bytes]] = []
+    keystone_cert = write(root / "keystone" / "tls.crt", outputs["keystoneAuthCertPem"])
+    keystone_key = write(root / "keystone" / "tls.key", plain(outputs["keystoneAuthKeyPem"], show_secrets=True))
+    try:
+        with fake_keystone(keystone_cert, keystone_key) as keystone:
+            etcd_url, etcd_log = _start_etcd(plan, root, processes)
+            pki = master.path(cloudinit.SHARED_PKI_DIR)
+            etcd_tls = (str(pki / "etcd/ca.crt"), str(pki / "apiserver-etcd-client.crt"), str(pki / "apiserver-etcd-client.key"))
+            (port,) = free_ports(1)
+            config = _local_kubeadm_config(master, port, etcd_url)
+            _copy_shared_pki(master)
+            command = _apiserver_command(master, config)
+            _point_webhooks_at(master, keystone)
+
+            ca_file = master.path(cloudinit.KUBERNETES_PKI_DIR) / "ca.crt"
+            admin_cert = write(root / "admin.crt", outputs["adminCertPem"])
+            admin_key = write(root / "admin.key", _admin_key(plan))
+            admin_kubeconfig = yaml.safe_load(plain(outputs["adminKubeconfig"], show_secrets=True))
+            admin_conf = write(
+                root / "admin.conf", yaml.safe_dump(with_server(admin_kubeconfig, lambda _: f"https://127.0.0.1:{port}"))
+            )
+            cp = ControlPlane(
+                plan=plan,
+                root=root,
+                master=master,
+                port=port,
+                ca_file=ca_file,
+                admin_cert=(str(admin_cert), str(admin_key)),
+                admin_kubeconfig=admin_conf,
+                kubeadm_config=config,
+                apiserver_command=command,
+                keystone=keystone,
+                etcd_client_url=etcd_url,
+                etcd_client_tls=etcd_tls,
+            )
+            _wait("etcd", lambda: cp.etcdctl("endpoint", "health").returncode == 0, processes, [etcd_log], 30)
+
+            apiserver_log = root / "kube-apiserver.log"
+            with apiserver_log.open("wb") as out:
+                processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
+
+            def ready() -> bool:
+                try:
+                    return cp.request("GET", "/readyz", admin=True, timeout=2).status_code == 200
+                except requests.RequestException:
+                    return False
+
+            _wait("kube-apiserver", ready, processes, [apiserver_log, etcd_log], 90)
+            yield cp
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in reversed(processes):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _admin_key(plan: BootstrapPlan) -> str:
+    """The admin client key, from the admin kubeconfig the plan generated."""
+    import base64
+
+    kubeconfig = yaml.safe_load(plain(plan.plan.outputs["adminKubeconfig"], show_secrets=True))
+    (user,) = kubeconfig["users"]
+    return base64.b64decode(user["user"]["client-key-data"]).decode()
