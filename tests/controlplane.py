@@ -124,7 +124,9 @@ def kubeadm_documents(node: NodeRoot) -> dict[str, dict[str, Any]]:
 
 def with_server(kubeconfig: dict[str, Any], server: Callable[[str], str]) -> dict[str, Any]:
     """A kubeconfig with every cluster's server URL mapped through ``server``."""
-    clusters = [{**c, "cluster": {**c["cluster"], "server": server(c["cluster"]["server"])}} for c in kubeconfig["clusters"]]
+    clusters = [
+        {**c, "cluster": {**c["cluster"], "server": server(c["cluster"]["server"])}} for c in kubeconfig["clusters"]
+    ]
     return {**kubeconfig, "clusters": clusters}
 
 
@@ -188,7 +190,7 @@ def fake_keystone(cert: Path, key: str | Path) -> Iterator[FakeKeystone]:
     webhook = FakeKeystone(url=f"https://127.0.0.1:{port}/webhook")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.dumps(webhook.answer(json.loads(self.rfile.read(length)))).encode()
             self.send_response(200)
@@ -197,7 +199,7 @@ def fake_keystone(cert: Path, key: str | Path) -> Iterator[FakeKeystone]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
@@ -265,7 +267,9 @@ class ControlPlane:
             timeout=timeout,
         )
 
-    def kubeadm(self, *args: str, timeout: int = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def kubeadm(
+        self, *args: str, timeout: int = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return run([binary("kubeadm"), *args], timeout=timeout, env=env)
 
     def etcdctl(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -277,7 +281,9 @@ class ControlPlane:
         )  # fmt: skip
 
 
-def _wait(what: str, ready: Callable[[], bool], processes: list[subprocess.Popen[bytes]], logs: list[Path], seconds: float) -> None:
+def _wait(
+    what: str, ready: Callable[[], bool], processes: list[subprocess.Popen[bytes]], logs: list[Path], seconds: float
+) -> None:
     deadline = time.monotonic() + seconds
     while not ready():
         if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
@@ -368,7 +374,11 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
         with fake_keystone(keystone_cert, keystone_key) as keystone:
             etcd_url, etcd_log = _start_etcd(plan, root, processes)
             pki = master.path(cloudinit.SHARED_PKI_DIR)
-            etcd_tls = (str(pki / "etcd/ca.crt"), str(pki / "apiserver-etcd-client.crt"), str(pki / "apiserver-etcd-client.key"))
+            etcd_tls = (
+                str(pki / "etcd/ca.crt"),
+                str(pki / "apiserver-etcd-client.crt"),
+                str(pki / "apiserver-etcd-client.key"),
+            )
             (port,) = free_ports(1)
             config = _local_kubeadm_config(master, port, etcd_url)
             _copy_shared_pki(master)
@@ -380,7 +390,8 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
             admin_key = write(root / "admin.key", _admin_key(plan))
             admin_kubeconfig = yaml.safe_load(plain(outputs["adminKubeconfig"], show_secrets=True))
             admin_conf = write(
-                root / "admin.conf", yaml.safe_dump(with_server(admin_kubeconfig, lambda _: f"https://127.0.0.1:{port}"))
+                root / "admin.conf",
+                yaml.safe_dump(with_server(admin_kubeconfig, lambda _: f"https://127.0.0.1:{port}")),
             )
             cp = ControlPlane(
                 plan=plan,
