@@ -325,7 +325,7 @@ def _local_kubeadm_config(master: NodeRoot, port: int, etcd_url: str) -> Path:
     return write(master.root / "kubeadm-local.yaml", yaml.safe_dump_all(docs.values(), sort_keys=False))
 
 
-def _copy_shared_pki(master: NodeRoot) -> None:
+def copy_shared_pki(master: NodeRoot) -> None:
     """What the bootstrap script does first: /etc/kaas/pki/* -> /etc/kubernetes/pki/* (kubeadm reuses them)."""
     shared = master.path(cloudinit.SHARED_PKI_DIR)
     target = master.path(cloudinit.KUBERNETES_PKI_DIR)
@@ -381,7 +381,7 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
             )
             (port,) = free_ports(1)
             config = _local_kubeadm_config(master, port, etcd_url)
-            _copy_shared_pki(master)
+            copy_shared_pki(master)
             command = _apiserver_command(master, config)
             _point_webhooks_at(master, keystone)
 

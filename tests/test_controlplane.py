@@ -12,19 +12,27 @@ import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from cryptography import x509
 
 from kaas.bootstrap import cloudinit
 from kaas.bootstrap.pki import discovery_ca_hash
 from kaas.offline.plan import plan_stack
 from kaas.offline.render import plain
+from tests.bootstrap_fixtures import bootstrap_plan
 from tests.controlplane import (
+    STACK,
     ControlPlane,
+    binary,
     checked,
+    copy_shared_pki,
     install_user_data,
     kubeadm_documents,
+    missing_binaries,
+    run,
     with_server,
     write,
 )
@@ -289,3 +297,42 @@ def test_every_planned_object_and_chart_object_is_accepted_by_a_server_side_dry_
         if result.returncode != 0 or "would violate PodSecurity" in result.stderr:
             failures.append(f"{namespace or 'plan'}: {result.stderr.strip()}")
     assert not failures, "\n".join(failures)
+
+
+# ---------------------------------------------------------------------------------
+# The serving certificate names what the nodes dial
+#
+# Upstream: cmd/kubeadm/app/util/pkiutil/pki_helpers.go (GetAPIServerAltNames: the
+# controlPlaneEndpoint host, the advertise address, certSANs, the service IP and names);
+# Go's crypto/x509 VerifyHostname, which kubeadm and the kubelet use, needs the host in the SANs.
+
+
+def _dialled_hosts(user_data: str, root: Path) -> set[str]:
+    node = install_user_data(user_data, root)
+    discovery = kubeadm_documents(node)["JoinConfiguration"]["discovery"]
+    if "bootstrapToken" in discovery:
+        return {discovery["bootstrapToken"]["apiServerEndpoint"].rsplit(":", 1)[0]}
+    path = Path(discovery["file"]["kubeConfigPath"])
+    kubeconfig = yaml.safe_load((path if path.is_relative_to(root) else node.path(str(path))).read_text())
+    return {urlsplit(c["cluster"]["server"]).hostname or "" for c in kubeconfig["clusters"]}
+
+
+@pytest.mark.skipif(bool(missing_binaries()), reason="control-plane binaries not built (tools/controlplane/build.sh)")
+def test_the_api_server_certificate_kubeadm_generates_names_every_endpoint_the_nodes_and_admins_dial(
+    tmp_path: Path,
+) -> None:
+    plan = bootstrap_plan(STACK)
+    master = install_user_data(plan.texts("masterUserData")[0], tmp_path / "master-0")
+    copy_shared_pki(master)
+    config = master.path(cloudinit.KUBEADM_CONFIG_PATH)  # as planned; only the node paths relocated
+    checked(run([binary("kubeadm"), "init", "phase", "certs", "apiserver", f"--config={config}"]))
+    pem = (master.path(cloudinit.KUBERNETES_PKI_DIR) / "apiserver.crt").read_bytes()
+    sans = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = {str(n) for n in sans.get_values_for_type(x509.DNSName)} | {
+        str(ip) for ip in sans.get_values_for_type(x509.IPAddress)
+    }
+    dialled = _dialled_hosts(plan.texts("workerUserData")[0], tmp_path / "worker-0")
+    dialled |= _dialled_hosts(plan.texts("masterUserData")[1], tmp_path / "master-1")
+    admin = yaml.safe_load(plain(plan.output("adminKubeconfig"), show_secrets=True))
+    dialled |= {urlsplit(c["cluster"]["server"]).hostname or "" for c in admin["clusters"]}
+    assert dialled and dialled <= names, (dialled, names)
