@@ -151,13 +151,19 @@ def checked(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedPro
 # The fake Keystone webhook
 
 
+KEYSTONE_API_VERSIONS = ("authentication.k8s.io/v1beta1", "authorization.k8s.io/v1beta1")
+
+
 @dataclass
 class FakeKeystone:
-    """k8s-keystone-auth's two webhooks on one URL, as the real one serves them.
+    """k8s-keystone-auth's webhook as it answers, without Keystone behind it.
 
-    TokenReview: ``tokens`` maps a bearer token to the user it authenticates, anything
-    else is unauthenticated. SubjectAccessReview: allowed when ``allow(review)`` says so,
-    otherwise no opinion (denied). Every review the API server sends is recorded.
+    Modelled on cloud-provider-openstack pkg/identity/keystone/keystone.go (``Handler``):
+    one URL for both reviews, told apart by ``kind``; any apiVersion other than the
+    v1beta1 ones is refused with 400; a TokenReview for an unknown token is answered 401
+    with ``authenticated: false``; a SubjectAccessReview is read from ``spec.user`` and
+    ``spec.group`` (v1beta1's field name). Here ``tokens`` maps a bearer token to the user
+    it authenticates and ``allow(review)`` stands for the policy. Every request is recorded.
     """
 
     url: str
@@ -165,23 +171,22 @@ class FakeKeystone:
     allow: Callable[[dict[str, Any]], bool] = lambda review: False
     reviews: list[dict[str, Any]] = field(default_factory=list)
 
-    def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [r for r in self.reviews if r.get("kind") == kind]
-
-    def answer(self, review: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, review: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         self.reviews.append(review)
+        if review.get("apiVersion") not in KEYSTONE_API_VERSIONS:
+            return 400, {"error": f"unknown apiVersion {review.get('apiVersion')!r}"}
         if review.get("kind") == "TokenReview":
-            user = self.tokens.get(review.get("spec", {}).get("token", ""))
-            status: dict[str, Any] = {"authenticated": user is not None}
-            if user is not None:
-                status["user"] = user
-            return {"apiVersion": review["apiVersion"], "kind": "TokenReview", "status": status}
-        allowed = self.allow(review)
-        return {
-            "apiVersion": review["apiVersion"],
-            "kind": "SubjectAccessReview",
-            "status": {"allowed": allowed, "reason": "fake keystone" if allowed else ""},
-        }
+            user = self.tokens.get(review["spec"]["token"])
+            if user is None:
+                return 401, {**review, "status": {"authenticated": False}}
+            return 200, {**review, "status": {"authenticated": True, "user": user}}
+        if review.get("kind") == "SubjectAccessReview":
+            spec = review["spec"]
+            if not isinstance(spec.get("user"), str) or not isinstance(spec.get("group"), list):
+                return 500, {"error": "spec.user and spec.group expected"}
+            answer = {k: v for k, v in review.items() if k != "spec"}
+            return 200, {**answer, "status": {"allowed": self.allow(review)}}
+        return 400, {"error": f"unknown kind {review.get('kind')!r}"}
 
 
 @contextmanager
@@ -192,8 +197,9 @@ def fake_keystone(cert: Path, key: str | Path) -> Iterator[FakeKeystone]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
-            body = json.dumps(webhook.answer(json.loads(self.rfile.read(length)))).encode()
-            self.send_response(200)
+            status, answer = webhook.answer(json.loads(self.rfile.read(length)))
+            body = json.dumps(answer).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -24,6 +24,7 @@ from kaas.offline.plan import plan_stack
 from kaas.offline.render import plain
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.controlplane import (
+    KEYSTONE_API_VERSIONS,
     STACK,
     ControlPlane,
     binary,
@@ -110,7 +111,7 @@ def test_keystone_webhooks_authenticate_and_authorize_with_the_generated_configu
     user = f"alice-{uuid.uuid4().hex[:8]}"
     keystone.tokens[token] = {"username": user, "uid": "4c7e9c2f", "groups": ["project-a-member"]}
     keystone.allow = lambda review: (
-        review["spec"].get("user") == user
+        review["spec"]["user"] == user
         and review["spec"].get("resourceAttributes", {}).get("resource") == "pods"
         and review["spec"]["resourceAttributes"].get("verb") == "list"
     )
@@ -121,17 +122,19 @@ def test_keystone_webhooks_authenticate_and_authorize_with_the_generated_configu
     unknown_token = f"not-keystone-{uuid.uuid4().hex}"
     unknown = control_plane.request("GET", "/api/v1/namespaces/default/pods", token=unknown_token)
 
+    reviews = keystone.reviews[before:]
+    # k8s-keystone-auth answers only v1beta1 reviews: the API server must send those.
+    assert {r["apiVersion"] for r in reviews} <= set(KEYSTONE_API_VERSIONS), reviews
     assert pods.status_code == 200, pods.text
     assert secrets.status_code == 403, secrets.text  # neither RBAC nor the webhook allows it
-    assert unknown.status_code == 401, unknown.text
-    reviews = keystone.reviews[before:]
+    assert unknown.status_code == 401, unknown.text  # keystone's 401 answer is a refusal, not an error
     reviewed_tokens = [r["spec"]["token"] for r in reviews if r["kind"] == "TokenReview"]
     assert token in reviewed_tokens and unknown_token in reviewed_tokens
     access = [r["spec"] for r in reviews if r["kind"] == "SubjectAccessReview"]
     asked = {(a["user"], a["resourceAttributes"]["verb"], a["resourceAttributes"]["resource"]) for a in access}
     assert {(user, "list", "pods"), (user, "list", "secrets")} <= asked
     pods_review = next(a for a in access if a["resourceAttributes"]["resource"] == "pods")
-    assert {"project-a-member", "system:authenticated"} <= set(pods_review["groups"])
+    assert {"project-a-member", "system:authenticated"} <= set(pods_review["group"])
     assert pods_review["resourceAttributes"]["namespace"] == "default"
 
 
