@@ -1,16 +1,18 @@
 """A real control plane for the tests: the pinned etcd and kube-apiserver, configured by the plan.
 
 The binaries are built from the Go module proxy by ``tools/controlplane/build.sh``
-(kube-apiserver and kubeadm at ``kaas.versions.KUBERNETES``, etcd and etcdctl at
-``kaas.versions.ETCD``) into ``.cache/controlplane/bin``; ``.ci/run`` builds them.
+(kube-apiserver, kube-controller-manager and kubeadm at ``kaas.versions.KUBERNETES``,
+etcd and etcdctl at ``kaas.versions.ETCD``) into ``.cache/controlplane/bin``; ``.ci/run``
+builds them.
 
 The API server is not configured by hand. The first master's user data of an offline
 plan is written under a temporary root (``/etc/kaas/...`` -> ``<root>/etc/kaas/...``),
 the shared PKI is copied where the node's bootstrap script copies it, and the real
 kubeadm turns the generated ClusterConfiguration into certificates
-(``kubeadm init phase certs all``) and the kube-apiserver static pod manifest
-(``kubeadm init phase control-plane apiserver``). The command of that manifest is what
-runs. Only what a test machine must change is changed (``LOCAL_CHANGES``): the API is
+(``kubeadm init phase certs all``), the controller manager's kubeconfig, and the
+kube-apiserver and kube-controller-manager static pod manifests (``kubeadm init phase
+control-plane``). The commands of those manifests are what runs (the controller manager's
+bootstrap signer signs cluster-info, which join discovery needs). Only what a test machine must change is changed (``LOCAL_CHANGES``): the API is
 reached at 127.0.0.1 on a free port, etcd is one local member of the pinned version
 started from the generated etcd configuration and certificates, and the Keystone
 webhook (``k8s-keystone-auth`` on the masters' 127.0.0.1) is a small recording fake
@@ -45,7 +47,7 @@ from tests.bootstrap_fixtures import BootstrapPlan, bootstrap_plan
 
 REPO = Path(__file__).resolve().parent.parent
 BIN_DIR = Path(os.environ.get("KAAS_CONTROLPLANE_BIN", REPO / ".cache" / "controlplane" / "bin"))
-BINARIES = ("kube-apiserver", "kubeadm", "etcd", "etcdctl")
+BINARIES = ("kube-apiserver", "kube-controller-manager", "kubeadm", "etcd", "etcdctl")
 STACK = "minimal"  # the tests' minimal spec: three masters, three workers
 
 LOCAL_CHANGES = """\
@@ -55,7 +57,8 @@ What the fixture changes in the generated configuration, and why (everything els
   (there is no load balancer; kubeadm puts the endpoint into the serving certificate's SANs as it
   does for the real one);
 - InitConfiguration.localAPIEndpoint.bindPort -> the same free port, and apiServer extraArgs
-  gets bind-address=127.0.0.1 (servers in tests bind loopback only);
+  gets bind-address=127.0.0.1 (servers in tests bind loopback only); controllerManager extraArgs
+  gets a free secure-port (kubeadm already binds it to 127.0.0.1);
 - ClusterConfiguration.etcd.external.endpoints -> one local etcd member of the pinned version;
 - the Keystone webhook kubeconfigs' port -> the fake webhook's free port (host and CA unchanged).
 """
@@ -318,7 +321,7 @@ def _start_etcd(plan: BootstrapPlan, root: Path, processes: list[subprocess.Pope
     return member.client_url, log
 
 
-def _local_kubeadm_config(master: NodeRoot, port: int, etcd_url: str) -> Path:
+def _local_kubeadm_config(master: NodeRoot, port: int, etcd_url: str, controller_manager_port: int) -> Path:
     docs = kubeadm_documents(master)
     cluster, init = docs["ClusterConfiguration"], docs["InitConfiguration"]
     cluster["controlPlaneEndpoint"] = f"127.0.0.1:{port}"
@@ -326,6 +329,10 @@ def _local_kubeadm_config(master: NodeRoot, port: int, etcd_url: str) -> Path:
     cluster["apiServer"]["extraArgs"] = [
         *cluster["apiServer"].get("extraArgs", []),
         {"name": "bind-address", "value": "127.0.0.1"},
+    ]
+    cluster.setdefault("controllerManager", {})["extraArgs"] = [
+        *cluster["controllerManager"].get("extraArgs", []),
+        {"name": "secure-port", "value": str(controller_manager_port)},
     ]
     init["localAPIEndpoint"]["bindPort"] = port
     return write(master.root / "kubeadm-local.yaml", yaml.safe_dump_all(docs.values(), sort_keys=False))
@@ -342,22 +349,34 @@ def copy_shared_pki(master: NodeRoot) -> None:
             shutil.copy2(source, destination)
 
 
-def _apiserver_command(master: NodeRoot, config: Path) -> list[str]:
-    """kubeadm's kube-apiserver static pod command for this configuration (dry run: the manifest lands in a folder we choose)."""
+def _component_commands(master: NodeRoot, config: Path) -> dict[str, list[str]]:
+    """kubeadm's static pod commands for the API server and controller manager (dry run: manifests land where we say)."""
     manifests = master.root / "manifests"
     manifests.mkdir(exist_ok=True)
+    kubeconfig_dir = master.path("/etc/kubernetes")
     checked(run([binary("kubeadm"), "init", "phase", "certs", "all", f"--config={config}"]))
     checked(
         run(
-            [binary("kubeadm"), "init", "phase", "control-plane", "apiserver", f"--config={config}", "--dry-run"],
-            env={"KUBEADM_INIT_DRYRUN_DIR": str(manifests)},
+            [binary("kubeadm"), "init", "phase", "kubeconfig", "controller-manager", f"--config={config}",
+             f"--kubeconfig-dir={kubeconfig_dir}"]
         )
-    )
-    pod = yaml.safe_load((manifests / "kube-apiserver.yaml").read_text())
-    (container,) = pod["spec"]["containers"]
-    command: list[str] = container["command"]
-    assert command[0] == "kube-apiserver", command
-    return [binary("kube-apiserver"), *command[1:]]
+    )  # fmt: skip
+    commands = {}
+    for component in ("kube-apiserver", "kube-controller-manager"):
+        phase = component.removeprefix("kube-")
+        checked(
+            run(
+                [binary("kubeadm"), "init", "phase", "control-plane", phase, f"--config={config}", "--dry-run"],
+                env={"KUBEADM_INIT_DRYRUN_DIR": str(manifests)},
+            )
+        )
+        pod = yaml.safe_load((manifests / f"{component}.yaml").read_text())
+        (container,) = pod["spec"]["containers"]
+        command: list[str] = container["command"]
+        assert command[0] == component, command
+        # The manifest names kubeconfig files under /etc/kubernetes (kubeadm's fixed folder).
+        commands[component] = [binary(component), *(master.relocate(arg) for arg in command[1:])]
+    return commands
 
 
 def _point_webhooks_at(master: NodeRoot, webhook: FakeKeystone) -> None:
@@ -385,10 +404,10 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
                 str(pki / "apiserver-etcd-client.crt"),
                 str(pki / "apiserver-etcd-client.key"),
             )
-            (port,) = free_ports(1)
-            config = _local_kubeadm_config(master, port, etcd_url)
+            port, controller_manager_port = free_ports(2)
+            config = _local_kubeadm_config(master, port, etcd_url, controller_manager_port)
             copy_shared_pki(master)
-            command = _apiserver_command(master, config)
+            commands = _component_commands(master, config)
             _point_webhooks_at(master, keystone)
 
             ca_file = master.path(cloudinit.KUBERNETES_PKI_DIR) / "ca.crt"
@@ -408,7 +427,7 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
                 admin_cert=(str(admin_cert), str(admin_key)),
                 admin_kubeconfig=admin_conf,
                 kubeadm_config=config,
-                apiserver_command=command,
+                apiserver_command=commands["kube-apiserver"],
                 keystone=keystone,
                 etcd_client_url=etcd_url,
                 etcd_client_tls=etcd_tls,
@@ -417,7 +436,7 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
 
             apiserver_log = root / "kube-apiserver.log"
             with apiserver_log.open("wb") as out:
-                processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
+                processes.append(subprocess.Popen(commands["kube-apiserver"], stdout=out, stderr=subprocess.STDOUT))
 
             def ready() -> bool:
                 try:
@@ -426,6 +445,21 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
                     return False
 
             _wait("kube-apiserver", ready, processes, [apiserver_log, etcd_log], 90)
+
+            controller_manager_log = root / "kube-controller-manager.log"
+            with controller_manager_log.open("wb") as out:
+                processes.append(
+                    subprocess.Popen(commands["kube-controller-manager"], stdout=out, stderr=subprocess.STDOUT)
+                )
+
+            def controller_manager_healthy() -> bool:
+                try:  # serves a self-signed certificate of its own; only its health is asked
+                    url = f"https://127.0.0.1:{controller_manager_port}/healthz"
+                    return requests.get(url, verify=False, timeout=2).status_code == 200
+                except requests.RequestException:
+                    return False
+
+            _wait("kube-controller-manager", controller_manager_healthy, processes, [controller_manager_log], 60)
             yield cp
     finally:
         for process in reversed(processes):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build the tests' control plane from the Go module proxy: kube-apiserver and
-# kubeadm at kaas/versions.py's KUBERNETES, etcd and etcdctl at its ETCD, into
-# .cache/controlplane/bin (ignored). A no-op when the binaries are up to date
+# Build the tests' control plane from the Go module proxy: kube-apiserver,
+# kube-controller-manager and kubeadm at kaas/versions.py's KUBERNETES, etcd and
+# etcdctl at its ETCD, into .cache/controlplane/bin (ignored). A no-op when the binaries are up to date
 # (same go.mod, go.sum, sources, Go version and flags as the last build).
 #
 #   tools/controlplane/build.sh            # build (or nothing to do)
@@ -56,7 +56,7 @@ done
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false ${GOFLAGS:-}"
 stamp=$( { go version; echo "$ldflags $CGO_ENABLED $GOFLAGS"; cat $here/build.sh;
            find $here -name go.mod -o -name go.sum -o -name '*.go' | LC_ALL=C sort | xargs cat; } | sha256sum | cut -d' ' -f1)
-binaries=(kube-apiserver kubeadm etcd etcdctl)
+binaries=(kube-apiserver kube-controller-manager kubeadm etcd etcdctl)
 up_to_date=yes
 for b in "${binaries[@]}"; do [[ -x $out/$b ]] || up_to_date=no; done
 if [[ $up_to_date == yes && -f $out/.stamp && $(cat "$out/.stamp") == "$stamp" ]]; then
@@ -71,7 +71,7 @@ start=$SECONDS
 (cd $here/etcd && go build -o "$abs_out/" ./cmd/etcd ./cmd/etcdctl)
 echo "build.sh: etcd v$etcd built in $((SECONDS - start)) s"
 start=$SECONDS
-(cd $here/kubernetes && go build -ldflags "$ldflags" -o "$abs_out/" ./cmd/kube-apiserver ./cmd/kubeadm)
+(cd $here/kubernetes && go build -ldflags "$ldflags" -o "$abs_out/" ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kubeadm)
 echo "build.sh: Kubernetes $kv built in $((SECONDS - start)) s"
 echo "$stamp" > "$out/.stamp"
 "$out/kube-apiserver" --version
