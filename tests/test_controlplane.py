@@ -217,16 +217,12 @@ def test_join_discovery_succeeds_with_the_generated_join_configuration(
 
 @ISSUE_12
 def test_join_discovery_refuses_a_cluster_whose_ca_is_not_pinned(joinable: ControlPlane, tmp_path: Path) -> None:
-    config = _join_configuration(
-        joinable, joinable.plan.texts("workerUserData")[0], tmp_path / "worker", discovery_ca_hash(make_ca_pem())
-    )
-    if (
-        "bootstrapToken"
-        not in kubeadm_documents(install_user_data(joinable.plan.texts("workerUserData")[0], tmp_path / "w"))[
-            "JoinConfiguration"
-        ]["discovery"]
-    ):
-        pytest.skip("file discovery: the CA comes with the discovery kubeconfig, nothing is pinned")
+    worker = joinable.plan.texts("workerUserData")[0]
+    foreign_ca_hash = discovery_ca_hash(make_ca_pem())
+    config = _join_configuration(joinable, worker, tmp_path / "worker", ca_cert_hash=foreign_ca_hash)
+    (join,) = (d for d in yaml.safe_load_all(config.read_text()) if d["kind"] == "JoinConfiguration")
+    if "bootstrapToken" not in join["discovery"]:
+        pytest.skip("file discovery: the CA comes with the discovery kubeconfig, no hash is pinned")
     result = _join_preflight(joinable, config)
     assert result.returncode != 0
     assert "none of the public keys" in result.stderr + result.stdout
@@ -250,6 +246,12 @@ def _kubectl(cp: ControlPlane, *args: str, stdin: str | None = None) -> subproce
     )
 
 
+def _helm_test_hook(obj: dict[str, Any]) -> bool:
+    """Objects only ``helm test`` creates (helm.sh/hook: test), never a release install."""
+    hooks = (obj.get("metadata", {}).get("annotations") or {}).get("helm.sh/hook", "")
+    return any(hook.strip() in ("test", "test-success") for hook in hooks.split(","))
+
+
 def _planned_objects(stack: str) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     """Plain objects of the stack's plan, and each Helm release's rendered objects by namespace."""
     plan = plan_stack(stack)
@@ -258,7 +260,8 @@ def _planned_objects(stack: str) -> tuple[list[dict[str, Any]], dict[str, list[d
     for record in plan.resources:
         if record.type == "kubernetes:helm.sh/v3:Release":
             namespace = plain(record.inputs).get("namespace") or "default"
-            charts.setdefault(namespace, []).extend(render_release(record))
+            rendered = render_release(record)
+            charts.setdefault(namespace, []).extend(o for o in rendered if not _helm_test_hook(o))
         elif record.type.startswith("kubernetes:"):
             objects.append(plain(record.inputs, show_secrets=True))
     return objects, charts
