@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -93,6 +94,11 @@ def write(path: Path, text: str, mode: int = 0o600) -> Path:
 # A node's files
 
 
+# /etc/kaas/... and /etc/kubernetes/... where a path starts: at the start, after a space,
+# "=", ":", ",", a quote or "[" (so "<root>/etc/kubernetes/..." is not moved again).
+_NODE_PATH = re.compile(r"(?<![^\s=:,\"'\[])/etc/(?:kaas|kubernetes)/")
+
+
 @dataclass
 class NodeRoot:
     """A node's ``write_files``, written under ``root`` with node paths relocated into it."""
@@ -103,9 +109,8 @@ class NodeRoot:
         return self.root / node_path.lstrip("/")
 
     def relocate(self, text: str) -> str:
-        for prefix in ("/etc/kaas/", "/etc/kubernetes/"):
-            text = text.replace(prefix, f"{self.root}{prefix}")
-        return text
+        """Node paths in ``text`` moved under the root (paths already under it are left alone)."""
+        return _NODE_PATH.sub(lambda m: f"{self.root}{m.group(0)}", text)
 
     def read(self, node_path: str) -> str:
         return self.path(node_path).read_text()
@@ -330,8 +335,9 @@ def _local_kubeadm_config(master: NodeRoot, port: int, etcd_url: str, controller
         *cluster["apiServer"].get("extraArgs", []),
         {"name": "bind-address", "value": "127.0.0.1"},
     ]
-    cluster.setdefault("controllerManager", {})["extraArgs"] = [
-        *cluster["controllerManager"].get("extraArgs", []),
+    controller_manager = cluster.setdefault("controllerManager", {})
+    controller_manager["extraArgs"] = [
+        *controller_manager.get("extraArgs", []),
         {"name": "secure-port", "value": str(controller_manager_port)},
     ]
     init["localAPIEndpoint"]["bindPort"] = port

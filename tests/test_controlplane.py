@@ -260,8 +260,9 @@ def _planned_objects(stack: str) -> tuple[list[dict[str, Any]], dict[str, list[d
     for record in plan.resources:
         if record.type == "kubernetes:helm.sh/v3:Release":
             namespace = plain(record.inputs).get("namespace") or "default"
-            rendered = render_release(record)
-            charts.setdefault(namespace, []).extend(o for o in rendered if not _helm_test_hook(o))
+            for obj in render_release(record):
+                if not _helm_test_hook(obj):  # Helm installs into the release namespace unless the object names one
+                    charts.setdefault(obj.get("metadata", {}).get("namespace") or namespace, []).append(obj)
         elif record.type.startswith("kubernetes:"):
             objects.append(plain(record.inputs, show_secrets=True))
     return objects, charts
