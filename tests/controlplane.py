@@ -61,7 +61,8 @@ What the fixture changes in the generated configuration, and why (everything els
   gets bind-address=127.0.0.1 (servers in tests bind loopback only); controllerManager extraArgs
   gets a free secure-port (kubeadm already binds it to 127.0.0.1);
 - ClusterConfiguration.etcd.external.endpoints -> one local etcd member of the pinned version;
-- the Keystone webhook kubeconfigs' port -> the fake webhook's free port (host and CA unchanged).
+- the Keystone webhook kubeconfigs' port -> the fake webhook's free port (host and CA unchanged);
+- the controller manager's kubeconfig (kubeadm writes the master's advertise address) -> 127.0.0.1.
 """
 
 
@@ -382,7 +383,18 @@ def _component_commands(master: NodeRoot, config: Path) -> dict[str, list[str]]:
         assert command[0] == component, command
         # The manifest names kubeconfig files under /etc/kubernetes (kubeadm's fixed folder).
         commands[component] = [binary(component), *(master.relocate(arg) for arg in command[1:])]
+    # kubeadm points the controller manager at this master's own API server (the advertise
+    # address, which this machine does not have): the same server, at the test's address.
+    kubeconfig = kubeconfig_dir / "controller-manager.conf"
+    server = f"https://{_endpoint(config)}"
+    write(kubeconfig, yaml.safe_dump(with_server(yaml.safe_load(kubeconfig.read_text()), lambda _: server)))
     return commands
+
+
+def _endpoint(config: Path) -> str:
+    (cluster,) = (d for d in yaml.safe_load_all(config.read_text()) if d["kind"] == "ClusterConfiguration")
+    endpoint: str = cluster["controlPlaneEndpoint"]
+    return endpoint
 
 
 def _point_webhooks_at(master: NodeRoot, webhook: FakeKeystone) -> None:
@@ -468,9 +480,9 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
             _wait("kube-controller-manager", controller_manager_healthy, processes, [controller_manager_log], 60)
             yield cp
     finally:
+        # One by one, last started first: the API server shuts down cleanly only while etcd is up.
         for process in reversed(processes):
             process.terminate()
-        for process in reversed(processes):
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
