@@ -147,7 +147,7 @@ def test_keystone_webhooks_authenticate_and_authorize_with_the_generated_configu
 # (the preflight phase runs discovery and reads kubeadm-config with the bootstrap token),
 # cmd/kubeadm/app/phases/bootstraptoken/clusterinfo/clusterinfo.go (who may read cluster-info).
 
-DISCOVERY_TIMEOUT = "20s"  # the plan waits 30 min for a load balancer; a refusal here should fail fast
+DISCOVERY_TIMEOUT = "15s"  # the plan waits 30 min for a load balancer; a refusal here should fail fast
 
 
 @pytest.fixture(scope="module")
