@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the tests' control plane from the Go module proxy: kube-apiserver,
-# kube-controller-manager and kubeadm at kaas/versions.py's KUBERNETES, etcd and
-# etcdctl at its ETCD, into .cache/controlplane/bin (ignored). A no-op when the binaries are up to date
-# (same go.mod, go.sum, sources, Go version and flags as the last build).
+# kube-controller-manager and kubeadm at kaas/versions.py's KUBERNETES, etcd, etcdctl
+# and etcdutl at its ETCD, into .cache/controlplane/bin (ignored). A no-op when the
+# binaries are up to date (same go.mod, go.sum, sources, Go version and flags as the
+# last build).
 #
 #   tools/controlplane/build.sh            # build (or nothing to do)
 #   GOFLAGS=-p=1 nice -n 10 tools/controlplane/build.sh   # gentler on a shared machine
@@ -41,6 +42,7 @@ if grep -E '=> k8s.io/' $here/kubernetes/go.mod | grep -vqE " ${staging//./\\.}\
 fi
 check etcd go.etcd.io/etcd/server/v3 "v$etcd"
 check etcd go.etcd.io/etcd/etcdctl/v3 "v$etcd"
+check etcd go.etcd.io/etcd/etcdutl/v3 "v$etcd"
 
 # What upstream's hack/lib/version.sh stamps into a release build (the API
 # server's /version and kubeadm's version checks read it).
@@ -56,7 +58,7 @@ done
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false ${GOFLAGS:-}"
 stamp=$( { go version; echo "$ldflags $CGO_ENABLED $GOFLAGS"; cat $here/build.sh;
            find $here -name go.mod -o -name go.sum -o -name '*.go' | LC_ALL=C sort | xargs cat; } | sha256sum | cut -d' ' -f1)
-binaries=(kube-apiserver kube-controller-manager kubeadm etcd etcdctl)
+binaries=(kube-apiserver kube-controller-manager kubeadm etcd etcdctl etcdutl)
 up_to_date=yes
 for b in "${binaries[@]}"; do [[ -x $out/$b ]] || up_to_date=no; done
 if [[ $up_to_date == yes && -f $out/.stamp && $(cat "$out/.stamp") == "$stamp" ]]; then
@@ -68,7 +70,9 @@ mkdir -p "$out"
 rm -f "$out/.stamp"
 abs_out=$(cd "$out" && pwd)
 start=$SECONDS
-(cd $here/etcd && go build -o "$abs_out/" ./cmd/etcd ./cmd/etcdctl)
+# etcdutl's upstream main has no entry point to call (its root command is in package
+# main), so it is built as upstream's own main package, a `tool` of the etcd module.
+(cd $here/etcd && go build -o "$abs_out/" ./cmd/etcd ./cmd/etcdctl go.etcd.io/etcd/etcdutl/v3)
 echo "build.sh: etcd v$etcd built in $((SECONDS - start)) s"
 start=$SECONDS
 (cd $here/kubernetes && go build -ldflags "$ldflags" -o "$abs_out/" ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kubeadm)

@@ -1,4 +1,4 @@
-// etcd and etcdctl at the etcd version kaas/versions.py pins (ETCD); build with
+// etcd, etcdctl and etcdutl at the etcd version kaas/versions.py pins (ETCD); build with
 // tools/controlplane/build.sh, which checks that the two agree.
 module kaas/tools/controlplane/etcd
 
@@ -57,6 +57,7 @@ require (
 	go.etcd.io/etcd/api/v3 v3.6.5 // indirect
 	go.etcd.io/etcd/client/pkg/v3 v3.6.5 // indirect
 	go.etcd.io/etcd/client/v3 v3.6.5 // indirect
+	go.etcd.io/etcd/etcdutl/v3 v3.6.5 // indirect
 	go.etcd.io/etcd/pkg/v3 v3.6.5 // indirect
 	go.etcd.io/raft/v3 v3.6.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.1.0 // indirect
@@ -83,3 +84,5 @@ require (
 	sigs.k8s.io/json v0.0.0-20211020170558-c049b76a60c6 // indirect
 	sigs.k8s.io/yaml v1.4.0 // indirect
 )
+
+tool go.etcd.io/etcd/etcdutl/v3
