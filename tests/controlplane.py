@@ -1,22 +1,23 @@
-"""A real control plane for the tests: the pinned etcd and kube-apiserver, configured by the plan.
+"""A real control plane for the tests: the pinned etcd, kube-apiserver and kube-controller-manager, configured by the plan.
 
 The binaries are built from the Go module proxy by ``tools/controlplane/build.sh``
 (kube-apiserver, kube-controller-manager and kubeadm at ``kaas.versions.KUBERNETES``,
-etcd and etcdctl at ``kaas.versions.ETCD``) into ``.cache/controlplane/bin``; ``.ci/run``
-builds them.
+etcd, etcdctl and etcdutl at ``kaas.versions.ETCD``) into ``.cache/controlplane/bin``;
+``.ci/run`` builds them.
 
-The API server is not configured by hand. The first master's user data of an offline
-plan is written under a temporary root (``/etc/kaas/...`` -> ``<root>/etc/kaas/...``),
-the shared PKI is copied where the node's bootstrap script copies it, and the real
-kubeadm turns the generated ClusterConfiguration into certificates
-(``kubeadm init phase certs all``), the controller manager's kubeconfig, and the
-kube-apiserver and kube-controller-manager static pod manifests (``kubeadm init phase
-control-plane``). The commands of those manifests are what runs (the controller manager's
-bootstrap signer signs cluster-info, which join discovery needs). Only what a test machine must change is changed (``LOCAL_CHANGES``): the API is
-reached at 127.0.0.1 on a free port, etcd is one local member of the pinned version
-started from the generated etcd configuration and certificates, and the Keystone
-webhook (``k8s-keystone-auth`` on the masters' 127.0.0.1) is a small recording fake
-serving the plan's k8s-keystone-auth certificate.
+Nothing is configured by hand. The first master's user data of an offline plan is
+written under a temporary root (``/etc/kaas/...`` -> ``<root>/etc/kaas/...``), the
+shared PKI is copied where the node's bootstrap script copies it, and the real kubeadm
+turns the generated ClusterConfiguration into certificates (``kubeadm init phase certs
+all``), the controller manager's kubeconfig, and the kube-apiserver and
+kube-controller-manager static pod manifests (``kubeadm init phase control-plane``).
+The commands of those manifests are what runs (the controller manager's bootstrap
+signer signs cluster-info, which join discovery needs). Only what a test machine must
+change is changed (``LOCAL_CHANGES``): the API is reached at 127.0.0.1 on a free port,
+etcd is one local member of the pinned version started from the generated etcd
+configuration and certificates, and the Keystone webhook (``k8s-keystone-auth`` on the
+masters' 127.0.0.1) is a small fake that answers as it does, records the reviews and
+serves the plan's k8s-keystone-auth certificate.
 """
 
 from __future__ import annotations
@@ -237,7 +238,7 @@ def fake_keystone(cert: Path, key: str | Path) -> Iterator[FakeKeystone]:
 
 @dataclass
 class ControlPlane:
-    """A running etcd + kube-apiserver from the plan's first master; what the tests need to talk to it."""
+    """A running etcd, kube-apiserver and kube-controller-manager from the plan's first master; what tests need."""
 
     plan: BootstrapPlan
     root: Path

@@ -244,7 +244,7 @@ def test_join_discovery_refuses_a_cluster_whose_ca_is_not_pinned(joinable: Contr
 
 def _kubectl(cp: ControlPlane, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(kubectl_bin()), f"--kubeconfig={cp.admin_kubeconfig}", *args],
+        [str(kubectl_bin()), f"--kubeconfig={cp.admin_kubeconfig}", f"--cache-dir={cp.root / 'kube-cache'}", *args],
         input=stdin,
         capture_output=True,
         text=True,
