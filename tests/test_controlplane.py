@@ -349,3 +349,39 @@ def test_the_api_server_certificate_kubeadm_generates_names_every_endpoint_the_n
     admin = yaml.safe_load(plain(plan.output("adminKubeconfig"), show_secrets=True))
     dialled |= {urlsplit(c["cluster"]["server"]).hostname or "" for c in admin["clusters"]}
     assert dialled and dialled <= names, (dialled, names)
+
+
+def test_the_dry_run_reports_what_the_cluster_would_refuse(control_plane: ControlPlane) -> None:
+    """The check above can fail: an unknown field, a Pod that a restricted namespace refuses, a
+    Deployment whose pods it would refuse (a warning only, which the check treats as a failure)."""
+    namespace = f"restricted-{uuid.uuid4().hex[:8]}"
+    label = {"pod-security.kubernetes.io/enforce": "restricted"}
+    checked(
+        _apply(
+            control_plane, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": label}}]
+        )
+    )
+    pod_spec = {
+        "containers": [{"name": "c", "image": "registry.example/app:1", "securityContext": {"privileged": True}}]
+    }
+    typo = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "typo"},
+            "provisioner": "cinder.csi.openstack.org", "reclaimPolicie": "Delete"}  # fmt: skip
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": namespace}, "spec": pod_spec}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": {"app": "d"}},
+            "template": {"metadata": {"labels": {"app": "d"}}, "spec": pod_spec},
+        },
+    }
+    try:
+        refused_typo = _apply(control_plane, [typo], "--dry-run=server")
+        refused_pod = _apply(control_plane, [pod], "--dry-run=server")
+        warned = _apply(control_plane, [deployment], "--dry-run=server")
+    finally:
+        _kubectl(control_plane, "delete", "namespace", namespace, "--wait=false")
+    assert refused_typo.returncode != 0 and "reclaimPolicie" in refused_typo.stderr, refused_typo.stderr
+    assert refused_pod.returncode != 0 and "violates PodSecurity" in refused_pod.stderr, refused_pod.stderr
+    assert warned.returncode == 0 and "would violate PodSecurity" in warned.stderr, warned.stderr
