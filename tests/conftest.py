@@ -11,10 +11,11 @@ from tests import controlplane
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.ControlPlane]:
-    """The pinned etcd + kube-apiserver configured by the plan's first master (tests/controlplane.py).
+    """The pinned etcd, kube-apiserver and kube-controller-manager as the plan's first master runs them.
 
-    One per test session (per xdist worker; the control-plane tests share an xdist_group
-    so one worker runs them). Tests that change cluster state say so and clean up.
+    See tests/controlplane.py. One per test session (per xdist worker: the control-plane
+    tests share an xdist_group, so one worker starts it). Tests that add cluster state add
+    only what other tests do not look at.
     """
     missing = controlplane.missing_binaries()
     if missing:
