@@ -10,7 +10,7 @@ import pulumi
 
 from kaas.bootstrap.component import ClusterBootstrap
 from kaas.offline import Plan, Secret, run_plan
-from kaas.openstack.addressing import plan_addresses
+from kaas.cluster_plan import make_cluster_plan
 from kaas.spec import ClusterSpec, load_stack_spec
 from tests.helpers import make_spec
 
@@ -37,16 +37,15 @@ class BootstrapPlan:
 def bootstrap_program(spec: ClusterSpec) -> None:
     bootstrap = ClusterBootstrap(
         spec.name,
-        spec,
-        plan_addresses(spec),
+        make_cluster_plan(spec, None),
         api_endpoint_host=f"api.{spec.cluster_domain}",
         backup_access_key=pulumi.Output.secret(BACKUP_ACCESS),
         backup_secret_key=pulumi.Output.secret(BACKUP_SECRET),
     )
     pki = bootstrap.pki
-    pulumi.export("etcdUserData", bootstrap.etcd_user_data)
-    pulumi.export("masterUserData", bootstrap.master_user_data)
-    pulumi.export("workerUserData", bootstrap.worker_user_data)
+    pulumi.export("etcdUserData", list(bootstrap.etcd_user_data.values()))
+    pulumi.export("masterUserData", list(bootstrap.master_user_data.values()))
+    pulumi.export("workerUserData", list(bootstrap.worker_user_data.values()))
     pulumi.export("adminKubeconfig", bootstrap.admin_kubeconfig)
     pulumi.export("etcdEndpoints", bootstrap.etcd_endpoints)
     pulumi.export("kubernetesVersion", bootstrap.kubernetes_version)

@@ -21,7 +21,8 @@ import yaml
 
 from kaas.offline import Plan, ResourceRecord, Secret, plan_spec
 from kaas.review.check import check_plan, view_of
-from kaas.review.policy import RULES, cluster_policy_facts, instances
+from kaas.cluster_plan import cluster_policy_facts
+from kaas.review.policy import RULES, instances
 from kaas.review.policy_pack import build_policies
 from kaas.spec import parse_spec
 from kaas.spec.loader import STACKS_DIR

@@ -42,6 +42,27 @@ def worker_capacity(node_cidr: str) -> int:
     return ipaddress.IPv4Network(node_cidr).num_addresses - WORKER_OFFSET - 1
 
 
+TIER_OFFSETS = {"etcd": ETCD_OFFSET, "master": MASTER_OFFSET, "worker": WORKER_OFFSET}
+
+
+def tier_capacity(node_cidr: str, tier: str) -> int:
+    """How many node indices (0..capacity-1) the tier's address block holds."""
+    if tier == "worker":
+        return worker_capacity(node_cidr)
+    return {"etcd": MASTER_OFFSET - ETCD_OFFSET, "master": WORKER_OFFSET - MASTER_OFFSET}[tier]
+
+
+def node_address(node_cidr: str, tier: str, index: int) -> str:
+    """The fixed address of node ``index`` of ``tier``: slot ``index`` of the tier's block."""
+    if not 0 <= index < tier_capacity(node_cidr, tier):
+        raise ValueError(f"{tier} index {index} is outside the tier's address block of {node_cidr}")
+    return str(ipaddress.IPv4Network(node_cidr).network_address + TIER_OFFSETS[tier] + index)
+
+
+def api_vip(node_cidr: str) -> str:
+    return str(ipaddress.IPv4Network(node_cidr).network_address + VIP_OFFSET)
+
+
 def plan_addresses(spec: ClusterSpec) -> AddressPlan:
     network = ipaddress.IPv4Network(spec.networking.node_cidr)
 

@@ -7,7 +7,7 @@ This module imports nothing from the Pulumi runtime, so the pack stays light.
 
 Facts that are not visible as resources (the environment, the etcd backup
 interval, monitoring and logging retention) come from the ``kaasPolicy`` input of
-the ``kaas:index:Cluster`` component (:func:`cluster_policy_facts` builds it from
+the ``kaas:index:Cluster`` component (:func:`kaas.cluster_plan.cluster_policy_facts` builds it from
 the spec). A violation is *mandatory* for a production stack and *advisory* for a
 demo stack; a stack whose facts are missing is treated as production.
 """
@@ -77,21 +77,6 @@ class PlanView:
             if isinstance(facts, Mapping):
                 return facts
         return self.default_facts
-
-
-def cluster_policy_facts(spec: Any) -> dict[str, Any]:
-    """The ``kaasPolicy`` input of the Cluster component: spec facts the rules need (camelCase, plain data)."""
-    services = spec.services
-    return {
-        "environment": str(spec.environment),
-        "etcdBackupIntervalHours": spec.etcd_backup.interval_hours,
-        "etcdBackupRetentionDays": spec.etcd_backup.retention_days,
-        "monitoring": {
-            "enabled": services.monitoring.enabled,
-            "retentionDays": services.monitoring.prometheus_retention_days,
-        },
-        "logging": {"enabled": services.logging.enabled, "retentionDays": services.logging.retention_days},
-    }
 
 
 def is_production(view: PlanView) -> bool:

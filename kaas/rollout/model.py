@@ -8,8 +8,10 @@ image, user data or key pair); moving a node to another revision means a new ser
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 
 class Tier(StrEnum):
@@ -43,7 +45,7 @@ class Revision:
     ``version`` is the tier's software: the Kubernetes version on masters and workers,
     the etcd version on etcd members. ``template`` is the bootstrap template revision
     (kaas.bootstrap.TEMPLATE_REVISION), bumped by hand when a template change must
-    reach running nodes. ``key_pair`` is recorded for the truth of it but never rolls a
+    reach running nodes. ``volume_gb`` is the boot volume size (None: the flavor's disk). ``key_pair`` is recorded for the truth of it but never rolls a
     node by itself: a new key pair is for nodes built later (see :meth:`rolls_to`).
     """
 
@@ -52,17 +54,19 @@ class Revision:
     template: int
     flavor: str
     key_pair: str | None = None
+    volume_gb: int | None = None
 
     def rolls_to(self, desired: Revision) -> bool:
         """True if a node running ``self`` must be rebuilt to run ``desired``.
 
         The key pair alone never rebuilds a node: SSH key rotation is for future nodes.
         """
-        return (self.image, self.version, self.template, self.flavor) != (
+        return (self.image, self.version, self.template, self.flavor, self.volume_gb) != (
             desired.image,
             desired.version,
             desired.template,
             desired.flavor,
+            desired.volume_gb,
         )
 
     def short(self) -> str:
@@ -215,3 +219,81 @@ class Step:
 
 def with_phase(node: Node, phase: Phase) -> Node:
     return replace(node, phase=phase)
+
+
+# Plain data (JSON-able) forms, for the Cluster component's inputs that the policy pack reads.
+
+
+def revision_to_data(revision: Revision) -> dict[str, Any]:
+    return {
+        "image": revision.image,
+        "version": revision.version,
+        "template": revision.template,
+        "flavor": revision.flavor,
+        "key_pair": revision.key_pair,
+        "volume_gb": revision.volume_gb,
+    }
+
+
+def revision_from_data(data: Mapping[str, Any]) -> Revision:
+    return Revision(
+        image=str(data["image"]),
+        version=str(data["version"]),
+        template=int(data["template"]),
+        flavor=str(data["flavor"]),
+        key_pair=data.get("key_pair"),
+        volume_gb=data.get("volume_gb"),
+    )
+
+
+def state_to_data(state: ClusterState) -> list[dict[str, Any]]:
+    return [
+        {"tier": str(n.tier), "index": n.index, "phase": str(n.phase), "revision": revision_to_data(n.revision)}
+        for n in state.nodes
+    ]
+
+
+def state_from_data(data: Sequence[Mapping[str, Any]]) -> ClusterState:
+    return ClusterState(
+        tuple(
+            Node(Tier(n["tier"]), int(n["index"]), revision_from_data(n["revision"]), Phase(n["phase"])) for n in data
+        )
+    )
+
+
+def desired_to_data(desired: Desired) -> dict[str, Any]:
+    def target(t: TierTarget) -> dict[str, Any]:
+        return {
+            "count": t.count,
+            "revision": revision_to_data(t.revision),
+            "max_surge": t.max_surge,
+            "max_unavailable": t.max_unavailable,
+            "min_count": t.min_count,
+        }
+
+    return {
+        "cluster": desired.cluster,
+        "production": desired.production,
+        **{str(tier): target(desired.target(tier)) for tier in TIER_ORDER},
+    }
+
+
+def desired_from_data(data: Mapping[str, Any]) -> Desired:
+    def target(tier: Tier) -> TierTarget:
+        t = data[str(tier)]
+        return TierTarget(
+            tier,
+            int(t["count"]),
+            revision_from_data(t["revision"]),
+            int(t["max_surge"]),
+            int(t["max_unavailable"]),
+            int(t["min_count"]),
+        )
+
+    return Desired(
+        str(data["cluster"]),
+        target(Tier.ETCD),
+        target(Tier.MASTER),
+        target(Tier.WORKER),
+        production=bool(data["production"]),
+    )
