@@ -154,9 +154,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from kaas.cluster_plan import cluster_policy_facts
     from kaas.offline.plan import plan_file, plan_stack
     from kaas.review.check import check_plan
-    from kaas.cluster_plan import cluster_policy_facts
     from kaas.spec import load_spec_file, load_stack_spec
     from kaas.spec.loader import STACKS_DIR
 
@@ -198,7 +198,7 @@ def cmd_rollout_status(args: argparse.Namespace) -> int:
 
 def cmd_rollout_record(args: argparse.Namespace) -> int:
     """Write the stack's rollout record from the ``nodeRevisions`` of a successful ``pulumi up``."""
-    from kaas.rollout.record import dump_record, load_record, parse_record, record_document, record_path
+    from kaas.rollout.record import dump_record, load_record, record_document, record_path, state_from_outputs
     from kaas.spec import load_stack_spec
 
     spec = load_stack_spec(args.stack)
@@ -215,24 +215,15 @@ def cmd_rollout_record(args: argparse.Namespace) -> int:
             "Recording what the offline plan says this pulumi up leaves; use --outputs FILE after a real update.",
             file=sys.stderr,
         )
-    revisions = outputs.get("nodeRevisions") if isinstance(outputs, dict) else None
-    if not isinstance(revisions, dict):
-        raise SpecError(source, ["nodeRevisions: missing (outputs of a stack deployed before rollouts existed?)"])
-    nodes = {
-        name: {_snake(key): value for key, value in entry.items() if not (key == "phase" and value == "running")}
-        for name, entry in revisions.items()
-    }
-    state = parse_record({"cluster": spec.name, "nodes": nodes}, spec, source)
+    state = state_from_outputs(outputs, spec, source)
     previous = load_record(path, spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(dump_record(spec.name, state), encoding="utf-8")
     changed = previous is None or record_document(spec.name, previous) != record_document(spec.name, state)
-    print(f"{path.relative_to(path.parents[2]) if len(path.parents) > 2 else path}: {'updated' if changed else 'unchanged'} ({len(state.nodes)} nodes)")
+    print(
+        f"{path.relative_to(path.parents[2]) if len(path.parents) > 2 else path}: {'updated' if changed else 'unchanged'} ({len(state.nodes)} nodes)"
+    )
     return EXIT_OK
-
-
-def _snake(key: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -113,7 +113,6 @@ def cluster_policy_facts(spec: ClusterSpec) -> dict[str, Any]:
     }
 
 
-
 def make_cluster_plan(spec: ClusterSpec, recorded: ClusterState | None, source: str | None = None) -> ClusterPlan:
     """The plan of this ``pulumi up``: the next rollout step from ``recorded`` (None: a new cluster).
 

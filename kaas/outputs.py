@@ -23,8 +23,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from kaas.cluster_plan import ClusterPlan
-from kaas.rollout import Tier
 from kaas.platform import API_HOST_LABEL, API_SERVER_PORT
+from kaas.rollout import Tier
 from kaas.services import names as service_names
 from kaas.services import values as services_values
 from kaas.spec.models import ClusterSpec, Cni, NodeTierSpec

@@ -9,8 +9,8 @@ from typing import Any
 import pulumi
 
 from kaas.bootstrap.component import ClusterBootstrap
-from kaas.offline import Plan, Secret, run_plan
 from kaas.cluster_plan import make_cluster_plan
+from kaas.offline import Plan, Secret, run_plan
 from kaas.spec import ClusterSpec, load_stack_spec
 from tests.helpers import make_spec
 

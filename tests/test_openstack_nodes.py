@@ -103,7 +103,7 @@ def test_growing_workers_only_adds_the_new_node() -> None:
     assert {urn.rsplit("::", 1)[1] for urn in added} == {"t1-worker-3", "t1-worker-3-port"}
     # Only the Cluster component's rollout facts (the desired worker count, for the policy pack) change.
     assert [urn.rsplit("::", 1)[1] for urn in old if old[urn] != new[urn]] == ["t1"]
-    assert old[f"{CLUSTER_URN}"][0]["kaasRollout"]["worker"]["count"] == 3
+    assert old[CLUSTER_URN][0]["kaasRollout"]["desired"]["worker"]["count"] == 3
 
 
 def test_every_openstack_resource_uses_the_explicit_provider(big: Plan) -> None:
@@ -147,5 +147,5 @@ def test_user_data_goes_to_its_node_and_must_match_the_count() -> None:
         "#cloud-config b",
         "#cloud-config c",
     ]
-    with pytest.raises(Exception, match="user data for .* nodes"):
+    with pytest.raises(Exception, match=r"user data for .* nodes"):
         run_plan(lambda: program(["a", "b"]), stack="unit")

@@ -143,9 +143,9 @@ def test_export_keys_gives_one_stack_output_per_field() -> None:
             **{k: pulumi.Output.from_input(v) for k, v in facts.__dict__.items() if k != "server_group_ids"}
         )
         dumped = resolved.apply(
-            lambda f: build_stack_outputs(make_plan(spec), make_facts(**f, server_group_ids=facts.server_group_ids)).model_dump(
-                mode="json"
-            )
+            lambda f: build_stack_outputs(
+                make_plan(spec), make_facts(**f, server_group_ids=facts.server_group_ids)
+            ).model_dump(mode="json")
         )
         for key, value in export_keys(dumped).items():
             pulumi.export(key, value)

@@ -23,9 +23,9 @@ from pulumi_policy import (
     StackValidationArgs,
 )
 
+from kaas.cluster_plan import cluster_policy_facts
 from kaas.offline import Plan, run_plan
 from kaas.review.check import check_plan, reveal_secrets
-from kaas.cluster_plan import cluster_policy_facts
 from kaas.review.policy import RULES
 from kaas.review.policy_pack import build_policies
 from tests.helpers import make_spec

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
+from kaas.cluster_plan import cluster_policy_facts
 from kaas.offline import Plan, ResourceRecord, Secret, plan_spec
 from kaas.review.check import check_plan, view_of
-from kaas.cluster_plan import cluster_policy_facts
 from kaas.review.policy import RULES, instances
 from kaas.review.policy_pack import build_policies
 from kaas.spec import parse_spec

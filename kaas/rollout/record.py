@@ -126,6 +126,23 @@ def parse_record(data: object, spec: ClusterSpec, source: str) -> ClusterState:
     return ClusterState(tuple(nodes))
 
 
+def _snake(key: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+
+
+def state_from_outputs(outputs: object, spec: ClusterSpec, source: str) -> ClusterState:
+    """The state an update left, from its stack outputs (``nodeRevisions``): what ``kaas rollout record`` writes."""
+    revisions = outputs.get("nodeRevisions") if isinstance(outputs, dict) else None
+    if not isinstance(revisions, dict):
+        raise SpecError(source, ["nodeRevisions: missing (outputs of a stack deployed before rollouts existed?)"])
+    nodes = {
+        name: {_snake(key): value for key, value in entry.items() if not (key == "phase" and value == "running")}
+        for name, entry in revisions.items()
+        if isinstance(entry, dict)
+    }
+    return parse_record({"cluster": spec.name, "nodes": nodes}, spec, source)
+
+
 def load_record(path: Path, spec: ClusterSpec) -> ClusterState | None:
     """The recorded state at ``path``; None if there is no record (a stack never deployed)."""
     source = str(path)

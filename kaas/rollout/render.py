@@ -20,7 +20,9 @@ def describe_move(move: Move, cluster: str) -> str:
     if move.action is Action.CREATE and after is not None:
         return f"create  {name} at {after.revision.short()}"
     if move.action is Action.REPLACE and before is not None and after is not None:
-        return f"rebuild {name} in place (old server deleted first): {before.revision.short()} -> {after.revision.short()}"
+        return (
+            f"rebuild {name} in place (old server deleted first): {before.revision.short()} -> {after.revision.short()}"
+        )
     if move.action is Action.RETIRE:
         return f"retire  {name} (leaves its tier; deleted by the next step)"
     if move.action is Action.DELETE:
@@ -78,5 +80,7 @@ def render_steps(cluster: str, steps: Sequence[Step], first_deploy: bool) -> str
     for number, step in enumerate(steps, start=1):
         lines.append(f"step {number}{' (next pulumi up)' if number == 1 else ''}:")
         lines.extend(f"  {line}" for line in describe_step(step))
-    lines.append("After each pulumi up: python -m kaas rollout record --stack <stack> --outputs <outputs.json>, commit.")
+    lines.append(
+        "After each pulumi up: python -m kaas rollout record --stack <stack> --outputs <outputs.json>, commit."
+    )
     return "\n".join(lines)
