@@ -189,3 +189,17 @@ def test_etcd_count_of_four_is_refused_naming_the_field() -> None:
         parse_spec(merge(ACME, {"etcd": {"count": 4}}), "acme-prod")
     assert str(error.value).startswith("acme-prod: etcd.count: must be odd")
     assert "\n" not in str(error.value)
+
+
+def test_handover_in_the_middle_of_an_upgrade_shows_the_version_the_api_servers_run(
+    patch_bump: list[Walked],
+) -> None:
+    from kaas.handover.render import render
+    from kaas.handover.source import handover_outputs
+
+    middle = render(handover_outputs(patch_bump[0].plan), "production", "markdown", True, "offline plan")
+    assert "Kubernetes 1.34.2 on OpenStack" in middle
+    assert "the API servers run Kubernetes 1.34.2, the spec asks for 1.34.9" in middle
+    assert "nodes still to move: acme-prod-master-1, acme-prod-master-2, acme-prod-worker-0" in middle
+    done = render(handover_outputs(patch_bump[-1].plan), "production", "markdown", True, "offline plan")
+    assert "Kubernetes 1.34.9 on OpenStack" in done and "rollout is in progress" not in done
