@@ -203,3 +203,64 @@ def test_handover_in_the_middle_of_an_upgrade_shows_the_version_the_api_servers_
     assert "nodes still to move: acme-prod-master-1, acme-prod-master-2, acme-prod-worker-0" in middle
     done = render(handover_outputs(patch_bump[-1].plan), "production", "markdown", True, "offline plan")
     assert "Kubernetes 1.34.9 on OpenStack" in done and "rollout is in progress" not in done
+
+
+def test_diff_shows_the_rollout_step_and_the_user_data_that_changed_with_secrets_masked(
+    patch_bump: list[Walked],
+) -> None:
+    from kaas.review.diff import render_markdown, render_text
+
+    diff = patch_bump[0].diff
+    text = render_text(diff)
+    assert (
+        "  Rollout (this pulumi up):\n    rebuild acme-prod-master-0 in place (old server deleted first): 1.34.2"
+        in text
+    )
+    assert "waiting for later steps: acme-prod-master-1, acme-prod-master-2, acme-prod-worker-0" in text
+    assert "kubectl drain acme-prod-master-0 --ignore-daemonsets" in text
+    assert "-  - 1.34.2-1.1\n          +  - 1.34.9-1.1" in text  # the kubelet/kubeadm pins, as a unified diff
+    assert "```diff" in render_markdown(diff)
+    # No secret value of the user data reaches the review: keys, the bootstrap token.
+    revealed = plain(patch_bump[0].plan.find(INSTANCE, "acme-prod-master-0").inputs["userData"], show_secrets=True)
+    secrets = [line.strip() for line in _pem_bodies(revealed)]
+    token = next(line.split(": ", 1)[1] for line in revealed.splitlines() if line.strip().startswith("token: "))
+    assert secrets and token
+    for secret in [*secrets, token]:
+        assert secret not in text and secret not in render_markdown(diff)
+
+
+def _pem_bodies(text: str) -> list[str]:
+    body, inside = [], False
+    for line in text.splitlines():
+        if "-----BEGIN" in line and "PRIVATE KEY" in line:
+            inside = True
+        elif "-----END" in line:
+            inside = False
+        elif inside:
+            body.append(line)
+    return body
+
+
+def test_check_fails_a_plan_that_replaces_the_control_plane_and_workers_at_once(patch_bump: list[Walked]) -> None:
+    """What the program did before rollouts: the plan of the end state applied to the recorded start."""
+    from kaas.review.check import view_of
+    from kaas.review.policy import RULES, evaluate
+    from kaas.rollout.model import state_to_data
+
+    view = view_of(patch_bump[-1].plan)
+    assert RECORDED is not None
+    cluster = next(r for r in view.resources if r.type == "kaas:index:Cluster")
+    facts = {**cluster.inputs["kaasRollout"], "recorded": state_to_data(RECORDED)}
+    tampered = replace_inputs(view, cluster.urn, {**cluster.inputs, "kaasRollout": facts})
+    messages = [v.message for v in evaluate(tampered, RULES) if v.rule == "day2-rollout-safe"]
+    assert "[one-master-per-step] acme-prod-master-0, acme-prod-master-1, acme-prod-master-2: 3 masters change" in (
+        "\n".join(messages)
+    )
+    assert any(m.startswith("[retire-before-delete] acme-prod-worker-0, acme-prod-worker-1") for m in messages)
+    assert not [v for v in evaluate(view, RULES) if v.rule == "day2-rollout-safe"]
+
+
+def replace_inputs(view: Any, urn: str, inputs: dict[str, Any]) -> Any:
+    from dataclasses import replace as replaced
+
+    return replaced(view, resources=[replaced(r, inputs=inputs) if r.urn == urn else r for r in view.resources])

@@ -8,7 +8,10 @@ This module imports nothing from the Pulumi runtime, so the pack stays light.
 Facts that are not visible as resources (the environment, the etcd backup
 interval, monitoring and logging retention) come from the ``kaasPolicy`` input of
 the ``kaas:index:Cluster`` component (:func:`kaas.cluster_plan.cluster_policy_facts` builds it from
-the spec). A violation is *mandatory* for a production stack and *advisory* for a
+the spec). The day-2 rule rebuilds the rollout step the plan performs from the
+``kaasRollout`` input (the recorded node revisions, the desired ones) and the
+instances' own revisions, then applies :func:`kaas.rollout.check_step` (kaas.rollout is
+plain Python too). A violation is *mandatory* for a production stack and *advisory* for a
 demo stack; a stack whose facts are missing is treated as production.
 """
 
@@ -21,6 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kaas.platform import ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT
+from kaas.rollout import ClusterState, Desired, Node, Phase, Revision, Step, Tier, check_step, moves_between
+from kaas.rollout.model import desired_from_data, state_from_data
+from kaas.rollout.planner import pending_moves
 
 INSTANCE = "openstack:compute/instance:Instance"
 SERVER_GROUP = "openstack:compute/serverGroup:ServerGroup"
@@ -236,13 +242,71 @@ def backup_containers_protected(view: PlanView) -> list[Violation]:
 
 
 def etcd_nodes_protected(view: PlanView) -> list[Violation]:
-    """Every etcd member is protected (deleting one by accident costs quorum)."""
+    """Every etcd member is protected (deleting one by accident costs quorum); a retired one may go."""
     rule = "etcd-nodes-protected"
     return [
         Violation(rule, f"etcd member {r.name} is not protected", r.urn)
         for r in instances(view, "etcd")
-        if not r.protect
+        if not r.protect and _metadata(r, PHASE_KEY) != Phase.LEAVING
     ]
+
+
+# ---------------------------------------------------------------------------
+# Day 2: the rollout step a plan performs, rebuilt from its instances.
+
+ROLLOUT_KEY = "kaasRollout"  # Cluster component input: {"desired": ..., "recorded": ... | None}
+PHASE_KEY = "kaas-phase"
+
+
+def node_of(record: Record) -> Node | None:
+    """The node an instance is, at the revision it is built with (None: not a kaas node)."""
+    tier = tier_of(record)
+    index, version, image = (_metadata(record, k) for k in ("kaas-index", "kaas-version", "kaas-image"))
+    template, phase = _metadata(record, "kaas-template"), _metadata(record, PHASE_KEY)
+    if tier is None or index is None or version is None or image is None or template is None:
+        return None
+    devices = record.inputs.get("blockDevices") or []
+    volume = devices[0].get("volumeSize") if devices and isinstance(devices[0], Mapping) else None
+    revision = Revision(
+        image=image,
+        version=version,
+        template=int(template),
+        flavor=str(record.inputs.get("flavorName")),
+        key_pair=record.inputs.get("keyPair"),
+        volume_gb=int(volume) if volume is not None else None,
+    )
+    return Node(Tier(tier), int(index), revision, Phase(phase or Phase.RUNNING))
+
+
+def planned_step(view: PlanView) -> tuple[Desired, Step] | None:
+    """``(desired, step)``: from the recorded state (the Cluster component's facts) to what the plan's
+    instances are built as. None when the plan carries no rollout facts."""
+    for cluster in view.by_type(CLUSTER):
+        facts = cluster.inputs.get(ROLLOUT_KEY)
+        if isinstance(facts, Mapping):
+            break
+    else:
+        return None
+    desired = desired_from_data(facts["desired"])
+    nodes = [node for node in (node_of(r) for r in view.by_type(INSTANCE)) if node is not None]
+    after = ClusterState(tuple(nodes))
+    recorded = facts.get("recorded")
+    if recorded is None:
+        return desired, Step(
+            desired.cluster, ClusterState(), after, moves_between(ClusterState(), after), bootstrap=True
+        )
+    before = state_from_data(recorded)
+    return desired, Step(desired.cluster, before, after, moves_between(before, after), pending_moves(desired, after))
+
+
+def day2_rollout_safe(view: PlanView) -> list[Violation]:
+    """The update keeps etcd quorum, the API and the workloads serving, with no version skew."""
+    rule = "day2-rollout-safe"
+    planned = planned_step(view)
+    if planned is None:
+        return []
+    desired, step = planned
+    return [Violation(rule, str(violation)) for violation in check_step(desired, step)]
 
 
 def backups_scheduled(view: PlanView) -> list[Violation]:
@@ -322,6 +386,7 @@ RULES: tuple[Rule, ...] = tuple(
         ("monitoring-and-logging", monitoring_and_logging, True),
         ("secrets-not-in-plain-outputs", secrets_not_in_plain_outputs, False),
         ("helm-releases-pinned", helm_releases_pinned, True),
+        ("day2-rollout-safe", day2_rollout_safe, True),
     )
 )
 

@@ -215,7 +215,7 @@ def moves_between(before: ClusterState, after: ClusterState) -> tuple[Move, ...]
     return tuple(moves)
 
 
-def _pending(desired: Desired, state: ClusterState) -> tuple[str, ...]:
+def pending_moves(desired: Desired, state: ClusterState) -> tuple[str, ...]:
     """Nodes that still have a move ahead after ``state``: retired ones, outdated ones, and
     tiers whose count is not reached yet (``<tier> +N``)."""
     pending: list[str] = []
@@ -249,7 +249,7 @@ def next_step(desired: Desired, recorded: ClusterState | None) -> Step:
             nodes = [n for n in nodes if n.tier is not tier] + list(_tier_after(target, recorded.tier(tier)))
             break
     after = ClusterState(tuple(nodes))
-    return Step(desired.cluster, recorded, after, moves_between(recorded, after), _pending(desired, after))
+    return Step(desired.cluster, recorded, after, moves_between(recorded, after), pending_moves(desired, after))
 
 
 def rollout(desired: Desired, recorded: ClusterState | None) -> Iterator[Step]:
