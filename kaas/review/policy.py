@@ -124,12 +124,20 @@ def _hard_anti_affinity(group: Record) -> bool:
 
 
 def etcd_quorum(view: PlanView) -> list[Violation]:
-    """The etcd tier has an odd number (>= 3) of members in a hard anti-affinity server group."""
+    """The etcd tier has an odd number (>= 3) of members in a hard anti-affinity server group.
+
+    During a rollout a member is added before one is removed, so the tier may hold one
+    member more or less than the spec's (odd) count for a step; retired members do not count.
+    """
     rule = "etcd-quorum"
-    members = instances(view, "etcd")
+    members = [m for m in instances(view, "etcd") if _metadata(m, PHASE_KEY) != Phase.LEAVING]
     found: list[Violation] = []
-    if len(members) < 3 or len(members) % 2 == 0:
-        found.append(Violation(rule, f"etcd tier has {len(members)} members; it needs an odd number, at least 3"))
+    planned = planned_step(view)
+    wanted = planned[0].etcd.count if planned is not None else len(members)
+    in_rollout = planned is not None and not planned[1].bootstrap
+    if wanted < 3 or wanted % 2 == 0 or abs(len(members) - wanted) > (1 if in_rollout else 0):
+        spec = f" (spec: {wanted})" if wanted != len(members) else ""
+        found.append(Violation(rule, f"etcd tier has {len(members)} members{spec}; it needs an odd number, at least 3"))
     groups = {g.urn: g for g in view.by_type(SERVER_GROUP)}
     for member in members:
         hinted = [groups[u] for u in member.property_dependencies.get("schedulerHints", []) if u in groups]
