@@ -24,7 +24,7 @@ import yaml
 from kaas.offline import Plan, plan_spec
 from kaas.offline.render import plain
 from kaas.review.diff import Operation, PlanDiff, diff_plans
-from kaas.rollout import ClusterState, check_step
+from kaas.rollout import ClusterState, Tier, check_step, converged
 from kaas.rollout.model import Step
 from kaas.rollout.planner import moves_between
 from kaas.rollout.record import desired_from_spec, load_record, record_path, state_from_outputs
@@ -71,17 +71,13 @@ def walk(edit: dict[str, Any], limit: int = 30) -> list[Walked]:
 
 
 def assert_final(steps: list[Walked], spec: ClusterSpec) -> None:
+    """The last step leaves every node of every tier at the spec's revision, nothing pending."""
     outputs = steps[-1].plan.outputs
-    assert outputs["rollout"]["pending"] == []
+    assert outputs["rollout"]["pending"] == [] and outputs["rollout"]["state"] == "done"
     desired = desired_from_spec(spec)
-    for name, revision in outputs["nodeRevisions"].items():
-        tier = name.split("-")[2]
-        target = desired.target(next(t for t in ("etcd", "master", "worker") if t == tier)).revision  # type: ignore[arg-type]
-        assert (revision["image"], revision["version"], revision["flavor"]) == (
-            target.image,
-            target.version,
-            target.flavor,
-        ), name
+    assert converged(desired, steps[-1].state)
+    for tier in Tier:
+        assert len(steps[-1].state.running(tier)) == desired.target(tier).count
 
 
 @pytest.fixture(scope="module")
