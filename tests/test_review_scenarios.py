@@ -177,6 +177,19 @@ def test_changed_user_data_is_shown_as_a_masked_secret_change(kubernetes_changed
     text = render_text(kubernetes_changed) + render_markdown(kubernetes_changed)
     user_data_value = base.find(INSTANCE, "acme-prod-master-0").inputs["userData"]
     assert isinstance(user_data_value, Secret)
-    # Not one line of the revealed user data reaches the rendered diff.
-    revealed = [line for line in str(user_data_value.value).splitlines() if len(line.strip()) > 12]
-    assert revealed and not [line for line in revealed if line.strip() in text]
+    # The cloud-init that changed is shown as a unified diff, but no secret value of it:
+    # not one line of a private key, not the bootstrap token.
+    assert "-  - 1.34.2-1.1\n          +  - 1.34.3-1.1" in text
+    revealed = str(user_data_value.value).splitlines()
+    key_lines = [
+        line.strip() for start, end in _pem_blocks(revealed, "PRIVATE KEY") for line in revealed[start + 1 : end]
+    ]
+    token = next(line.split(": ", 1)[1] for line in revealed if line.strip().startswith("token: "))
+    assert key_lines and token
+    assert not [secret for secret in [*key_lines, token] if secret in text]
+
+
+def _pem_blocks(lines: list[str], kind: str) -> list[tuple[int, int]]:
+    """``(begin, end)`` line indices of each PEM block of ``kind``."""
+    starts = [i for i, line in enumerate(lines) if "-----BEGIN" in line and kind in line]
+    return [(i, next(j for j in range(i, len(lines)) if "-----END" in lines[j])) for i in starts]

@@ -64,14 +64,18 @@ def api_vip(node_cidr: str) -> str:
 
 
 def plan_addresses(spec: ClusterSpec) -> AddressPlan:
-    network = ipaddress.IPv4Network(spec.networking.node_cidr)
+    """Every address of a cluster whose nodes have indices ``0..count-1`` (a fresh cluster).
 
-    def block(offset: int, count: int) -> tuple[str, ...]:
-        return tuple(str(network.network_address + offset + i) for i in range(count))
+    The program reads node addresses from the cluster plan (kaas.cluster_plan), where a
+    rollout may use other indices; this is the same arithmetic for tests and tools."""
+    cidr = spec.networking.node_cidr
+
+    def block(tier: str, count: int) -> tuple[str, ...]:
+        return tuple(node_address(cidr, tier, i) for i in range(count))
 
     return AddressPlan(
-        api_vip=str(network.network_address + VIP_OFFSET),
-        etcd=block(ETCD_OFFSET, spec.etcd.count),
-        masters=block(MASTER_OFFSET, spec.masters.count),
-        workers=block(WORKER_OFFSET, spec.workers.count),
+        api_vip=api_vip(cidr),
+        etcd=block("etcd", spec.etcd.count),
+        masters=block("master", spec.masters.count),
+        workers=block("worker", spec.workers.count),
     )
