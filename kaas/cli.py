@@ -220,9 +220,8 @@ def cmd_rollout_record(args: argparse.Namespace) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(dump_record(spec.name, state), encoding="utf-8")
     changed = previous is None or record_document(spec.name, previous) != record_document(spec.name, state)
-    print(
-        f"{path.relative_to(path.parents[2]) if len(path.parents) > 2 else path}: {'updated' if changed else 'unchanged'} ({len(state.nodes)} nodes)"
-    )
+    shown = path.relative_to(_repo()) if path.is_relative_to(_repo()) else path
+    print(f"{shown}: {'updated' if changed else 'unchanged'} ({len(state.nodes)} nodes); commit it with the spec")
     return EXIT_OK
 
 
