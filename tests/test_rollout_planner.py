@@ -314,3 +314,25 @@ def test_a_master_rebuilt_two_minors_up_is_caught() -> None:
     nodes = [replace(n, revision=rev("1.36.0")) if n.tier is Tier.MASTER and n.index == 0 else n for n in before.nodes]
     violations = {v.invariant: v.nodes for v in check_step(desired(), unsafe(before, ClusterState(tuple(nodes))))}
     assert violations == {NO_MINOR_SKIP: ("c-master-0",)}
+
+
+# The operator's part of a step (what `kaas roll` will automate), as printed by `kaas diff`.
+
+
+def test_operator_tasks_add_etcd_members_as_learners_and_drain_before_rebuilding() -> None:
+    from kaas.rollout.render import describe_step, operator_tasks
+
+    etcd_add = next_step(desired(image="img-new"), desired().initial_state())
+    assert operator_tasks(etcd_add, {"c-etcd-5": "10.0.0.21"}) == (
+        ["etcdctl member add c-etcd-5 --learner --peer-urls=https://10.0.0.21:2380"],
+        ["wait until c-etcd-5 has caught up, then: etcdctl member promote <ID of c-etcd-5>"],
+    )
+    retire = next_step(desired(image="img-new"), etcd_add.after)
+    assert operator_tasks(retire)[1] == [
+        "etcdctl member remove <ID of c-etcd-4>  # once every other member is healthy, before the next step"
+    ]
+    master = next_step(desired(k8s="1.34.9"), desired().initial_state())
+    lines = describe_step(master)
+    assert lines[0].startswith("rebuild c-master-0 in place (old server deleted first): 1.34.2")
+    assert "before pulumi up: kubectl drain c-master-0 --ignore-daemonsets --delete-emptydir-data" in lines[1]
+    assert lines[-1] == "waiting for later steps: c-master-1, c-master-2, c-worker-0, c-worker-1, c-worker-2"

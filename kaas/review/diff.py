@@ -432,7 +432,7 @@ def render_text(diff: PlanDiff) -> str:
     if diff.outputs:
         lines.append("  Outputs:")
         lines.extend(f"    {_output_line(c)}" for c in diff.outputs)
-    if diff.rollout:
+    if diff.rollout and diff.has_changes:
         lines.append("  Rollout (this pulumi up):")
         lines.extend(f"    {line}" for line in diff.rollout)
     lines.extend(f"  UNSAFE: {violation}" for violation in diff.rollout_violations)
