@@ -335,4 +335,5 @@ def test_operator_tasks_add_etcd_members_as_learners_and_drain_before_rebuilding
     lines = describe_step(master)
     assert lines[0].startswith("rebuild c-master-0 in place (old server deleted first): 1.34.2")
     assert "before pulumi up: kubectl drain c-master-0 --ignore-daemonsets --delete-emptydir-data" in lines[1]
+    assert lines[2] == "before pulumi up: kubectl delete node c-master-0"
     assert lines[-1] == "waiting for later steps: c-master-1, c-master-2, c-worker-0, c-worker-1, c-worker-2"

@@ -48,8 +48,12 @@ def operator_tasks(step: Step, addresses: Mapping[str, str] | None = None) -> tu
                     f"etcdctl member remove <ID of {name}>  # once every other member is healthy, before the next step"
                 )
         else:
-            if move.action in (Action.REPLACE, Action.RETIRE):
-                (before if move.action is Action.REPLACE else after).append(DRAIN.format(name=name))
+            if move.action is Action.REPLACE:
+                # kubeadm join refuses a name whose Node is still Ready (preflight check), and the
+                # rebuilt server registers under the same name: the old Node object goes first.
+                before += [DRAIN.format(name=name), f"kubectl delete node {name}"]
+            if move.action is Action.RETIRE:
+                after.append(DRAIN.format(name=name))
             if move.action in (Action.CREATE, Action.REPLACE):
                 after.append(f"wait until node {name} is Ready")
             if move.action is Action.DELETE:
