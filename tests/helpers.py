@@ -76,7 +76,6 @@ def make_facts(**override: Any) -> Any:
     if not _CA_PEM:
         _CA_PEM.append(make_ca_pem())
     values: dict[str, Any] = {
-        "kubernetes_version": "1.34.2",
         "api_floating_ip": "198.51.100.7",
         "ingress_floating_ip": "198.51.100.8",
         "admin_role_id": "0123456789abcdef0123456789abcdef",
@@ -92,10 +91,17 @@ def make_facts(**override: Any) -> Any:
     return ClusterFacts(**values)
 
 
+def make_plan(spec: Any, recorded: Any = None) -> Any:
+    """The cluster plan of ``spec`` (a new cluster unless ``recorded`` node revisions are given)."""
+    from kaas.cluster_plan import make_cluster_plan
+
+    return make_cluster_plan(spec, recorded)
+
+
 def make_outputs(facts: dict[str, Any] | None = None, **spec_override: Any) -> Any:
     from kaas.outputs import build_stack_outputs
 
-    return build_stack_outputs(make_spec(**spec_override), make_facts(**(facts or {})))
+    return build_stack_outputs(make_plan(make_spec(**spec_override)), make_facts(**(facts or {})))
 
 
 def pulumi_output_json(outputs: Any) -> dict[str, Any]:

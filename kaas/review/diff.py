@@ -18,9 +18,11 @@ from enum import StrEnum
 from typing import Any
 
 from kaas.offline.engine import UNKNOWN, Plan, ResourceRecord, Secret
+from kaas.review.userdata import user_data_diff
 
 SECRET_MASK = "[secret]"
 ALL_INPUTS = "*"
+USER_DATA = "userData"
 
 # Inputs whose change the provider can only apply by replacing the resource
 # (ForceNew in the Terraform schemas the Pulumi providers are bridged from).
@@ -96,6 +98,8 @@ class InputChange:
     new: Any
     secret: bool
     forces_replacement: bool
+    # For user data: the unified diff of the rendered cloud-config, secret values masked.
+    detail: tuple[str, ...] = ()
 
     def shown(self, value: Any) -> str:
         if self.secret:
@@ -151,6 +155,10 @@ class PlanDiff:
     resources: tuple[ResourceDiff, ...]
     base_missing: bool = False
     outputs: tuple[OutputChange, ...] = ()
+    # The rollout step the new plan performs (kaas.rollout.render.describe_step) and the
+    # invariants it breaks (kaas.rollout.invariants), rebuilt from the plan itself.
+    rollout: tuple[str, ...] = ()
+    rollout_violations: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -216,6 +224,9 @@ def input_changes(old: ResourceRecord, new: ResourceRecord) -> list[InputChange]
         before, after = old.inputs.get(key), new.inputs.get(key)
         if reveal(before) == reveal(after):
             continue
+        detail: tuple[str, ...] = ()
+        if key == USER_DATA and isinstance(reveal(before), str) and isinstance(reveal(after), str):
+            detail = tuple(user_data_diff(reveal(before), reveal(after), new.name))
         changes.append(
             InputChange(
                 key=key,
@@ -223,6 +234,7 @@ def input_changes(old: ResourceRecord, new: ResourceRecord) -> list[InputChange]
                 new=reveal(after),
                 secret=contains_secret(before) or contains_secret(after),
                 forces_replacement=ALL_INPUTS in replacing or key in replacing,
+                detail=detail,
             )
         )
     return changes
@@ -279,7 +291,37 @@ def diff_plans(old: Plan | None, new: Plan | None, stack: str | None = None) -> 
                 )
     name = stack or (new.stack if new else old.stack if old else "?")
     outputs = output_changes(old.outputs if old else {}, new.outputs if new else {})
-    return PlanDiff(stack=name, resources=tuple(diffs), base_missing=old is None, outputs=tuple(outputs))
+    rollout, violations = rollout_section(new) if new is not None else ((), ())
+    return PlanDiff(
+        stack=name,
+        resources=tuple(diffs),
+        base_missing=old is None,
+        outputs=tuple(outputs),
+        rollout=rollout,
+        rollout_violations=violations,
+    )
+
+
+def rollout_section(plan: Plan) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(lines, violations)``: the rollout step ``plan`` performs, for people, and the invariants it breaks."""
+    from kaas.review.check import view_of
+    from kaas.review.policy import planned_step
+    from kaas.rollout import check_step
+    from kaas.rollout.render import describe_step
+
+    planned = planned_step(view_of(plan))
+    if planned is None:
+        return (), ()
+    desired, step = planned
+    addresses = {
+        r.name.removesuffix("-port"): str(reveal(r.inputs.get("fixedIps"))[0].get("ipAddress"))
+        for r in plan.by_type("openstack:networking/port:Port")
+        if r.inputs.get("fixedIps")
+    }
+    lines = describe_step(step, addresses)
+    if step.bootstrap:
+        lines = [*lines, "no rollout record yet: after pulumi up, `python -m kaas rollout record` and commit it"]
+    return tuple(lines), tuple(str(v) for v in check_step(desired, step))
 
 
 # ---------------------------------------------------------------------------
@@ -384,10 +426,16 @@ def render_text(diff: PlanDiff) -> str:
         lines.append("  (the stack does not exist at the base revision: everything is created)")
     for resource in diff.resources:
         lines.append(f"  {SYMBOLS[resource.operation]:<2} {resource.operation.value:<7} {_resource_line(resource)}")
-        lines.extend(f"        {_change_line(c)}" for c in resource.changes)
+        for change in resource.changes:
+            lines.append(f"        {_change_line(change)}")
+            lines.extend(f"          {line}" for line in change.detail)
     if diff.outputs:
         lines.append("  Outputs:")
         lines.extend(f"    {_output_line(c)}" for c in diff.outputs)
+    if diff.rollout and diff.has_changes:
+        lines.append("  Rollout (this pulumi up):")
+        lines.extend(f"    {line}" for line in diff.rollout)
+    lines.extend(f"  UNSAFE: {violation}" for violation in diff.rollout_violations)
     return "\n".join(lines)
 
 
@@ -397,6 +445,10 @@ def render_markdown(diff: PlanDiff) -> str:
     lines = [f"### Offline diff of stack `{diff.stack}`", ""]
     if diff.base_missing:
         lines += ["The stack does not exist at the base revision: every resource is created.", ""]
+    if diff.rollout_violations:
+        lines += [f"**Unsafe day-2 step:** {v}" for v in diff.rollout_violations] + [""]
+    if diff.rollout and diff.has_changes:
+        lines += ["**Rollout, this `pulumi up`:**", "", *(f"- {line}" for line in diff.rollout), ""]
     if not diff.has_changes:
         lines.append("No changes.")
         return "\n".join(lines) + "\n"
@@ -417,7 +469,10 @@ def render_markdown(diff: PlanDiff) -> str:
             notes = resource.notes()
             suffix = f" ({'; '.join(notes)})" if notes else ""
             details.append(f"- **{op.value}** `{resource.type}` `{resource.name}`{suffix}")
-            details.extend(f"  - `{_change_line(c)}`" for c in resource.changes)
+            for change in resource.changes:
+                details.append(f"  - `{_change_line(change)}`")
+                if change.detail:
+                    details += ["", "    ```diff", *(f"    {line}" for line in change.detail), "    ```", ""]
     if diff.outputs:
         details.append("- **outputs**")
         details.extend(f"  - `{_output_line(c)}`" for c in diff.outputs)
