@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
+from kaas.offline.planfile import SECRET_MASK
 from kaas.openstack.addressing import plan_addresses
 from kaas.platform import API_HOST_LABEL, API_SERVER_PORT
 from kaas.services import names as service_names
@@ -28,7 +29,6 @@ from kaas.services import values as services_values
 from kaas.spec.models import ClusterSpec, Cni, NodeTierSpec
 
 SCHEMA: Literal["kaas.outputs/v1"] = "kaas.outputs/v1"
-SECRET_MASK = "[secret]"
 # Stack outputs that hold secrets: exported separately (as Pulumi secrets), never in the model.
 SECRET_OUTPUT_KEYS = frozenset({"adminKubeconfig", "breakGlassKubeconfig", "kubeconfig"})
 
