@@ -98,7 +98,9 @@ def test_every_key_token_kubeconfig_and_user_data_is_secret() -> None:
     ):
         assert isinstance(outputs[key], Secret), key
     for key in ("etcdMemberKeyPems", "etcdUserData", "masterUserData", "workerUserData"):
-        values = outputs[key].value
+        values = (
+            outputs[key].value if isinstance(outputs[key], Secret) else outputs[key]
+        )  # a secret list or a list of secrets
         assert values and all(isinstance(v, Secret) for v in values), key
     assert not isinstance(outputs["caCertPem"], Secret)
 
