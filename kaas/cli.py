@@ -38,7 +38,8 @@ def plan_target(args: argparse.Namespace) -> Plan:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from kaas.offline.render import outputs_text, plan_json, plan_tree
+    from kaas.offline.planfile import plan_json
+    from kaas.offline.render import outputs_text, plan_tree
 
     plan = plan_target(args)
     if args.json:

@@ -23,6 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from kaas.cluster_plan import ClusterPlan
+from kaas.offline.planfile import SECRET_MASK
 from kaas.platform import API_HOST_LABEL, API_SERVER_PORT
 from kaas.rollout import Tier
 from kaas.services import names as service_names
@@ -30,7 +31,6 @@ from kaas.services import values as services_values
 from kaas.spec.models import ClusterSpec, Cni, NodeTierSpec
 
 SCHEMA: Literal["kaas.outputs/v1"] = "kaas.outputs/v1"
-SECRET_MASK = "[secret]"
 # Stack outputs that hold secrets: exported separately (as Pulumi secrets), never in the model.
 SECRET_OUTPUT_KEYS = frozenset({"adminKubeconfig", "breakGlassKubeconfig", "kubeconfig"})
 

@@ -10,16 +10,13 @@ import pulumi
 
 from kaas.bootstrap.component import ClusterBootstrap
 from kaas.cluster_plan import make_cluster_plan
-from kaas.offline import Plan, Secret, run_plan
+from kaas.offline import Plan, run_plan
+from kaas.offline.planfile import plain
 from kaas.spec import ClusterSpec, load_stack_spec
 from tests.helpers import make_spec
 
 BACKUP_ACCESS = "backup-access-key"
 BACKUP_SECRET = "backup-secret-key"
-
-
-def reveal(value: Any) -> Any:
-    return reveal(value.value) if isinstance(value, Secret) else value
 
 
 @dataclass
@@ -31,7 +28,8 @@ class BootstrapPlan:
         return self.plan.outputs[key]
 
     def texts(self, key: str) -> list[str]:
-        return [reveal(v) for v in reveal(self.plan.outputs[key])]
+        texts: list[str] = plain(self.plan.outputs[key], show_secrets=True)
+        return texts
 
 
 def bootstrap_program(spec: ClusterSpec) -> None:

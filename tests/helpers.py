@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kaas.offline.planfile import SECRET_MASK
 from kaas.spec import ClusterSpec, parse_spec
 
 MINIMAL: dict[str, Any] = {
@@ -107,5 +108,5 @@ def make_outputs(facts: dict[str, Any] | None = None, **spec_override: Any) -> A
 def pulumi_output_json(outputs: Any) -> dict[str, Any]:
     """``pulumi stack output --json`` of a stack exporting ``outputs``: one key per field, secrets masked."""
     data: dict[str, Any] = outputs.model_dump(mode="json")
-    data["adminKubeconfig"] = "[secret]"
+    data["adminKubeconfig"] = SECRET_MASK
     return data

@@ -7,9 +7,8 @@ import pulumi
 import pytest
 
 from kaas.offline import run_plan
-from kaas.offline.render import plain
+from kaas.offline.planfile import SECRET_MASK, plain
 from kaas.outputs import (
-    SECRET_MASK,
     OutputsError,
     StackOutputs,
     build_stack_outputs,

@@ -25,7 +25,8 @@ from pulumi_policy import (
 
 from kaas.cluster_plan import cluster_policy_facts
 from kaas.offline import Plan, run_plan
-from kaas.review.check import check_plan, reveal_secrets
+from kaas.offline.planfile import plain
+from kaas.review.check import check_plan
 from kaas.review.policy import RULES
 from kaas.review.policy_pack import build_policies
 from kaas.rollout.model import desired_to_data, state_to_data
@@ -220,7 +221,7 @@ def stack_args(plan: Plan) -> StackValidationArgs:
             parent=record.parent,
         )
         resources[record.urn] = PolicyResource(
-            record.type, reveal_secrets(record.inputs), record.urn, record.name, options, None, None, [], {}
+            record.type, plain(record.inputs, show_secrets=True), record.urn, record.name, options, None, None, [], {}
         )
     for record in plan.resources:
         resources[record.urn].property_dependencies = {

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from kaas.offline.engine import UNKNOWN, Plan, ResourceRecord, Secret
+from kaas.offline.engine import Plan, ResourceRecord, Secret
+from kaas.offline.planfile import SECRET_MASK, plain
 from kaas.review.userdata import user_data_diff
 
-SECRET_MASK = "[secret]"
 ALL_INPUTS = "*"
 USER_DATA = "userData"
 
@@ -172,19 +172,6 @@ class PlanDiff:
         return [r for r in self.resources if r.operation is operation]
 
 
-def reveal(value: Any) -> Any:
-    """The value with every secret unwrapped (what the provider would receive)."""
-    if isinstance(value, Secret):
-        return reveal(value.value)
-    if value is UNKNOWN:
-        return "[unknown]"
-    if isinstance(value, dict):
-        return {k: reveal(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [reveal(v) for v in value]
-    return value
-
-
 def contains_secret(value: Any) -> bool:
     if isinstance(value, Secret):
         return True
@@ -222,16 +209,17 @@ def input_changes(old: ResourceRecord, new: ResourceRecord) -> list[InputChange]
         if key in ignored or key.startswith("__"):
             continue
         before, after = old.inputs.get(key), new.inputs.get(key)
-        if reveal(before) == reveal(after):
+        if plain(before, show_secrets=True) == plain(after, show_secrets=True):
             continue
         detail: tuple[str, ...] = ()
-        if key == USER_DATA and isinstance(reveal(before), str) and isinstance(reveal(after), str):
-            detail = tuple(user_data_diff(reveal(before), reveal(after), new.name))
+        old_text, new_text = plain(before, show_secrets=True), plain(after, show_secrets=True)
+        if key == USER_DATA and isinstance(old_text, str) and isinstance(new_text, str):
+            detail = tuple(user_data_diff(old_text, new_text, new.name))
         changes.append(
             InputChange(
                 key=key,
-                old=reveal(before),
-                new=reveal(after),
+                old=plain(before, show_secrets=True),
+                new=plain(after, show_secrets=True),
                 secret=contains_secret(before) or contains_secret(after),
                 forces_replacement=ALL_INPUTS in replacing or key in replacing,
                 detail=detail,
@@ -247,10 +235,10 @@ def output_changes(old: Any, new: Any, path: str = "") -> list[OutputChange]:
         for key in sorted(set(old) | set(new)):
             changes += output_changes(old.get(key), new.get(key), f"{path}.{key}" if path else key)
         return changes
-    if reveal(old) == reveal(new):
+    if plain(old, show_secrets=True) == plain(new, show_secrets=True):
         return []
     secret = contains_secret(old) or contains_secret(new)
-    return [OutputChange(path, reveal(old), reveal(new), secret)]
+    return [OutputChange(path, plain(old, show_secrets=True), plain(new, show_secrets=True), secret)]
 
 
 def diff_plans(old: Plan | None, new: Plan | None, stack: str | None = None) -> PlanDiff:
@@ -314,7 +302,7 @@ def rollout_section(plan: Plan) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return (), ()
     desired, step = planned
     addresses = {
-        r.name.removesuffix("-port"): str(reveal(r.inputs.get("fixedIps"))[0].get("ipAddress"))
+        r.name.removesuffix("-port"): str(plain(r.inputs.get("fixedIps"), show_secrets=True)[0].get("ipAddress"))
         for r in plan.by_type("openstack:networking/port:Port")
         if r.inputs.get("fixedIps")
     }
@@ -322,44 +310,6 @@ def rollout_section(plan: Plan) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if step.bootstrap:
         lines = [*lines, "no rollout record yet: after pulumi up, `python -m kaas rollout record` and commit it"]
     return tuple(lines), tuple(str(v) for v in check_step(desired, step))
-
-
-# ---------------------------------------------------------------------------
-# Plans read back from `python -m kaas plan --json` (how the base revision is planned).
-
-
-def _with_secrets(revealed: Any, masked: Any) -> Any:
-    """Rebuild recorded values: where the masked document says ``[secret]``, the revealed value was a secret."""
-    if masked == SECRET_MASK and revealed != SECRET_MASK:
-        return Secret(revealed)
-    if isinstance(revealed, dict) and isinstance(masked, dict):
-        return {k: _with_secrets(v, masked.get(k)) for k, v in revealed.items()}
-    if isinstance(revealed, list) and isinstance(masked, list) and len(revealed) == len(masked):
-        return [_with_secrets(r, m) for r, m in zip(revealed, masked, strict=True)]
-    return revealed
-
-
-def plan_from_json(revealed: dict[str, Any], masked: dict[str, Any] | None = None) -> Plan:
-    """A :class:`Plan` from ``kaas plan --json --show-secrets`` (and, to know what was secret, ``--json``)."""
-    masked_by_urn = {r["urn"]: r for r in (masked or {}).get("resources", [])}
-    records = []
-    for data in revealed["resources"]:
-        masked_inputs = masked_by_urn.get(data["urn"], {}).get("inputs", data["inputs"])
-        records.append(
-            ResourceRecord(
-                urn=data["urn"],
-                type=data["type"],
-                name=data["name"],
-                parent=data.get("parent"),
-                custom=bool(data.get("custom", True)),
-                inputs=_with_secrets(data["inputs"], masked_inputs),
-                dependencies=list(data.get("dependencies", [])),
-                property_dependencies=dict(data.get("propertyDependencies", {})),
-                options=dict(data.get("options", {})),
-            )
-        )
-    outputs = _with_secrets(revealed.get("outputs", {}), (masked or revealed).get("outputs", {}))
-    return Plan(stack=revealed.get("stack", "?"), resources=records, outputs=outputs)
 
 
 # ---------------------------------------------------------------------------

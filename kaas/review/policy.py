@@ -165,16 +165,6 @@ def masters_behind_load_balancer(view: PlanView) -> list[Violation]:
     return found
 
 
-def _opens_to_world(inputs: Mapping[str, Any]) -> bool:
-    if inputs.get("remoteGroupId"):
-        return False
-    prefix = inputs.get("remoteIpPrefix") or "0.0.0.0/0"
-    try:
-        return ipaddress.ip_network(prefix, strict=False).prefixlen == 0
-    except ValueError:
-        return False
-
-
 def _ports(inputs: Mapping[str, Any]) -> range:
     low = inputs.get("portRangeMin") or 1
     high = inputs.get("portRangeMax") or (65535 if not inputs.get("portRangeMin") else low)
