@@ -119,7 +119,7 @@ def test_rollout_status_of_acme_prod_is_done() -> None:
 def test_rollout_record_from_outputs_writes_the_same_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kaas import cli
     from kaas.offline import plan_stack
-    from kaas.offline.render import plain
+    from kaas.offline.planfile import plain
     from kaas.rollout import record
 
     outputs = tmp_path / "outputs.json"

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from kaas.offline import Plan, plan_spec
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from kaas.review.diff import Operation, PlanDiff, diff_plans
 from kaas.rollout import ClusterState, Tier, check_step, converged
 from kaas.rollout.model import Step
