@@ -413,3 +413,50 @@ def test_every_secret_in_user_data_is_on_the_reviewed_allow_list(stack: str) -> 
                 assert entry["permissions"] == "0600", (tier, entry["path"])
     expected = {k for k in USER_DATA_SECRETS if len(masters) > 1 or k[0] != "master"}
     assert found == expected
+
+
+# ---------------------------------------------------------------------------------
+# Audit logs shipped to OpenSearch (real Helm render of the Fluent Bit release)
+
+
+def test_fluent_bit_ships_the_audit_log_from_the_masters_to_its_own_index_under_the_retention() -> None:
+    """fluent-bit chart 0.58.1: config.inputs/outputs become fluent-bit.conf, /var/log is a hostPath
+    (daemonSetVolumes), tolerations go to the DaemonSet; out_opensearch Logstash_Prefix names the
+    daily index <prefix>-YYYY.MM.DD."""
+    from kaas.offline.plan import plan_stack
+    from kaas.services import values
+    from tests.helm import render_release
+
+    plan = plan_stack("acme-prod")
+    [release] = [r for r in plan.by_type("kubernetes:helm.sh/v3:Release") if r.name == "fluent-bit"]
+    objects = render_release(release)
+    [config] = [o for o in objects if o["kind"] == "ConfigMap" and "fluent-bit.conf" in (o.get("data") or {})]
+    text = config["data"]["fluent-bit.conf"]
+    assert f"Path {hardening.AUDIT_LOG_PATH}" in text and "Tag audit.*" in text
+    assert re.search(r"Match audit\.\*\n(.*\n)*?\s+Logstash_Prefix logs-audit\n", text)
+    [daemonset] = [o for o in objects if o["kind"] == "DaemonSet"]
+    pod = daemonset["spec"]["template"]["spec"]
+    assert {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
+    host_paths = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+    [container] = pod["containers"]
+    mounted = {m["mountPath"] for m in container["volumeMounts"] if m["name"] in host_paths}
+    assert any(hardening.AUDIT_LOG_PATH.startswith(m.rstrip("/") + "/") for m in mounted)
+    # logs-audit-* is under the ISM delete-after-retention template and the writer's role.
+    spec = load_spec_acme()
+    [template] = values.ism_policy(spec)["policy"]["ism_template"]
+    assert any(re.fullmatch(p.replace("*", ".*"), "logs-audit-2026.12.01") for p in template["index_patterns"])
+    assert spec.services.logging.retention_days == 7
+    role = values.opensearch_log_writer_role()
+    assert any(
+        re.fullmatch(p.replace("*", ".*"), "logs-audit-2026.12.01")
+        for perm in role["index_permissions"]
+        for p in perm["index_patterns"]
+    )
+
+
+def load_spec_acme() -> Any:
+    from kaas.spec.loader import load_stack_spec
+
+    return load_stack_spec("acme-prod")

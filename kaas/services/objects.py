@@ -424,7 +424,7 @@ def app_prometheus_exposure(spec: ClusterSpec) -> list[Manifest]:
             "kind": "Ingress",
             "metadata": {
                 **_meta(spec, name, ns),
-                "annotations": dict(values.CERT_ANNOTATIONS),
+                "annotations": {**values.CERT_ANNOTATIONS, **values.BASIC_AUTH_ANNOTATIONS},
             },
             "spec": {
                 "ingressClassName": values.INGRESS_CLASS,
