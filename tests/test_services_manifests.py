@@ -18,6 +18,7 @@ CUSTOM_RESOURCES = {
     "ClusterIssuer",
     "Issuer",
     "Certificate",
+    "PrometheusRule",
 }  # CRDs from the charts: no schema in kubernetes-validate
 
 

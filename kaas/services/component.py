@@ -20,8 +20,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from kaas.services import names, objects, values
+from kaas.services import alerts, names, objects, values
 from kaas.services.catalog import ChartName, chart_for
+from kaas.services.passwords import password_arguments
 from kaas.spec.models import ClusterSpec, Cni
 
 
@@ -123,16 +124,14 @@ class _Kube:
         )
 
 
-def _password(name: str, parent: pulumi.Resource, mixed: bool = False, length: int = 32) -> random.RandomPassword:
-    """``length`` letters and digits; ``mixed`` guarantees an upper and a lower case letter and a digit."""
-    at_least_one = 1 if mixed else None
+def _password(name: str, parent: pulumi.Resource, length: int | None = None) -> random.RandomPassword:
+    """A password every consumer's policy accepts (:mod:`kaas.services.passwords`); ``length`` for fixed-size keys."""
+    arguments = password_arguments()
+    if length is not None:
+        arguments["length"] = length
     return random.RandomPassword(
         name,
-        length=length,
-        special=False,
-        min_upper=at_least_one,
-        min_lower=at_least_one,
-        min_numeric=at_least_one,
+        **arguments,
         opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["result"]),
     )
 
@@ -178,6 +177,7 @@ class ManagedServices(pulumi.ComponentResource):
         namespaces = group("Namespaces")
         self.namespace = kube.apply(f"{name}-ns-platform", objects.platform_namespace(spec), namespaces)
         platform_ns: pulumi.Input[str] = self.namespace.metadata.name  # type: ignore[attr-defined]
+        kube.apply(f"{name}-break-glass", objects.break_glass_cluster_role_binding(spec), namespaces)
 
         # CNI first: nothing schedules a pod before it.
         cni = group("Cni")
@@ -379,9 +379,12 @@ class ManagedServices(pulumi.ComponentResource):
             ]  # fmt: skip
             stack = kube.release(
                 "kube-prometheus-stack", ChartName.KUBE_PROMETHEUS_STACK, svc.monitoring.chart_version, platform_ns,
-                values.monitoring_values(spec), monitoring, (*data_deps, grafana_secret, *web_auth),
+                alerts.with_certificate_report(values.monitoring_values(spec)), monitoring,
+                (*data_deps, grafana_secret, *web_auth),
             )  # fmt: skip
             self.releases["monitoring"] = stack
+            # The PrometheusRule CRD comes with the chart.
+            kube.apply(f"{name}-certificate-expiry", alerts.certificate_expiry_rule(spec), monitoring, (stack,))
             rbac = [
                 kube.apply(f"{name}-apps-prometheus-{m['kind'].lower()}", m, monitoring, (self.namespace,))
                 for m in objects.app_prometheus_rbac(spec)
@@ -448,7 +451,7 @@ class ManagedServices(pulumi.ComponentResource):
             self.releases["registry"] = harbor
             # The pull robot: its secret (Harbor's rules: upper, lower, digit) goes to a platform
             # Secret the registering Job reads and into every customer namespace's pull Secret.
-            robot_pw = _password(f"{name}-registry-pull", registry, mixed=True)
+            robot_pw = _password(f"{name}-registry-pull", registry)
             robot_secret = kube.apply(
                 f"{name}-harbor-robot",
                 objects.secret(spec, names.HARBOR_ROBOT, spec.platform_namespace, {"ROBOT_SECRET": robot_pw.result}),
@@ -537,7 +540,7 @@ class ManagedServices(pulumi.ComponentResource):
 
         def account(secret_name: str, username: str, **extra: pulumi.Input[str]) -> pulumi.Resource:
             # Mixed classes: OpenSearch's REST API refuses weak passwords (score-based validation).
-            password = _password(f"{name}-{secret_name}", logging, mixed=True)
+            password = _password(f"{name}-{secret_name}", logging)
             return kube.apply(
                 f"{name}-{secret_name}",
                 objects.secret(spec, secret_name, ns, {"username": username, "password": password.result, **extra}),
