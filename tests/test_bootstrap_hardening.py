@@ -328,7 +328,7 @@ def test_pod_security_default_applies_to_namespaces_created_later(level: str, st
     psa = plugin["configuration"]
     assert (psa["apiVersion"], psa["kind"]) == ("pod-security.admission.config.k8s.io/v1", "PodSecurityConfiguration")
     assert psa["defaults"]["enforce"] == level
-    assert psa["defaults"]["warn"] == psa["defaults"]["audit"] == "restricted"
+    assert psa["defaults"]["warn"] == psa["defaults"]["audit"] == level
     assert "kube-system" in psa["exemptions"]["namespaces"]
     assert "default" not in psa["exemptions"]["namespaces"]
 

@@ -196,13 +196,6 @@ def _join_preflight(cp: ControlPlane, config: Path) -> subprocess.CompletedProce
     )
 
 
-ISSUE_12 = pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: token discovery reads cluster-info anonymously, which the AuthenticationConfiguration refuses",
-)
-
-
-@ISSUE_12
 @pytest.mark.parametrize("node", ["worker", "second-master"])
 def test_join_discovery_succeeds_with_the_generated_join_configuration(
     joinable: ControlPlane, node: str, tmp_path: Path
@@ -222,7 +215,6 @@ def test_join_discovery_succeeds_with_the_generated_join_configuration(
         assert "Running pre-flight checks before initializing the new control plane instance" in output, output
 
 
-@ISSUE_12
 def test_join_discovery_refuses_a_cluster_whose_ca_is_not_pinned(joinable: ControlPlane, tmp_path: Path) -> None:
     worker = joinable.plan.texts("workerUserData")[0]
     foreign_ca_hash = discovery_ca_hash(make_ca_pem())

@@ -195,7 +195,11 @@ def audit_args(policy_path: str) -> dict[str, str]:
 def admission_configuration(
     level: str, exempt_namespaces: Sequence[str] = POD_SECURITY_EXEMPT_NAMESPACES
 ) -> dict[str, Any]:
-    """Pod Security for namespaces without their own labels: enforce ``level``, warn and audit at restricted."""
+    """Pod Security for namespaces without their own labels: enforce, warn and audit at ``level``.
+
+    Warning at a stricter level than enforced would flag every chart of the platform (a
+    namespace's ``enforce`` label does not set its ``warn`` level) on every apply.
+    """
     return {
         "apiVersion": "apiserver.config.k8s.io/v1",
         "kind": "AdmissionConfiguration",
@@ -208,9 +212,9 @@ def admission_configuration(
                     "defaults": {
                         "enforce": level,
                         "enforce-version": "latest",
-                        "audit": "restricted",
+                        "audit": level,
                         "audit-version": "latest",
-                        "warn": "restricted",
+                        "warn": level,
                         "warn-version": "latest",
                     },
                     "exemptions": {
