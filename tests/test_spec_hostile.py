@@ -80,7 +80,9 @@ MARKERS: dict[FieldPath, Any] = {
     ("identity", "project"): "hxproject",
     ("identity", "domain"): "hxdomain",
     ("etcd_backup", "s3_region"): "hxs3region",
-    ("services", "ingress", "acme_email"): "hxacme@hx.example.com",
+    # Not on a reserved example domain: Let's Encrypt refuses those (kaas.spec.rules.production_acme_contact).
+    ("services", "ingress", "acme_email"): "hxacme@hxoperations.net",
+    ("security", "metadata_allowed_pod_cidrs"): ("10.244.255.0/24",),
     ("services", "logging", "dashboards_host"): "hxkibana",
     ("services", "backups", "schedule"): "17 3 * * *",
     ("services", "customer_namespaces"): ("hxteam",),
