@@ -135,7 +135,8 @@ def lab() -> Iterator[Lab]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
+        # Python's start-up alone can take seconds on a loaded test machine.
+        deadline = time.monotonic() + 90
         while lab.connect(lab.node) != "connected":
             assert time.monotonic() < deadline, "the metadata stand-in did not start"
             time.sleep(0.2)
