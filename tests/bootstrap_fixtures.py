@@ -55,6 +55,8 @@ def bootstrap_program(spec: ClusterSpec) -> None:
     pulumi.export("caCertHash", pki.ca_cert_hash)
     pulumi.export("apiVip", cluster_plan.api_vip)
     pulumi.export("bootstrapToken", pki.bootstrap_token)
+    pulumi.export("secretsEncryptionKey", bootstrap.secrets_encryption_key)
+    pulumi.export("certificateKey", bootstrap.certificate_key)
     pulumi.export("etcdCaCertPem", pki.etcd_ca.cert_pem)
     pulumi.export("etcdCaKeyPem", pki.etcd_ca.key_pem)
     pulumi.export("etcdMemberCertPems", [m.cert_pem for m in pki.etcd_members])

@@ -54,7 +54,8 @@ STACK = "minimal"  # the tests' minimal spec: three masters, three workers
 
 LOCAL_CHANGES = """\
 What the fixture changes in the generated configuration, and why (everything else is as planned):
-- node paths /etc/kaas and /etc/kubernetes live under a temporary root (no root file system writes);
+- node paths /etc/kaas, /etc/kubernetes and /var/log/kubernetes (the audit log) live under a
+  temporary root (no root file system writes);
 - ClusterConfiguration.controlPlaneEndpoint and the nodes' API endpoint -> 127.0.0.1:<free port>
   (there is no load balancer; kubeadm puts the endpoint into the serving certificate's SANs as it
   does for the real one);
@@ -98,7 +99,7 @@ def write(path: Path, text: str, mode: int = 0o600) -> Path:
 
 # /etc/kaas/... and /etc/kubernetes/... where a path starts: at the start, after a space,
 # "=", ":", ",", a quote or "[" (so "<root>/etc/kubernetes/..." is not moved again).
-_NODE_PATH = re.compile(r"(?<![^\s=:,\"'\[])/etc/(?:kaas|kubernetes)/")
+_NODE_PATH = re.compile(r"(?<![^\s=:,\"'\[])/(?:etc/(?:kaas|kubernetes)|var/log/kubernetes)/")
 
 
 @dataclass

@@ -151,27 +151,25 @@ def test_first_master_runs_kubeadm_init_against_external_etcd(stack: str) -> Non
     assert f"/v{spec.versions.kubernetes.rsplit('.', 1)[0]}/deb/" in source["source"]
 
 
-def test_other_masters_join_the_control_plane_with_the_shared_certificates() -> None:
+def test_other_masters_join_the_control_plane_with_the_uploaded_certificates_and_no_private_key() -> None:
     bp = bootstrap_plan("acme-prod")
+    key = bp.output("certificateKey").value
+    first = _doc(bp.texts("masterUserData")[0])
+    # kubeadm init --upload-certs encrypts the shared certificates with this key (hex, 32 bytes).
+    assert _kubeadm(first)["InitConfiguration"]["certificateKey"] == key
+    assert len(bytes.fromhex(key)) == 32
+    assert "--upload-certs" in _files(first)[cloudinit.KUBEADM_BOOTSTRAP_SCRIPT]["content"]
     for text in bp.texts("masterUserData")[1:]:
         doc = _doc(text)
         kubeadm = _kubeadm(doc)
         assert set(kubeadm) == {"JoinConfiguration"}
         join = kubeadm["JoinConfiguration"]
-        assert "controlPlane" in join
+        assert join["controlPlane"]["certificateKey"] == key
         assert join["discovery"] == {"file": {"kubeConfigPath": cloudinit.DISCOVERY_KUBECONFIG_PATH}}
         files = _files(doc)
         assert files[cloudinit.DISCOVERY_KUBECONFIG_PATH]["permissions"] == "0600"
-        for rel in (
-            "ca.crt",
-            "ca.key",
-            "sa.key",
-            "sa.pub",
-            "front-proxy-ca.key",
-            "etcd/ca.crt",
-            "apiserver-etcd-client.key",
-        ):
-            assert files[f"{cloudinit.SHARED_PKI_DIR}/{rel}"]["permissions"] == "0600"
+        assert not [p for p in files if p.startswith(cloudinit.SHARED_PKI_DIR)]
+        assert not any("PRIVATE KEY" in f["content"] for f in doc["write_files"])
         assert "kubeadm join --config" in files[cloudinit.KUBEADM_BOOTSTRAP_SCRIPT]["content"]
 
 

@@ -170,7 +170,8 @@ def test_masters_install_and_enable_the_renewal_timer_after_joining() -> None:
         files = {f["path"]: f for f in document["write_files"]}
         assert files[cloudinit.CERT_RENEW_SCRIPT]["permissions"] == "0755"
         assert "/etc/systemd/system/kaas-cert-renew.timer" in files
-        assert document["runcmd"] == [
+        # The metadata guard first (issue 17), then kubeadm, then the renewal timer.
+        assert document["runcmd"][-2:] == [
             [cloudinit.KUBEADM_BOOTSTRAP_SCRIPT],
             ["systemctl", "enable", "--now", "kaas-cert-renew.timer"],
         ]

@@ -315,7 +315,7 @@ def test_fluent_bit_writes_as_the_least_privileged_user_with_tls_verified() -> N
     [config] = [o for o in objects if o["kind"] == "ConfigMap" and "fluent-bit.conf" in (o.get("data") or {})]
     text = config["data"]["fluent-bit.conf"]
     assert "HTTP_User fluent-bit" in text and "tls.verify On" in text
-    [ca_file] = re.findall(r"tls\.ca_file (\S+)", text)
+    [ca_file] = set(re.findall(r"tls\.ca_file (\S+)", text))
     [daemonset] = [o for o in objects if o["kind"] == "DaemonSet"]
     [container] = daemonset["spec"]["template"]["spec"]["containers"]
     assert any(ca_file.startswith(m["mountPath"]) for m in container["volumeMounts"])
@@ -382,7 +382,7 @@ def test_every_opensearch_client_dials_a_rendered_service_its_certificate_names(
         for o in rendered("fluent-bit")
         if o["kind"] == "ConfigMap" and "fluent-bit.conf" in (o.get("data") or {})
     )
-    [fluent_host] = re.findall(r"^\s+Host (\S+)$", fluent_conf, flags=re.M)
+    [fluent_host] = set(re.findall(r"^\s+Host (\S+)$", fluent_conf, flags=re.M))
     assert fluent_host in services and fluent_host in dns_names
     [sts] = [o for o in rendered("opensearch") if o["kind"] == "StatefulSet"]
     # Pods are <sts>-<n>.<serviceName>: the wildcard of the headless Service covers them.

@@ -26,8 +26,9 @@ def ports(rows: list[RuleRow]) -> set[tuple[str | None, int | None, int | None]]
     ("networking", "expected"),
     [
         (
+            # VXLAN runs with BGP disabled (calico_values): no 179.
             {"cni": "calico", "calico_encapsulation": "vxlan"},
-            {("tcp", 179, 179), ("tcp", 5473, 5473), ("udp", 4789, 4789)},
+            {("tcp", 5473, 5473), ("udp", 4789, 4789)},
         ),
         (
             {"cni": "calico", "calico_encapsulation": "ipip"},
@@ -38,7 +39,7 @@ def ports(rows: list[RuleRow]) -> set[tuple[str | None, int | None, int | None]]
             {("tcp", 179, 179), ("tcp", 5473, 5473), (None, None, None)},
         ),
         ({"cni": "flannel"}, {("udp", 8472, 8472)}),
-        ({"cni": "canal"}, {("udp", 8472, 8472), ("tcp", 5473, 5473)}),
+        ({"cni": "canal"}, {("udp", 4789, 4789), ("tcp", 5473, 5473)}),
     ],
 )
 def test_cni_ports_per_plugin_and_mode(networking: dict[str, Any], expected: set[Any]) -> None:
@@ -198,3 +199,94 @@ def test_node_ports_carry_their_tier_group_and_the_admin_group() -> None:
         assert pairs == ([] if tier == "etcd" else ["10.244.0.0/16", "10.96.0.0/12"])
     vip = plan.find("openstack:networking/port:Port", "t1-api-vip")
     assert vip.property_dependencies["securityGroupIds"] == [group_urn["t1-api-lb"]]
+
+
+def listeners(spec: Any) -> set[tuple[Role, str | None, int | None]]:
+    """What listens where, stated from the components themselves, not from the rule table.
+
+    - API server 6443 on masters (kubeadm localAPIEndpoint) behind the api-lb VIP; etcd
+      2379/2380 on etcd (kaas.bootstrap.cloudinit.etcd_config); kubelet 10250 on every
+      Kubernetes node; NodePorts on workers; sshd on every node carrying ``admin``.
+    - CNI, from the chart values the program sends: tigera-operator ``calicoNetwork.bgp``
+      Enabled -> BIRD on 179; an ipPool ``encapsulation`` VXLAN -> Felix's vxlanPort (default
+      4789, FelixConfiguration reference), IPIP -> IP protocol 4, None -> routed pod CIDR;
+      Typha 5473 with the operator. Flannel's vxlan backend: the kernel's 8472 on Linux
+      (flannel Documentation/backends.md, "Port").
+    """
+    from kaas.services import values
+
+    found: set[tuple[Role, str | None, int | None]] = {
+        (Role.API_LB, "tcp", API_SERVER_PORT),
+        (Role.MASTER, "tcp", API_SERVER_PORT),
+        (Role.ETCD, "tcp", ETCD_CLIENT_PORT),
+        (Role.ETCD, "tcp", ETCD_PEER_PORT),
+        (Role.ADMIN, "tcp", 22),
+        *((g, "tcp", KUBELET_PORT) for g in NODES),
+        (Role.WORKER, "tcp", 30000),
+        (Role.WORKER, "udp", 30000),
+    }
+    cni = spec.networking.cni
+    node_ports: set[tuple[str | None, int | None]] = set()
+    if cni == "flannel":
+        assert values.flannel_values(spec)["flannel"]["backend"] == "vxlan"
+        node_ports.add(("udp", 8472))
+    else:
+        network = (values.canal_values if cni == "canal" else values.calico_values)(spec)["installation"][
+            "calicoNetwork"
+        ]
+        node_ports.add(("tcp", 5473))
+        if network["bgp"] == "Enabled":
+            node_ports.add(("tcp", 179))
+        encapsulation = network["ipPools"][0]["encapsulation"]
+        node_ports.add({"VXLAN": ("udp", 4789), "IPIP": ("4", None), "None": (None, None)}[encapsulation])
+    found |= {(g, proto, port) for g in NODES for proto, port in node_ports}
+    return found
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    cni=st.sampled_from(["calico", "flannel", "canal"]),
+    encapsulation=st.sampled_from(["vxlan", "ipip", "none"]),
+    octavia=st.sampled_from(["amphora", "ovn"]),
+    api_cidrs=st.lists(st.one_of(st.just("0.0.0.0/0"), cidrs), min_size=1, max_size=3),
+    ssh_cidrs=st.lists(cidrs.filter(lambda c: not c.endswith("/0")), max_size=2),
+    metrics=st.booleans(),
+    monitoring=st.booleans(),
+)
+def test_no_security_group_opens_a_port_without_a_listener_and_only_api_and_ingress_face_the_world(
+    cni: str,
+    encapsulation: str,
+    octavia: str,
+    api_cidrs: list[str],
+    ssh_cidrs: list[str],
+    metrics: bool,
+    monitoring: bool,
+) -> None:
+    spec = make_spec(
+        environment="demo",
+        openstack={"octavia_provider": octavia},
+        networking={
+            "cni": cni,
+            "calico_encapsulation": encapsulation,
+            "allowed_api_cidrs": api_cidrs,
+            "admin_ssh_cidrs": ssh_cidrs,
+        },
+        services={"metrics_server": {"enabled": metrics}, "monitoring": {"enabled": monitoring}},
+    )
+    heard = listeners(spec)
+    for row in security_rules(spec):
+        if row.protocol is None:
+            # Any protocol: only the routed pod CIDR of unencapsulated Calico.
+            assert (row.group, None, None) in heard and row.remote_cidr == spec.networking.pod_cidr, row
+            continue
+        assert (row.group, row.protocol, row.port_min) in heard, f"nothing listens for {row}"
+        if row.remote_cidr is not None and ipaddress.IPv4Network(row.remote_cidr).prefixlen == 0:
+            # Ingress traffic reaches the NGINX controller through its own Octavia LB (OCCM),
+            # not through these groups; the API is the only world-facing rule here.
+            assert row.port_min == API_SERVER_PORT and "0.0.0.0/0" in api_cidrs, row
+
+
+def test_listener_check_catches_a_port_nobody_listens_on() -> None:
+    spec = make_spec(networking={"cni": "calico", "calico_encapsulation": "vxlan"})
+    assert (Role.MASTER, "tcp", 179) not in listeners(spec)
+    assert (Role.MASTER, "tcp", 179) in listeners(make_spec(networking={"calico_encapsulation": "ipip"}))

@@ -176,11 +176,13 @@ def test_check_all_covers_every_stack_and_passes_on_the_committed_stacks() -> No
 
 
 def test_check_fails_a_production_spec_that_breaks_a_production_rule(tmp_path: Path) -> None:
-    # Each SSH CIDR alone passes the spec validator; together they open SSH to the whole internet.
+    # Together the SSH CIDRs open SSH to the whole internet. The spec refuses that
+    # (security.max_open_cidr_share); with the limit lifted, kaas check still catches it.
     spec = (STACKS_DIR / "acme-prod.yaml").read_text()
-    assert "admin_ssh_cidrs: [198.51.100.10/32]" in spec
+    assert "admin_ssh_cidrs: [198.51.100.10/32]" in spec and "\nsecurity:" not in spec
     path = tmp_path / "acme-prod-ssh.yaml"
-    path.write_text(spec.replace("admin_ssh_cidrs: [198.51.100.10/32]", "admin_ssh_cidrs: [0.0.0.0/1, 128.0.0.0/1]"))
+    spec = spec.replace("admin_ssh_cidrs: [198.51.100.10/32]", "admin_ssh_cidrs: [0.0.0.0/1, 128.0.0.0/1]")
+    path.write_text(spec + "security:\n  max_open_cidr_share: 1\n")
     result = check("--spec", str(path))
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout.splitlines() == [

@@ -168,6 +168,7 @@ EXPECTED_DEPENDENCIES = {
     },
     "kube-prometheus-stack": {
         "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-grafana-admin",
+        "t1-web-basic-auth", "t1-web-login",
     },
     # The logging releases mount cert-manager-issued Secrets without waiting for cert-manager
     # (the kubelet retries a missing Secret volume).

@@ -118,6 +118,44 @@ def test_ssh_from_the_world_is_rejected() -> None:
     ]
 
 
+def test_ssh_cidrs_that_together_cover_the_internet_are_refused_in_production() -> None:
+    halves = {"admin_ssh_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}
+    assert problems_of(networking=halves) == [
+        "networking.admin_ssh_cidrs: together cover 100.0000% of the IPv4 space, "
+        "more than security.max_open_cidr_share 0.3906%"
+    ]
+    # Overlaps count once: two /9 inside one /8 are a /8 (1/256 of the space), just allowed.
+    make_spec(networking={"admin_ssh_cidrs": ["10.0.0.0/8", "10.0.0.0/9", "10.128.0.0/9"]})
+    (problem,) = problems_of(networking={"allowed_api_cidrs": ["10.0.0.0/8", "11.0.0.0/8"]})
+    assert problem.startswith("networking.allowed_api_cidrs: together cover 0.7812%")
+    # An API declared public is exactly [0.0.0.0/0] (kaas check reports it); demo relaxes the rule.
+    make_spec(networking={"allowed_api_cidrs": ["0.0.0.0/0"]})
+    make_spec(environment="demo", networking=halves)
+    make_spec(networking=halves, security={"max_open_cidr_share": 1})
+
+
+def test_bootstrap_token_ttl_is_bounded_and_defaults_to_a_day() -> None:
+    assert make_spec().security.bootstrap_token_ttl_hours == 24
+    (problem,) = problems_of(security={"bootstrap_token_ttl_hours": 0})
+    assert problem.startswith("security.bootstrap_token_ttl_hours:")
+    (problem,) = problems_of(security={"bootstrap_token_ttl_hours": 169})
+    assert problem.startswith("security.bootstrap_token_ttl_hours:")
+
+
+def test_default_deny_is_refused_with_plain_flannel() -> None:
+    assert problems_of(networking={"cni": "flannel"}, services={"default_deny_network_policy": True}) == [
+        "services.default_deny_network_policy: flannel enforces no NetworkPolicy; use networking.cni calico or canal"
+    ]
+    make_spec(networking={"cni": "canal"}, services={"default_deny_network_policy": True})
+
+
+def test_metadata_allow_list_must_be_pod_addresses() -> None:
+    assert problems_of(security={"metadata_allowed_pod_cidrs": ["10.0.0.0/24"]}) == [
+        "security.metadata_allowed_pod_cidrs.0: 10.0.0.0/24 is not inside networking.pod_cidr 10.244.0.0/16"
+    ]
+    make_spec(security={"metadata_allowed_pod_cidrs": ["10.244.255.0/24"]})
+
+
 def test_production_rules_and_their_demo_relaxation() -> None:
     relaxed = {
         "masters": {"count": 1},

@@ -26,6 +26,8 @@ import jinja2
 import yaml
 
 from kaas import platform, versions
+from kaas.bootstrap import hardening
+from kaas.bootstrap.hardening import EncryptionKey
 from kaas.openstack.addressing import node_name
 
 CLOUD_CONFIG_HEADER = "#cloud-config\n"
@@ -50,6 +52,9 @@ APISERVER_CONFIG_DIR = "/etc/kaas/apiserver"
 AUTHN_WEBHOOK_PATH = f"{APISERVER_CONFIG_DIR}/keystone-authn-webhook.kubeconfig"
 AUTHZ_WEBHOOK_PATH = f"{APISERVER_CONFIG_DIR}/keystone-authz-webhook.kubeconfig"
 AUTHENTICATION_CONFIG_PATH = f"{APISERVER_CONFIG_DIR}/authentication-config.yaml"
+ENCRYPTION_CONFIG_PATH = f"{APISERVER_CONFIG_DIR}/encryption-config.yaml"
+AUDIT_POLICY_PATH = f"{APISERVER_CONFIG_DIR}/audit-policy.yaml"
+ADMISSION_CONFIG_PATH = f"{APISERVER_CONFIG_DIR}/admission-config.yaml"
 ANONYMOUS_PATHS = ("/healthz", "/livez", "/readyz")
 CERT_RENEW_SCRIPT = "/usr/local/sbin/kaas-cert-renew"
 CERT_METRICS_DIR = "/var/lib/kaas/metrics"  # node-exporter's textfile collector reads it
@@ -408,6 +413,9 @@ class KubernetesCluster:
     kubernetes_ca_cert_pem: str
     api_cert_sans: tuple[str, ...] = ()
     api_port: int = platform.API_SERVER_PORT
+    bootstrap_token_ttl_hours: int = 24
+    pod_security_default: str = "baseline"
+    metadata_allowed_pod_cidrs: tuple[str, ...] = ()
 
     @property
     def control_plane_endpoint(self) -> str:
@@ -448,7 +456,12 @@ class KubernetesNode:
 
 @dataclass(frozen=True)
 class ControlPlaneCertificates:
-    """The certificates all masters share, so any master can join without a certificate upload."""
+    """The certificates all masters share: the first master's user data carries them.
+
+    ``kubeadm init --upload-certs`` then stores them in the ``kubeadm-certs`` Secret,
+    encrypted with the certificate key, and deleted by kubeadm after two hours; the other
+    masters fetch them with ``controlPlane.certificateKey`` and carry no private key.
+    """
 
     ca_cert_pem: str
     ca_key_pem: str
@@ -539,8 +552,13 @@ def cluster_configuration(cluster: KubernetesCluster) -> dict[str, Any]:
                     "authentication-token-webhook-config-file": AUTHN_WEBHOOK_PATH,
                     "authorization-webhook-config-file": AUTHZ_WEBHOOK_PATH,
                     "authorization-mode": "Node,RBAC,Webhook",
+                    "encryption-provider-config": ENCRYPTION_CONFIG_PATH,
+                    "admission-control-config-file": ADMISSION_CONFIG_PATH,
+                    **hardening.audit_args(AUDIT_POLICY_PATH),
                 }
             ),
+            # kubeadm mounts only the certificates directory into the static pod; the
+            # configuration files above and the audit log need their own hostPath volumes.
             "extraVolumes": [
                 {
                     "name": "kaas-apiserver-config",
@@ -548,28 +566,38 @@ def cluster_configuration(cluster: KubernetesCluster) -> dict[str, Any]:
                     "mountPath": APISERVER_CONFIG_DIR,
                     "readOnly": True,
                     "pathType": "DirectoryOrCreate",
-                }
+                },
+                {
+                    "name": "kaas-audit-log",
+                    "hostPath": hardening.AUDIT_LOG_DIR,
+                    "mountPath": hardening.AUDIT_LOG_DIR,
+                    "readOnly": False,
+                    "pathType": "DirectoryOrCreate",
+                },
             ],
         },
     }
 
 
-def init_configuration(cluster: KubernetesCluster, node: KubernetesNode) -> dict[str, Any]:
+def init_configuration(cluster: KubernetesCluster, node: KubernetesNode, certificate_key: str) -> dict[str, Any]:
     token_id = cluster.bootstrap_token.split(".")[0]
     return {
         "apiVersion": KUBEADM_API,
         "kind": "InitConfiguration",
-        # The token never expires, so nodes added later (or replaced) can still join.
-        # Rotate it by replacing the bootstrap-token resources of the PKI.
+        # The token in every node's user data expires (spec security.bootstrap_token_ttl_hours):
+        # whoever reads the user data later (a pod, the metadata service's logs) holds a
+        # dead credential. Nodes created after it expired need a fresh token (architecture.md).
         "bootstrapTokens": [
             {
                 "token": cluster.bootstrap_token,
                 "description": f"kaas node bootstrap token ({token_id})",
-                "ttl": "0s",
+                "ttl": f"{cluster.bootstrap_token_ttl_hours}h0m0s",
                 "usages": ["signing", "authentication"],
                 "groups": ["system:bootstrappers:kubeadm:default-node-token"],
             }
         ],
+        # With --upload-certs: the key that encrypts the kubeadm-certs Secret (hex, 32 bytes).
+        "certificateKey": certificate_key,
         "localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": cluster.api_port},
         "nodeRegistration": _node_registration(node),
     }
@@ -609,7 +637,9 @@ def discovery_kubeconfig(cluster: KubernetesCluster) -> dict[str, Any]:
     }
 
 
-def join_configuration(cluster: KubernetesCluster, node: KubernetesNode, control_plane: bool) -> dict[str, Any]:
+def join_configuration(
+    cluster: KubernetesCluster, node: KubernetesNode, control_plane: bool, certificate_key: str | None = None
+) -> dict[str, Any]:
     document: dict[str, Any] = {
         "apiVersion": KUBEADM_API,
         "kind": "JoinConfiguration",
@@ -618,7 +648,12 @@ def join_configuration(cluster: KubernetesCluster, node: KubernetesNode, control
         "timeouts": {"discovery": "30m0s", "tlsBootstrap": "10m0s"},
     }
     if control_plane:
-        document["controlPlane"] = {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": cluster.api_port}}
+        if certificate_key is None:
+            raise ValueError("a control-plane join needs the certificate key of the uploaded certificates")
+        document["controlPlane"] = {
+            "localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": cluster.api_port},
+            "certificateKey": certificate_key,
+        }
     return document
 
 
@@ -687,6 +722,8 @@ def admin_kubeconfig(
 
 def _node_base_files(cluster: KubernetesCluster) -> list[dict[str, str]]:
     return [
+        _file(hardening.METADATA_GUARD_PATH, hardening.metadata_guard_ruleset(cluster.metadata_allowed_pod_cidrs)),
+        _file(f"/etc/systemd/system/{hardening.METADATA_GUARD_UNIT}", hardening.metadata_guard_unit()),
         # node-exporter's textfile collector reads this directory on every node; a missing
         # directory would be a scrape error (and the chart's NodeTextFileCollectorScrapeError).
         _file(f"{CERT_METRICS_DIR}/README", "Prometheus textfile metrics (*.prom) written by kaas timers.\n"),
@@ -724,6 +761,7 @@ def _apt_and_packages(cluster: KubernetesCluster) -> dict[str, Any]:
         "package_update": True,
         "packages": [
             "curl",
+            "nftables",
             "runc",
             "conntrack",
             "socat",
@@ -741,6 +779,10 @@ def _bootstrap_script(
     certificates: Sequence[tuple[str, str]],
     wait_for_etcd: bool,
 ) -> str:
+    # After a successful init/join, the node deletes what only bootstrapping needed: the
+    # token (discovery file, kubeadm config with the certificate key) and the shared copy
+    # of the CA keys (kubeadm keeps its own under /etc/kubernetes/pki).
+    wipe = [KUBEADM_CONFIG_PATH, DISCOVERY_KUBECONFIG_PATH, *(source for source, _ in certificates)]
     return render_template(
         "kubeadm-bootstrap.sh.j2",
         containerd_version=cluster.containerd_version.lstrip("v"),
@@ -754,6 +796,7 @@ def _bootstrap_script(
         etcd_cert=f"{KUBERNETES_PKI_DIR}/apiserver-etcd-client.crt",
         etcd_key=f"{KUBERNETES_PKI_DIR}/apiserver-etcd-client.key",
         etcd_health_url=(cluster.etcd_endpoints[0] + "/health") if cluster.etcd_endpoints else "",
+        wipe_after=wipe,
     )
 
 
@@ -793,24 +836,41 @@ def render_master_user_data(
     node: KubernetesNode,
     certificates: ControlPlaneCertificates,
     first: bool,
+    *,
+    certificate_key: str,
+    encryption_keys: Sequence[EncryptionKey],
 ) -> str:
-    """A master: the first runs ``kubeadm init``, the others ``kubeadm join --control-plane``."""
+    """A master: the first runs ``kubeadm init --upload-certs``, the others ``kubeadm join --control-plane``.
+
+    Only the first master's user data holds the CA keys (kubeadm init needs them on disk to
+    sign the cluster's certificates); the others download them once, encrypted with
+    ``certificate_key``, from the ``kubeadm-certs`` Secret. Every master needs the
+    Secrets' encryption keys: each API server encrypts and decrypts on its own.
+    """
     if first:
         kubeadm_docs = _yaml_docs(
-            cluster_configuration(cluster), init_configuration(cluster, node), kubelet_configuration()
+            cluster_configuration(cluster),
+            init_configuration(cluster, node, certificate_key),
+            kubelet_configuration(),
         )
-        action, flags = "init", ["--skip-token-print"]
+        action, flags = "init", ["--skip-token-print", "--upload-certs"]
         discovery: list[dict[str, str]] = []
+        shared = certificates.files()
     else:
-        kubeadm_docs = _yaml_docs(join_configuration(cluster, node, control_plane=True))
+        kubeadm_docs = _yaml_docs(
+            join_configuration(cluster, node, control_plane=True, certificate_key=certificate_key)
+        )
         action, flags = "join", []
         discovery = [_discovery_file(cluster)]
-    shared = certificates.files()
+        shared = {}
     files = [
         *_node_base_files(cluster),
         *discovery,
         *(_secret_file(f"{SHARED_PKI_DIR}/{rel}", content) for rel, content in shared.items()),
         _secret_file(KUBEADM_CONFIG_PATH, kubeadm_docs),
+        _secret_file(ENCRYPTION_CONFIG_PATH, _safe_dump(hardening.encryption_configuration(encryption_keys))),
+        _file(AUDIT_POLICY_PATH, _safe_dump(hardening.audit_policy())),
+        _file(ADMISSION_CONFIG_PATH, _safe_dump(hardening.admission_configuration(cluster.pod_security_default))),
         _file(AUTHENTICATION_CONFIG_PATH, _safe_dump(authentication_configuration())),
         _file(
             AUTHN_WEBHOOK_PATH,
@@ -837,7 +897,9 @@ def render_master_user_data(
                 action,
                 flags,
                 [(f"{SHARED_PKI_DIR}/{rel}", f"{KUBERNETES_PKI_DIR}/{rel}") for rel in shared],
-                wait_for_etcd=True,
+                # Joining masters have no etcd client certificate before the join; kubeadm's
+                # own retries wait for the API (and so for etcd) instead.
+                wait_for_etcd=first,
             ),
             "0755",
         ),
@@ -864,7 +926,12 @@ def _kubernetes_node_config(
             "preserve_hostname": False,
             **_apt_and_packages(cluster),
             "write_files": files,
-            "runcmd": [[KUBEADM_BOOTSTRAP_SCRIPT], *after_join],
+            "runcmd": [
+                ["systemctl", "daemon-reload"],
+                ["systemctl", "enable", "--now", hardening.METADATA_GUARD_UNIT],
+                [KUBEADM_BOOTSTRAP_SCRIPT],
+                *after_join,
+            ],
         }
     )
 

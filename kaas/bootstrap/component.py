@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pulumi
+import pulumi_random as random
 
 from kaas import platform
 from kaas.bootstrap import cloudinit
@@ -26,6 +27,7 @@ from kaas.bootstrap.cloudinit import (
     KubernetesCluster,
     KubernetesNode,
 )
+from kaas.bootstrap.hardening import ENCRYPTION_KEY_BYTES, EncryptionKey
 from kaas.bootstrap.pki import ClusterPki, EtcdMemberName
 from kaas.cluster_plan import ClusterPlan, PlannedNode
 from kaas.rollout import Action, Tier
@@ -37,6 +39,17 @@ def _at_version(cluster: KubernetesCluster, node: PlannedNode) -> KubernetesClus
 
 def _worker_user_data(node: PlannedNode, cluster: KubernetesCluster) -> str:
     return cloudinit.render_worker_user_data(_at_version(cluster, node), KubernetesNode(node.name, node.fixed_ip))
+
+
+ENCRYPTION_KEY_NAME = "key1"  # rotation adds key2 (docs/architecture.md, Security)
+
+
+def _secret_random_id(name: str, parent: pulumi.Resource) -> random.RandomId:
+    return random.RandomId(
+        name,
+        byte_length=ENCRYPTION_KEY_BYTES,
+        opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["b64Std", "b64Url", "hex", "dec"]),
+    )
 
 
 def api_server_url(api_endpoint_host: str) -> str:
@@ -58,6 +71,8 @@ class ClusterBootstrap(pulumi.ComponentResource):
     ca_cert_pem: pulumi.Output[str]
     keystone_auth_cert_pem: pulumi.Output[str]
     keystone_auth_key_pem: pulumi.Output[str]
+    secrets_encryption_key: pulumi.Output[str]
+    certificate_key: pulumi.Output[str]
 
     def __init__(
         self,
@@ -87,6 +102,12 @@ class ClusterBootstrap(pulumi.ComponentResource):
         self.ca_cert_pem = pki.kubernetes_ca.cert_pem
         self.keystone_auth_cert_pem = pki.keystone_auth.cert_pem
         self.keystone_auth_key_pem = pki.keystone_auth.key_pem
+        # The API servers' key for Secrets at rest (secretbox, 32 bytes, base64) and the
+        # key that encrypts the control-plane certificates kubeadm uploads for the other masters.
+        self.secrets_encryption_key = pulumi.Output.secret(
+            _secret_random_id(f"{name}-secrets-encryption-key", pki).b64_std
+        )
+        self.certificate_key = pulumi.Output.secret(_secret_random_id(f"{name}-kubeadm-certificate-key", pki).hex)
 
         backup = pulumi.Output.all(backup_access_key, backup_secret_key).apply(
             lambda keys: BackupTarget(
@@ -138,6 +159,9 @@ class ClusterBootstrap(pulumi.ComponentResource):
                 bootstrap_token=v[0],
                 kubernetes_ca_cert_pem=v[1],
                 api_cert_sans=tuple(api_cert_sans),
+                bootstrap_token_ttl_hours=spec.security.bootstrap_token_ttl_hours,
+                pod_security_default=spec.security.pod_security_default.value,
+                metadata_allowed_pod_cidrs=spec.security.metadata_allowed_pod_cidrs,
             )
         )
         certificates = pulumi.Output.all(
@@ -154,13 +178,18 @@ class ClusterBootstrap(pulumi.ComponentResource):
 
         def master_user_data(node: PlannedNode, first: bool, v: list[Any]) -> str:
             return cloudinit.render_master_user_data(
-                _at_version(v[0], node), KubernetesNode(node.name, node.fixed_ip), v[1], first=first
+                _at_version(v[0], node),
+                KubernetesNode(node.name, node.fixed_ip),
+                v[1],
+                first=first,
+                certificate_key=v[2],
+                encryption_keys=[EncryptionKey(ENCRYPTION_KEY_NAME, v[3])],
             )
 
         # Only the very first pulumi up runs `kubeadm init`; a master built later (by a rollout too) joins.
         self.master_user_data = {
             node.name: pulumi.Output.secret(
-                pulumi.Output.all(cluster, certificates).apply(
+                pulumi.Output.all(cluster, certificates, self.certificate_key, self.secrets_encryption_key).apply(
                     functools.partial(master_user_data, node, plan.first_deploy and node.index == 0)
                 )
             )

@@ -70,7 +70,12 @@ def _random_string(args: MockResourceArgs, rid: str) -> State:
 def _random_id(args: MockResourceArgs, rid: str) -> State:
     size = int(args.inputs.get("byteLength", 8))
     raw = hashlib.sha256(args.name.encode()).digest()[:size]
-    return {"hex": raw.hex(), "dec": str(int.from_bytes(raw, "big"))}
+    return {
+        "hex": raw.hex(),
+        "dec": str(int.from_bytes(raw, "big")),
+        "b64Std": base64.standard_b64encode(raw).decode(),
+        "b64Url": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    }
 
 
 # --- pulumi-tls -------------------------------------------------------------------

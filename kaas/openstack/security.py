@@ -17,9 +17,10 @@ since nodes pull images and reach the OpenStack APIs):
 - kubelet 10250/tcp on masters and workers from masters, and from workers when
   metrics-server or monitoring (running on workers) scrape kubelets.
 - NodePorts 30000-32767 tcp+udp on workers from the node subnet.
-- CNI traffic only between masters and workers: Calico BGP 179/tcp and Typha
-  5473/tcp, then IP-in-IP (protocol 4) or VXLAN 4789/udp per encapsulation, or, when
-  unencapsulated, the pod CIDR itself; Flannel/Canal VXLAN 8472/udp (Canal adds Typha).
+- CNI traffic only between masters and workers: Calico BGP 179/tcp (only when Calico
+  runs BGP: IP-in-IP or unencapsulated) and Typha 5473/tcp, then IP-in-IP (protocol 4) or VXLAN 4789/udp per encapsulation, or, when
+  unencapsulated, the pod CIDR itself; Canal (the operator's Calico VXLAN, BGP off)
+  4789/udp and Typha; flannel VXLAN 8472/udp.
 - ``admin`` (only when ``admin_ssh_cidrs`` is set, attached to every node): 22/tcp
   from those CIDRs. No SSH otherwise.
 - k8s-keystone-auth listens on the masters' loopback (``KEYSTONE_AUTH_PORT``): no rule.
@@ -110,11 +111,22 @@ def _between_nodes(protocol: str | None, port: int | None, description: str) -> 
     return [RuleRow(g, protocol, port, port, description, remote_group=src) for g in nodes for src in nodes]
 
 
+def calico_runs_bgp(spec: ClusterSpec) -> bool:
+    """Calico's BIRD peers only with IP-in-IP or unencapsulated routing; VXLAN runs with BGP disabled.
+
+    Mirrors ``bgp`` in :func:`kaas.services.values.calico_values` (Installation
+    ``calicoNetwork.bgp``); Canal is VXLAN without BGP.
+    """
+    net = spec.networking
+    return net.cni is Cni.CALICO and net.calico_encapsulation is not CalicoEncapsulation.VXLAN
+
+
 def cni_rules(spec: ClusterSpec) -> list[RuleRow]:
     net = spec.networking
     rows: list[RuleRow] = []
     if net.cni is Cni.CALICO:
-        rows += _between_nodes("tcp", CALICO_BGP_PORT, "Calico BGP")
+        if calico_runs_bgp(spec):
+            rows += _between_nodes("tcp", CALICO_BGP_PORT, "Calico BGP")
         rows += _between_nodes("tcp", CALICO_TYPHA_PORT, "Calico Typha")
         if net.calico_encapsulation is CalicoEncapsulation.VXLAN:
             rows += _between_nodes("udp", CALICO_VXLAN_PORT, "Calico VXLAN")
@@ -124,10 +136,13 @@ def cni_rules(spec: ClusterSpec) -> list[RuleRow]:
             # Unencapsulated: packets between nodes carry pod source addresses.
             for group in (Role.MASTER, Role.WORKER):
                 rows.append(RuleRow(group, None, None, None, "Calico routed pod traffic", remote_cidr=net.pod_cidr))
+    elif net.cni is Cni.CANAL:
+        # kaas's Canal is the tigera-operator's Calico with a VXLAN pool and BGP off
+        # (kaas.services.values.canal_values): Calico's VXLAN port, not flannel's.
+        rows += _between_nodes("udp", CALICO_VXLAN_PORT, "Canal (Calico VXLAN)")
+        rows += _between_nodes("tcp", CALICO_TYPHA_PORT, "Canal Typha")
     else:
         rows += _between_nodes("udp", FLANNEL_VXLAN_PORT, "Flannel VXLAN")
-        if net.cni is Cni.CANAL:
-            rows += _between_nodes("tcp", CALICO_TYPHA_PORT, "Canal Typha")
     return rows
 
 

@@ -354,10 +354,34 @@ class ManagedServices(pulumi.ComponentResource):
                 ),
                 monitoring, (self.namespace,),
             )  # fmt: skip
+            # Prometheus, apps-Prometheus and Alertmanager have no login: one generated account
+            # guards their Ingresses (values.BASIC_AUTH_ANNOTATIONS); operators read it from web-login.
+            web_pw = _password(f"{name}-web-login", monitoring)
+            web_auth = [
+                kube.apply(
+                    f"{name}-web-basic-auth",
+                    objects.secret(
+                        spec, names.WEB_AUTH, spec.platform_namespace,
+                        {"htpasswd": pulumi.Output.secret(
+                            web_pw.result.apply(lambda p: values.htpasswd_line(names.WEB_USER, p))
+                        )},
+                        secret_type="nginx.org/htpasswd",
+                    ),
+                    monitoring, (self.namespace,),
+                ),
+                kube.apply(
+                    f"{name}-web-login",
+                    objects.secret(
+                        spec, names.WEB_LOGIN, spec.platform_namespace,
+                        {"username": names.WEB_USER, "password": web_pw.result},
+                    ),
+                    monitoring, (self.namespace,),
+                ),
+            ]  # fmt: skip
             stack = kube.release(
                 "kube-prometheus-stack", ChartName.KUBE_PROMETHEUS_STACK, svc.monitoring.chart_version, platform_ns,
                 alerts.with_certificate_report(values.monitoring_values(spec)), monitoring,
-                (*data_deps, grafana_secret),
+                (*data_deps, grafana_secret, *web_auth),
             )  # fmt: skip
             self.releases["monitoring"] = stack
             # The PrometheusRule CRD comes with the chart.
@@ -518,6 +542,7 @@ class ManagedServices(pulumi.ComponentResource):
         ns = spec.platform_namespace
 
         def account(secret_name: str, username: str, **extra: pulumi.Input[str]) -> pulumi.Resource:
+            # Mixed classes: OpenSearch's REST API refuses weak passwords (score-based validation).
             password = _password(f"{name}-{secret_name}", logging)
             return kube.apply(
                 f"{name}-{secret_name}",

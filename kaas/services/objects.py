@@ -39,8 +39,11 @@ def _meta(spec: ClusterSpec, name: str, namespace: str | None = None, **labels: 
 def platform_namespace(spec: ClusterSpec) -> Manifest:
     labels = {
         names.platform_label(spec): "true",
-        # Log shippers and node exporters mount host paths.
+        # Log shippers and node exporters mount host paths. warn/audit too: otherwise the
+        # cluster default (security.pod_security_default) would warn on every platform chart.
         "pod-security.kubernetes.io/enforce": "privileged",
+        "pod-security.kubernetes.io/warn": "privileged",
+        "pod-security.kubernetes.io/audit": "privileged",
     }
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(spec, spec.platform_namespace, **labels)}
 
@@ -436,7 +439,7 @@ def app_prometheus_exposure(spec: ClusterSpec) -> list[Manifest]:
             "kind": "Ingress",
             "metadata": {
                 **_meta(spec, name, ns),
-                "annotations": dict(values.CERT_ANNOTATIONS),
+                "annotations": {**values.CERT_ANNOTATIONS, **values.BASIC_AUTH_ANNOTATIONS},
             },
             "spec": {
                 "ingressClassName": values.INGRESS_CLASS,

@@ -7,6 +7,8 @@ carry a secret and can be shown in a plan as they are.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from typing import Any
@@ -37,6 +39,27 @@ CERT_ANNOTATIONS: dict[str, str] = {
 }
 
 
+# Prometheus and Alertmanager have no login of their own: the nginx.org controller asks for
+# HTTP Basic credentials (nginx.org/basic-auth-secret, a Secret of type nginx.org/htpasswd
+# with key htpasswd, in the Ingress's namespace; nginx/kubernetes-ingress
+# docs "Advanced configuration with annotations" and issue #3585).
+BASIC_AUTH_ANNOTATIONS: dict[str, str] = {
+    "nginx.org/basic-auth-secret": names.WEB_AUTH,
+    "nginx.org/basic-auth-realm": "kaas platform",
+}
+
+
+def htpasswd_line(user: str, password: str) -> str:
+    """``user:{SSHA}...``: salted SHA-1, one of nginx's auth_basic_user_file formats.
+
+    The salt is derived from the password, so the line is the same on every run (no diff
+    on every ``pulumi up``); the password itself is 32 random characters.
+    """
+    salt = hashlib.sha256(b"kaas-htpasswd:" + password.encode()).digest()[:8]
+    digest = hashlib.sha1(password.encode() + salt).digest()
+    return f"{user}:{{SSHA}}{base64.b64encode(digest + salt).decode()}\n"
+
+
 def host(spec: ClusterSpec, label: str) -> str:
     """``<label>.<cluster>.<domain>``: every host the ingress serves."""
     if label == API_HOST_LABEL:
@@ -54,10 +77,10 @@ def pod_mtu(spec: ClusterSpec) -> int:
     return net.mtu - VXLAN_OVERHEAD  # flannel, canal (flannel data plane) and calico VXLAN
 
 
-def _ingress(spec: ClusterSpec, label: str, ingress_class: bool = True) -> Values:
+def _ingress(spec: ClusterSpec, label: str, ingress_class: bool = True, basic_auth: bool = False) -> Values:
     name = host(spec, label)
     values: Values = {"enabled": True, "hosts": [name], "tls": [{"secretName": f"{label}-tls", "hosts": [name]}]}
-    values["annotations"] = dict(CERT_ANNOTATIONS)
+    values["annotations"] = {**CERT_ANNOTATIONS, **(BASIC_AUTH_ANNOTATIONS if basic_auth else {})}
     if ingress_class:
         values["ingressClassName"] = INGRESS_CLASS
     return values
@@ -256,7 +279,7 @@ def monitoring_values(spec: ClusterSpec) -> Values:
     platform_namespaces = {"matchLabels": {names.platform_label(spec): "true"}}
     return {
         "prometheus": {
-            "ingress": _ingress(spec, "prometheus"),
+            "ingress": _ingress(spec, "prometheus", basic_auth=True),
             "prometheusSpec": {
                 "retention": retention(mon.prometheus_retention_days),
                 "storageSpec": _volume_claim(mon.prometheus_volume_gb, names.STORAGE_CLASS_DEFAULT),
@@ -268,7 +291,7 @@ def monitoring_values(spec: ClusterSpec) -> Values:
             },
         },
         "alertmanager": {
-            "ingress": _ingress(spec, "alertmanager"),
+            "ingress": _ingress(spec, "alertmanager", basic_auth=True),
             "alertmanagerSpec": {
                 "storage": _volume_claim(mon.alertmanager_volume_gb, names.STORAGE_CLASS_DEFAULT),
             },
@@ -477,13 +500,57 @@ def opensearch_dashboards_values(spec: ClusterSpec) -> Values:
 FLUENT_BIT_CA_DIR = "/fluent-bit/tls"
 
 
+# The API servers' audit log on every master (kaas.bootstrap.hardening.AUDIT_LOG_PATH), in
+# its own index series ``logs-audit-YYYY.MM.DD``: separate from container logs, and still under
+# the ``logs-*`` ISM policy (logging.retention_days, 7 by default) and the writer's role.
+AUDIT_LOG_PATH = "/var/log/kubernetes/audit/audit.log"
+AUDIT_INDEX_PREFIX = f"{LOG_INDEX_PREFIX}audit"
+
+# fluent/helm-charts fluent-bit 0.58.1 values.yaml ``config.inputs``, kept as is, plus the audit log.
+FLUENT_BIT_INPUTS = "\n".join(
+    [
+        "[INPUT]",
+        "    Name tail",
+        "    Path /var/log/containers/*.log",
+        "    multiline.parser docker, cri",
+        "    Tag kube.*",
+        "    Mem_Buf_Limit 5MB",
+        "    Skip_Long_Lines On",
+        "",
+        "[INPUT]",
+        "    Name systemd",
+        "    Tag host.*",
+        "    Systemd_Filter _SYSTEMD_UNIT=kubelet.service",
+        "    Read_From_Tail On",
+        "",
+        "[INPUT]",
+        "    Name tail",
+        f"    Path {AUDIT_LOG_PATH}",
+        "    Parser json",
+        "    Tag audit.*",
+        "    Mem_Buf_Limit 20MB",
+        "    Skip_Long_Lines On",
+        "",
+    ]
+)
+
+
 def fluent_bit_output() -> str:
-    """The OpenSearch output: the least-privilege writer, TLS verified against the platform CA."""
+    """The OpenSearch outputs: the least-privilege writer, TLS verified against the platform CA.
+
+    Container logs go to ``logs-YYYY.MM.DD``, the API servers' audit log to ``logs-audit-YYYY.MM.DD``.
+    """
+    return _fluent_bit_opensearch("kube.*", LOG_INDEX_PREFIX.rstrip("-")) + _fluent_bit_opensearch(
+        "audit.*", AUDIT_INDEX_PREFIX
+    )
+
+
+def _fluent_bit_opensearch(match: str, prefix: str) -> str:
     return "\n".join(
         [
             "[OUTPUT]",
             "    Name opensearch",
-            "    Match kube.*",
+            f"    Match {match}",
             f"    Host {names.OPENSEARCH_SERVICE}",
             "    Port 9200",
             f"    HTTP_User {OPENSEARCH_FLUENT_BIT_USER}",
@@ -492,7 +559,7 @@ def fluent_bit_output() -> str:
             "    tls.verify On",
             f"    tls.ca_file {FLUENT_BIT_CA_DIR}/ca.crt",
             "    Logstash_Format On",
-            f"    Logstash_Prefix {LOG_INDEX_PREFIX.rstrip('-')}",
+            f"    Logstash_Prefix {prefix}",
             "    Suppress_Type_Name On",
             "    Replace_Dots On",
             "    Retry_Limit False",
@@ -517,7 +584,9 @@ def fluent_bit_values(spec: ClusterSpec) -> Values:
             }
         ],
         "extraVolumeMounts": [{"name": "opensearch-ca", "mountPath": FLUENT_BIT_CA_DIR, "readOnly": True}],
-        "config": {"outputs": fluent_bit_output()},
+        # Also on the masters, where the audit log is (the chart's /var/log hostPath covers it).
+        "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
+        "config": {"inputs": FLUENT_BIT_INPUTS, "outputs": fluent_bit_output()},
     }
 
 

@@ -413,6 +413,38 @@ class ServicesSpec(SpecModel):
     )
 
 
+class PodSecurityLevel(StrEnum):
+    BASELINE = "baseline"
+    RESTRICTED = "restricted"
+
+
+class SecuritySpec(SpecModel):
+    """Cluster hardening knobs; the defaults are the platform's promise (docs/architecture.md, Security)."""
+
+    bootstrap_token_ttl_hours: int = Field(
+        default=24,
+        ge=1,
+        le=168,
+        description="Lifetime of the kubeadm bootstrap token in the nodes' user data (kubeadm's default is 24 h).",
+    )
+    pod_security_default: PodSecurityLevel = Field(
+        default=PodSecurityLevel.BASELINE,
+        description="Pod Security level enforced on every namespace without its own label (AdmissionConfiguration).",
+    )
+    metadata_allowed_pod_cidrs: tuple[Cidr, ...] = Field(
+        default=(),
+        description="Pod source CIDRs (inside networking.pod_cidr) still allowed to reach the Nova metadata "
+        "service; every other pod is refused. Host-network pods (OCCM, Cinder CSI) reach it as the node.",
+    )
+    max_open_cidr_share: float = Field(
+        default=1 / 256,
+        gt=0,
+        le=1,
+        description="In production, the largest share of the IPv4 space admin_ssh_cidrs may cover together, "
+        "and allowed_api_cidrs unless they are exactly [0.0.0.0/0] (an API declared public).",
+    )
+
+
 class ClusterSpec(SpecModel):
     """One customer environment."""
 
@@ -434,6 +466,7 @@ class ClusterSpec(SpecModel):
     identity: IdentitySpec
     etcd_backup: EtcdBackupSpec = EtcdBackupSpec()
     services: ServicesSpec = ServicesSpec()
+    security: SecuritySpec = SecuritySpec()
 
     @model_validator(mode="after")
     def _rules(self) -> ClusterSpec:

@@ -118,6 +118,54 @@ def ssh_not_open_to_world(spec: ClusterSpec) -> Iterator[Problem]:
             )
 
 
+def cidr_union_share(cidrs: tuple[str, ...]) -> float:
+    """The share of the IPv4 space the CIDRs cover together (overlaps counted once)."""
+    merged = ipaddress.collapse_addresses(ipaddress.IPv4Network(c) for c in cidrs)
+    return sum(n.num_addresses for n in merged) / 2**32
+
+
+def production_cidr_union(spec: ClusterSpec) -> Iterator[Problem]:
+    """Admin SSH and API CIDRs judged together: 0.0.0.0/1 + 128.0.0.0/1 is the whole internet too.
+
+    ``allowed_api_cidrs: [0.0.0.0/0]`` alone is the explicit way to publish the API (``kaas
+    check`` reports it); a list of narrower CIDRs adding up to more is taken for a mistake.
+    """
+    net, limit = spec.networking, spec.security.max_open_cidr_share
+    fields = []
+    if not any(c.endswith("/0") for c in net.admin_ssh_cidrs):  # ssh_not_open_to_world says it already
+        fields.append(("admin_ssh_cidrs", net.admin_ssh_cidrs))
+    if net.allowed_api_cidrs != ("0.0.0.0/0",):
+        fields.append(("allowed_api_cidrs", net.allowed_api_cidrs))
+    for field, cidrs in fields:
+        share = cidr_union_share(cidrs)
+        if share > limit:
+            yield Problem(
+                f"networking.{field}",
+                f"together cover {share:.4%} of the IPv4 space, more than security.max_open_cidr_share {limit:.4%}",
+            )
+
+
+def metadata_allow_list_in_pod_cidr(spec: ClusterSpec) -> Iterator[Problem]:
+    pods = ipaddress.IPv4Network(spec.networking.pod_cidr)
+    for index, cidr in enumerate(spec.security.metadata_allowed_pod_cidrs):
+        if not ipaddress.IPv4Network(cidr).subnet_of(pods):
+            yield Problem(
+                f"security.metadata_allowed_pod_cidrs.{index}",
+                f"{cidr} is not inside networking.pod_cidr {spec.networking.pod_cidr}",
+            )
+
+
+def default_deny_needs_policy_cni(spec: ClusterSpec) -> Iterator[Problem]:
+    """Plain flannel enforces no NetworkPolicy: a default-deny object would be a silent no-op."""
+    from kaas.spec.models import Cni
+
+    if spec.services.default_deny_network_policy and spec.networking.cni is Cni.FLANNEL:
+        yield Problem(
+            "services.default_deny_network_policy",
+            "flannel enforces no NetworkPolicy; use networking.cni calico or canal",
+        )
+
+
 # RFC 1918 private ranges and RFC 6598 shared address space: the only ranges a pod or
 # Service network may take. Any other range shadows real internet addresses for every
 # pod (traffic to them never leaves the cluster).
@@ -257,6 +305,8 @@ ALWAYS: tuple[Rule, ...] = (
     worker_rollout_progresses,
     worker_flavor_minimum,
     ssh_not_open_to_world,
+    metadata_allow_list_in_pod_cidr,
+    default_deny_needs_policy_cni,
     cluster_networks_private,
     dns_zone_holds_the_cluster,
     logging_needs_cert_manager,
@@ -266,6 +316,7 @@ PRODUCTION: tuple[Rule, ...] = (
     production_operations,
     production_https,
     production_acme_contact,
+    production_cidr_union,
 )
 
 
