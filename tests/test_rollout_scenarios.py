@@ -218,12 +218,17 @@ def test_diff_shows_the_rollout_step_and_the_user_data_that_changed_with_secrets
     assert "kubectl drain acme-prod-master-0 --ignore-daemonsets" in text
     assert "-  - 1.34.2-1.1\n          +  - 1.34.9-1.1" in text  # the kubelet/kubeadm pins, as a unified diff
     assert "```diff" in render_markdown(diff)
-    # No secret value of the user data reaches the review: keys, the bootstrap token.
+    # No secret value of the user data reaches the review: keys (a joining master has none since
+    # upload-certs), the bootstrap token, the certificate key, the encryption key.
     revealed = plain(patch_bump[0].plan.find(INSTANCE, "acme-prod-master-0").inputs["userData"], show_secrets=True)
     secrets = [line.strip() for line in _pem_bodies(revealed)]
-    token = next(line.split(": ", 1)[1] for line in revealed.splitlines() if line.strip().startswith("token: "))
-    assert secrets and token
-    for secret in [*secrets, token]:
+    values = [
+        line.split(": ", 1)[1]
+        for line in revealed.splitlines()
+        if line.strip().startswith(("token: ", "certificateKey: ", "secret: "))
+    ]
+    assert len(values) == 3
+    for secret in [*secrets, *values]:
         assert secret not in text and secret not in render_markdown(diff)
 
 
