@@ -8,6 +8,8 @@ https://etcd.io/docs/v3.6/learning/design-learner/):
   with leader" until the learner has caught up: retried until it succeeds;
 - ``member remove`` of a voting member lowers the quorum; done only while every other
   member is healthy;
+- removing the leader costs an election (no leader until a follower's election timeout
+  fires): leadership is moved to another member first (``move-leader``);
 - ``endpoint health`` is a linearizable read through each endpoint (it fails without quorum).
 """
 
@@ -108,6 +110,20 @@ class EtcdCtl:
 
     def remove(self, endpoints: Sequence[str], member: Member) -> None:
         self.run(endpoints, "member", "remove", member.hex_id)
+
+    def leader(self, endpoints: Sequence[str]) -> int | None:
+        """The leader's member ID as the endpoints report it (None: no endpoint knows one)."""
+        result = self.run(endpoints, "endpoint", "status", "-w", "json", check=False)
+        try:
+            entries = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            return None
+        leaders = {int(e["Status"]["leader"]) for e in entries if e.get("Status", {}).get("leader")}
+        return leaders.pop() if len(leaders) == 1 else None
+
+    def move_leader(self, leader_endpoint: str, member: Member) -> None:
+        """Hand leadership to ``member`` (sent to the current leader's endpoint)."""
+        self.run([leader_endpoint], "move-leader", member.hex_id)
 
     def health(self, endpoints: Sequence[str]) -> dict[str, str | None]:
         """Each endpoint -> None when healthy, else what went wrong."""

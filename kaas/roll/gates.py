@@ -87,8 +87,9 @@ class EtcdGate:
                 self.log(f"{name}: already a member (added by an earlier run)")
                 continue
             self.waiting.until("etcd-healthy-before-add", name, partial(self._unhealthy, endpoints))
-            member = self.etcd.add_learner(endpoints, name, self.peer_url(name))
-            self.log(f"{name}: added as learner {member.hex_id}")
+            # etcd refuses a membership change until every voting member has been connected for
+            # 5 s ("etcdserver: unhealthy cluster", strict reconfiguration check): retried.
+            self.waiting.until("etcd-learner-added", name, partial(self._add, endpoints, name))
 
     def after_up(self, step: Step) -> None:
         endpoints = self._endpoints(step)
@@ -103,8 +104,32 @@ class EtcdGate:
                 continue
             others = [self.client_url(n) for n in sorted({m.name(step.cluster) for m in step.after.running(Tier.ETCD)})]
             self.waiting.until("etcd-others-healthy-before-remove", name, partial(self._unhealthy, others))
+            self._hand_over_leadership(member, others)
+            self.waiting.until("etcd-member-removed", name, partial(self._remove, others, name))
+
+    def _hand_over_leadership(self, leaving: Member, others: list[str]) -> None:
+        """If the leaving member leads, move leadership to a healthy voting member first: a removed
+        leader leaves the cluster without one until an election timeout passes."""
+        if self.etcd.leader(others) != leaving.id:
+            return
+        members = self.etcd.members(others)
+        successor = next((m for m in members if m.id != leaving.id and not m.learner and m.client_urls), None)
+        if successor is not None and leaving.client_urls:
+            self.etcd.move_leader(leaving.client_urls[0], successor)
+            self.log(f"leadership moved from {leaving.name} to {successor.name}")
+
+    def _add(self, endpoints: list[str], name: str) -> str | None:
+        if self._find(self.etcd.members(endpoints), name) is None:
+            member = self.etcd.add_learner(endpoints, name, self.peer_url(name))
+            self.log(f"{name}: added as learner {member.hex_id}")
+        return None
+
+    def _remove(self, others: list[str], name: str) -> str | None:
+        member = self._find(self.etcd.members(others), name)
+        if member is not None:
             self.etcd.remove(others, member)
             self.log(f"{name}: removed from the etcd cluster ({member.hex_id})")
+        return None
 
     def _removed(self, endpoints: list[str], name: str) -> str | None:
         return None if self._find(self.etcd.members(endpoints), name) is None else "still a member of the etcd cluster"
