@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import ssl
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +18,11 @@ from typing import Any
 from kaas.roll.http import HttpError, JsonClient
 
 
-def keystone_session(auth_url: str, credential_id: str, secret: str, interface: str = "public") -> JsonClient:
-    """An Octavia client authenticated with an application credential."""
-    keystone = JsonClient(auth_url)
+def keystone_session(
+    auth_url: str, credential_id: str, secret: str, interface: str = "public", context: ssl.SSLContext | None = None
+) -> JsonClient:
+    """An Octavia API client authenticated with an application credential."""
+    keystone = JsonClient(auth_url, context=context)
     body = {
         "auth": {
             "identity": {
@@ -36,7 +39,7 @@ def keystone_session(auth_url: str, credential_id: str, secret: str, interface: 
         if service.get("type") == "load-balancer":
             for endpoint in service.get("endpoints", []):
                 if endpoint.get("interface") == interface:
-                    return JsonClient(str(endpoint["url"]), headers={"X-Auth-Token": token})
+                    return JsonClient(str(endpoint["url"]), headers={"X-Auth-Token": token}, context=context)
     raise HttpError("POST", auth_url + "/v3/auth/tokens", 0, "no load-balancer endpoint in the catalog")
 
 
