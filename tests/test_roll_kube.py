@@ -184,6 +184,7 @@ def test_a_master_whose_pool_member_never_goes_online_stops_the_roll(env: Env, t
 def test_a_master_rebuilt_in_place_is_drained_and_its_node_deleted_before_the_up(env: Env, tmp_path: Path) -> None:
     stack, runner, _ = roller(env, tmp_path, new_image(Tier.MASTER))
     runner.run(max_steps=1)
+    assert len(stack.ups) == 1
     methods = [(m, p) for m, p, _ in env.cluster.requests if p == "/api/v1/nodes/demo-master-0" and m != "GET"]
     assert methods[:3] == [
         ("PATCH", "/api/v1/nodes/demo-master-0"),
