@@ -69,7 +69,8 @@ def test_every_step_is_one_up_targeted_at_exactly_its_nodes(tmp_path: Path) -> N
         assert set(targets) == expected, names
         assert not any(resource_name(u).removeprefix("acme-prod-") in SHARED for u in targets)
     assert converged(NEW_IMAGE, RecordFile(SPEC, tmp_path / "acme-prod.yaml").load())  # type: ignore[arg-type]
-    assert lines[0] == "[1] etcd add acme-prod-etcd-5"
+    assert lines[0] == "[1/21] etcd add acme-prod-etcd-5"
+    assert lines[1] == "[1]   pulumi up --target (4 resources)"
     assert lines[-1].startswith("[21] done in ")
     position = load_position(position_path(tmp_path / "acme-prod.yaml"), "acme-prod")
     assert [f.number for f in position.finished] == list(range(1, 22)) and position.applied is None

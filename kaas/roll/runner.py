@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from kaas.roll.position import Finished, Position, load_position, save_position
 from kaas.roll.steps import operations, step_targets, step_tier
-from kaas.rollout import check_step, next_step
+from kaas.rollout import check_step, next_step, rollout
 from kaas.rollout.model import TIER_ORDER, ClusterState, Desired, Step, Tier
 from kaas.rollout.record import dump_record, load_record, state_from_outputs
 from kaas.spec import ClusterSpec
@@ -128,6 +128,7 @@ class Runner:
         cluster = self.desired.cluster
         position = load_position(self.position_file, cluster)
         result = RollResult()
+        begun = self.clock()
         while max_steps is None or len(result.finished) < max_steps:
             recorded = self.records.load()
             applied = position.applied_step(cluster, recorded) if recorded is not None else None
@@ -150,7 +151,8 @@ class Runner:
                 if violations:
                     raise RollError("the planned step breaks an invariant: " + "; ".join(map(str, violations)))
                 number, started = len(position.finished) + 1, self.clock()
-                self.progress(f"[{number}] {describe(step)}")
+                total = number - 1 + sum(1 for _ in rollout(self.desired, recorded))
+                self.progress(f"[{number}/{total}] {describe(step)}")
                 try:
                     self.gates.before_up(step)
                 except GateError as failure:
@@ -179,7 +181,7 @@ class Runner:
             position.applied, position.failed = None, None
             self._save(position)
             result.finished.append(finished)
-            self.progress(f"[{number}] done in {finished.seconds:.1f}s")
+            self.progress(f"[{number}] done in {finished.seconds:.1f}s (roll running {self.clock() - begun:.0f}s)")
         if position.failed is not None:
             position.failed = None
             self._save(position)
