@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kaas.handover.source import HandoverSource
-from kaas.offline.engine import Plan
+from kaas.offline.engine import Plan, ProgramExitError
 from kaas.outputs import OutputsError
 from kaas.review.git import BasePlanError, GitError
 from kaas.spec import ClusterSpec, SpecError
@@ -58,18 +58,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _handover_source(args: argparse.Namespace) -> tuple[ClusterSpec, HandoverSource]:
-    """The stack's spec and its outputs: from ``--outputs FILE``, else a preview from the offline plan."""
+    """The spec (``--stack`` or ``--spec``) and its outputs: from ``--outputs FILE``, else a preview from the offline plan."""
     from kaas.handover.source import check_matches_spec, handover_outputs, read_outputs_file
-    from kaas.offline.plan import plan_stack
-    from kaas.spec import load_stack_spec
+    from kaas.spec import load_spec_file, load_stack_spec
 
-    spec = load_stack_spec(args.stack)
+    spec = load_spec_file(args.spec) if args.spec is not None else load_stack_spec(args.stack)
     if args.outputs is not None:
         outputs = read_outputs_file(args.outputs)
         check_matches_spec(outputs, spec, str(args.outputs))
-        return spec, HandoverSource(outputs, preview=False, origin=f"`pulumi stack output` of stack {args.stack}")
-    plan = plan_stack(args.stack)
-    return spec, HandoverSource(handover_outputs(plan), preview=True, origin=f"offline plan of stack {args.stack}")
+        stack = args.stack if args.stack is not None else spec.name
+        return spec, HandoverSource(outputs, preview=False, origin=f"`pulumi stack output` of stack {stack}")
+    target = f"spec {args.spec}" if args.spec is not None else f"stack {args.stack}"
+    return spec, HandoverSource(handover_outputs(plan_target(args)), preview=True, origin=f"offline plan of {target}")
 
 
 def _write(text: str, path: Path | None) -> None:
@@ -207,7 +207,7 @@ def cmd_kubeconfig(args: argparse.Namespace) -> int:
 
 
 def _add_outputs_source(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", "-s", required=True, help="the stack (stacks/<STACK>.yaml)")
+    _add_target(parser)
     parser.add_argument(
         "--outputs", type=Path, help="JSON of `pulumi stack output --json`; without it: a preview from the offline plan"
     )
@@ -534,6 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except ProgramExitError as exited:  # the program has already said why on stderr
+        return exited.code if isinstance(exited.code, int) else EXIT_SPEC
     except (SpecError, OutputsError) as error:
         print(error, file=sys.stderr)
         return EXIT_SPEC

@@ -47,6 +47,7 @@ def bootstrap_program(spec: ClusterSpec) -> None:
     pulumi.export("masterUserData", list(bootstrap.master_user_data.values()))
     pulumi.export("workerUserData", list(bootstrap.worker_user_data.values()))
     pulumi.export("adminKubeconfig", bootstrap.admin_kubeconfig)
+    pulumi.export("breakGlassKubeconfig", bootstrap.break_glass_kubeconfig)
     pulumi.export("etcdEndpoints", bootstrap.etcd_endpoints)
     pulumi.export("kubernetesVersion", bootstrap.kubernetes_version)
     pulumi.export("caCertPem", bootstrap.ca_cert_pem)

@@ -51,6 +51,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
     master_user_data: dict[str, pulumi.Output[str]]
     worker_user_data: dict[str, pulumi.Output[str]]
     admin_kubeconfig: pulumi.Output[str]
+    break_glass_kubeconfig: pulumi.Output[str]
     api_server_url: str
     etcd_endpoints: list[str]
     kubernetes_version: str
@@ -75,6 +76,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
             name,
             [EtcdMemberName(m.name, m.fixed_ip) for m in etcd_nodes],
             opts=pulumi.ResourceOptions(parent=self),
+            break_glass_group=platform.break_glass_group(spec.provider_name),
         )
         pki = self.pki
         # What the cluster runs once this step is applied: its oldest API server.
@@ -173,9 +175,19 @@ class ClusterBootstrap(pulumi.ComponentResource):
                 lambda v: cloudinit.admin_kubeconfig(spec.name, self.api_server_url, v[0], v[1], v[2])
             )
         )
+        self.break_glass_kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(
+                pki.kubernetes_ca.cert_pem, pki.break_glass_client.cert_pem, pki.break_glass_client.key_pem
+            ).apply(
+                lambda v: cloudinit.admin_kubeconfig(
+                    spec.name, self.api_server_url, v[0], v[1], v[2], role="break-glass"
+                )
+            )
+        )
         self.register_outputs(
             {
                 "adminKubeconfig": self.admin_kubeconfig,
+                "breakGlassKubeconfig": self.break_glass_kubeconfig,
                 "apiServerUrl": self.api_server_url,
                 "etcdEndpoints": self.etcd_endpoints,
                 "kubernetesVersion": self.kubernetes_version,

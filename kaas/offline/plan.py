@@ -1,38 +1,67 @@
-"""Entry points of the offline engine: plan a stack, a spec file, or a spec object."""
+"""Entry points of the offline engine: plan a stack, a spec file, or a spec object.
+
+All three run the project's ``__main__.py`` (:func:`kaas.offline.engine.run_project`),
+the program ``pulumi up`` runs; they differ only in where the spec comes from.
+"""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
-from kaas import program
+import yaml
+
 from kaas.cluster_plan import make_cluster_plan
-from kaas.offline.engine import Plan, run_plan
+from kaas.offline.engine import Plan, run_project
 from kaas.rollout import ClusterState
-from kaas.rollout.record import load_record, record_path
+from kaas.rollout.record import dump_record, load_record, record_path
 from kaas.spec import ClusterSpec, load_spec_file, load_stack_spec
 
 
-def _check_rollout(spec: ClusterSpec, stack: str) -> None:
-    """A bad rollout record or a refused edit fails here, before anything is registered."""
-    path = record_path(stack)
+def _check_rollout(spec: ClusterSpec, path: Path) -> None:
+    """A bad rollout record or a refused edit fails here with a SpecError, before anything runs."""
     make_cluster_plan(spec, load_record(path, spec), str(path))
 
 
-def plan_stack(stack: str) -> Plan:
-    """Plan ``stacks/<stack>.yaml`` exactly as ``pulumi up -s <stack>`` would run it."""
-    _check_rollout(load_stack_spec(stack), stack)  # a bad spec fails here, before anything is registered
-    return run_plan(program.main, stack=stack)
+def plan_stack(stack: str, *, preview: bool = False) -> Plan:
+    """Plan ``stacks/<stack>.yaml`` exactly as ``pulumi up -s <stack>`` (or ``pulumi preview``) would run it."""
+    _check_rollout(load_stack_spec(stack), record_path(stack))  # a bad spec fails here, before anything runs
+    return run_project(stack, preview=preview)
 
 
-def plan_file(path: Path, stack: str | None = None) -> Plan:
-    """Plan an explicit spec file, passed to the program as the ``kaas:spec`` config value."""
+def plan_file(
+    path: Path, stack: str | None = None, *, preview: bool = False, record: Path | None = None
+) -> Plan:
+    """Plan an explicit spec file, passed to the program as the ``kaas:spec`` config value.
+
+    The rollout record is ``record`` (config ``kaas:rollout``; a missing file: a stack never
+    deployed), else the stack's own ``stacks/rollout/<stack>.yaml``. The program runs from
+    the project directory (as under ``pulumi up``), so the paths it gets are absolute.
+    """
     spec = load_spec_file(path)
-    _check_rollout(spec, stack or spec.name)
-    return run_plan(program.main, stack=stack or spec.name, config={"spec": str(path)})
+    name = stack or spec.name
+    config = {"spec": str(Path(path).resolve())}
+    if record is not None:
+        config["rollout"] = str(Path(record).resolve())
+    _check_rollout(spec, Path(config.get("rollout") or record_path(name)))
+    return run_project(name, config=config, preview=preview)
 
 
-def plan_spec(spec: ClusterSpec, stack: str | None = None, recorded: ClusterState | None = None) -> Plan:
-    """Plan an in-memory spec (tests and benchmarks vary specs without writing files), from the
-    ``recorded`` node revisions (None: a cluster not built yet)."""
-    make_cluster_plan(spec, recorded)
-    return run_plan(lambda: program.deploy(spec, recorded), stack=stack or spec.name)
+def plan_spec(
+    spec: ClusterSpec, stack: str | None = None, *, preview: bool = False, recorded: ClusterState | None = None
+) -> Plan:
+    """Plan an in-memory spec (tests and benchmarks vary specs without keeping files), one
+    rollout step further than the ``recorded`` node revisions (None: a cluster not built yet).
+
+    The spec (and the record) are written to temporary files and planned like any other
+    spec file; the spec must read back as the same spec.
+    """
+    with tempfile.TemporaryDirectory(prefix="kaas-spec-") as directory:
+        path = Path(directory) / f"{spec.name}.yaml"
+        path.write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+        if load_spec_file(path) != spec:
+            raise ValueError(f"spec {spec.name!r} does not survive its YAML round trip")
+        record = Path(directory) / "rollout.yaml"  # absent when nothing is recorded
+        if recorded is not None:
+            record.write_text(dump_record(spec.name, recorded), encoding="utf-8")
+        return plan_file(path, stack, preview=preview, record=record)

@@ -68,13 +68,13 @@ def plan_addresses(spec: ClusterSpec) -> AddressPlan:
 
     The program reads node addresses from the cluster plan (kaas.cluster_plan), where a
     rollout may use other indices; this is the same arithmetic for tests and tools."""
-    cidr = spec.networking.node_cidr
+    base = ipaddress.IPv4Network(spec.networking.node_cidr).network_address
 
     def block(tier: str, count: int) -> tuple[str, ...]:
-        return tuple(node_address(cidr, tier, i) for i in range(count))
+        return tuple(str(base + TIER_OFFSETS[tier] + i) for i in range(count))
 
     return AddressPlan(
-        api_vip=api_vip(cidr),
+        api_vip=str(base + VIP_OFFSET),
         etcd=block("etcd", spec.etcd.count),
         masters=block("master", spec.masters.count),
         workers=block("worker", spec.workers.count),
