@@ -199,3 +199,43 @@ def test_octavia_needs_a_valid_application_credential(env: Env) -> None:
     assert error.value.status == 401
     members = env.octavia().pool_members("demo-api-masters")
     assert len(members) == 3
+
+
+def test_the_client_from_a_kubeconfig_verifies_the_ca_and_sends_the_token(env: Env, tmp_path: Path) -> None:
+    import base64
+
+    import yaml
+
+    from kaas.roll.live import kube_client
+
+    ca_pem = env.context.get_ca_certs(binary_form=True)
+    assert ca_pem
+    pem = ssl.DER_cert_to_PEM_cert(ca_pem[0])
+    config = {
+        "clusters": [
+            {
+                "name": "demo",
+                "cluster": {
+                    "server": env.cluster.base_url,
+                    "certificate-authority-data": base64.b64encode(pem.encode()).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "admin", "user": {"token": "admin-token"}}],
+    }
+    client = kube_client(yaml.safe_dump(config), tmp_path)
+    assert client.node_ready("demo-worker-0")
+    assert client.node("demo-worker-9") is None
+    del config["clusters"][0]["cluster"]["certificate-authority-data"]  # type: ignore[attr-defined]
+    with pytest.raises(HttpError):  # the fake's CA is not a system CA: refused
+        kube_client(yaml.safe_dump(config), tmp_path).node_ready("demo-worker-0")
+
+
+def test_etcd_credentials_missing_from_the_outputs_are_named(tmp_path: Path) -> None:
+    from kaas.roll.live import etcd_tls
+    from kaas.roll.runner import RollError
+
+    with pytest.raises(RollError, match="no etcdCaCertPem, etcdClientCertPem, etcdClientKeyPem: pass --etcd-certs DIR"):
+        etcd_tls({"adminKubeconfig": "x"}, tmp_path, None)
+    tls = etcd_tls({"etcdCaCertPem": "ca", "etcdClientCertPem": "cert", "etcdClientKeyPem": "key"}, tmp_path, None)
+    assert Path(tls.key).read_text() == "key" and Path(tls.key).stat().st_mode & 0o777 == 0o600
