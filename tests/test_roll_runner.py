@@ -222,3 +222,37 @@ def test_random_rollouts_target_only_their_nodes_and_keep_every_invariant(
         tiers = {t for t in (Tier.ETCD, Tier.MASTER, Tier.WORKER) if any(f"-{t}-" in resource_name(u) for u in targets)}
         assert len(tiers) == 1
         assert not any(resource_name(u).removeprefix("acme-prod-") in SHARED for u in targets)
+
+
+class RecordingGates(NoGates):
+    def __init__(self) -> None:
+        self.after: list[tuple[str, ...]] = []
+
+    def after_up(self, step: Step) -> None:
+        self.after.append(tuple(f"{m.name(step.cluster)} {m.action}" for m in step.changes))
+
+
+def test_a_crash_between_the_position_and_the_record_replans_the_step_and_runs_its_gates(tmp_path: Path) -> None:
+    stack, runner, _ = setup(tmp_path, NEW_IMAGE)
+    gates = RecordingGates()
+    runner.gates = gates
+    records = runner.records
+    assert isinstance(records, RecordFile)
+    original_save = records.save
+    calls = {"n": 0}
+
+    def crashing_save(state: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise CrashError("crash before the record was written")
+        original_save(state)  # type: ignore[arg-type]
+
+    records.save = crashing_save  # type: ignore[method-assign]
+    with pytest.raises(CrashError):
+        runner.run()
+    assert load_position(runner.position_file, "acme-prod").applied is not None and gates.after == []
+    result = runner.run()
+    assert result.failure is None
+    assert gates.after[0] == ("acme-prod-etcd-5 create",)  # the first step's gates ran, once
+    assert len(gates.after) == len(set(gates.after)) == 21
+    assert len(stack.steps) == 21 and len(stack.ups) == 22

@@ -29,9 +29,7 @@ def plan_stack(stack: str, *, preview: bool = False) -> Plan:
     return run_project(stack, preview=preview)
 
 
-def plan_file(
-    path: Path, stack: str | None = None, *, preview: bool = False, record: Path | None = None
-) -> Plan:
+def plan_file(path: Path, stack: str | None = None, *, preview: bool = False, record: Path | None = None) -> Plan:
     """Plan an explicit spec file, passed to the program as the ``kaas:spec`` config value.
 
     The rollout record is ``record`` (config ``kaas:rollout``; a missing file: a stack never

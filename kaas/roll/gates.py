@@ -71,6 +71,9 @@ class EtcdGate:
 
     def _unhealthy(self, endpoints: list[str]) -> str | None:
         members = self.etcd.members(endpoints)
+        learners = [m.name or m.peer_urls[0] for m in members if m.learner]
+        if learners:
+            return f"learner {', '.join(learners)} not promoted yet"
         voting = [m.client_urls[0] for m in members if not m.learner and m.client_urls]
         if not voting:
             return "no voting member answers"

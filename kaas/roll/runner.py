@@ -131,7 +131,14 @@ class Runner:
         begun = self.clock()
         while max_steps is None or len(result.finished) < max_steps:
             recorded = self.records.load()
-            applied = position.applied_step(cluster, recorded) if recorded is not None else None
+            applied = None
+            if position.applied is not None and recorded is not None:
+                if recorded == position.applied:
+                    # Stopped between the position and the record: the step is planned again
+                    # (its up finds nothing to change) and its record written.
+                    position.applied = None
+                else:
+                    applied = position.applied_step(cluster, recorded)
             if applied is not None:
                 number, started = position.applied_number, self.clock()
                 self.progress(f"[{number}] resuming after pulumi up: {describe(applied)}")
@@ -166,9 +173,10 @@ class Runner:
                         "the update left a different state than the planned step "
                         "(was the record or the spec changed during the roll?); nothing recorded"
                     )
-                self.records.save(after)
+                # The position first: once the record says "after", a rerun must still run this step's gates.
                 position.applied, position.applied_number = step.before, number
                 self._save(position)
+                self.records.save(after)
                 applied = step
             try:
                 self.gates.after_up(applied)
