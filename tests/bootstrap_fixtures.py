@@ -35,9 +35,10 @@ class BootstrapPlan:
 
 
 def bootstrap_program(spec: ClusterSpec) -> None:
+    plan = make_cluster_plan(spec, None)
     bootstrap = ClusterBootstrap(
         spec.name,
-        make_cluster_plan(spec, None),
+        plan,
         api_endpoint_host=f"api.{spec.cluster_domain}",
         backup_access_key=pulumi.Output.secret(BACKUP_ACCESS),
         backup_secret_key=pulumi.Output.secret(BACKUP_SECRET),
@@ -54,6 +55,7 @@ def bootstrap_program(spec: ClusterSpec) -> None:
     pulumi.export("keystoneAuthCertPem", bootstrap.keystone_auth_cert_pem)
     pulumi.export("keystoneAuthKeyPem", bootstrap.keystone_auth_key_pem)
     pulumi.export("caCertHash", pki.ca_cert_hash)
+    pulumi.export("apiVip", plan.api_vip)
     pulumi.export("bootstrapToken", pki.bootstrap_token)
     pulumi.export("etcdCaCertPem", pki.etcd_ca.cert_pem)
     pulumi.export("etcdCaKeyPem", pki.etcd_ca.key_pem)

@@ -16,6 +16,8 @@ from tests.services_helpers import default_plan
 CUSTOM_RESOURCES = {
     "Prometheus",
     "ClusterIssuer",
+    "Issuer",
+    "Certificate",
     "PrometheusRule",
 }  # CRDs from the charts: no schema in kubernetes-validate
 
