@@ -113,16 +113,20 @@ def cluster_policy_facts(spec: ClusterSpec) -> dict[str, Any]:
     }
 
 
-def make_cluster_plan(spec: ClusterSpec, recorded: ClusterState | None, source: str | None = None) -> ClusterPlan:
+def make_cluster_plan(
+    spec: ClusterSpec, recorded: ClusterState | None, source: str | None = None, spec_source: str | None = None
+) -> ClusterPlan:
     """The plan of this ``pulumi up``: the next rollout step from ``recorded`` (None: a new cluster).
 
-    An edit the planner refuses raises :class:`SpecError` (``<source>: <field>: <why>``):
-    nothing is planned.
+    An edit the planner refuses raises :class:`SpecError` (``<file>: <field>: <why>``), the
+    file being the spec (``spec_source``) for a spec field, the record (``source``) for the
+    record's: nothing is planned.
     """
     try:
         step = next_step(desired_from_spec(spec), recorded)
     except RolloutError as error:
-        raise SpecError(source or spec.name, [str(error)]) from None
+        where = source if error.field == "nodes" else spec_source
+        raise SpecError(where or spec.name, [str(error)]) from None
     actions = {(m.tier, m.index): m.action for m in step.moves}
     zones = spec.openstack.availability_zones
     cidr = spec.networking.node_cidr

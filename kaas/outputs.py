@@ -603,7 +603,7 @@ def build_stack_outputs(plan: ClusterPlan, facts: ClusterFacts) -> StackOutputs:
 def export_keys(outputs: Any) -> dict[str, Any]:
     """One stack output per top-level field, from a ``pulumi.Output`` of the dumped model.
 
-    ``outputs`` is ``Output.all(**facts).apply(lambda f: build_stack_outputs(spec,
+    ``outputs`` is ``Output.all(**facts).apply(lambda f: build_stack_outputs(plan,
     ClusterFacts(**f)).model_dump(mode="json"))``; the keys are known before the
     values, so this can run at program time: ``for k, v in export_keys(o).items():
     pulumi.export(k, v)``.

@@ -36,7 +36,7 @@ def current_plan() -> ClusterPlan:
     :class:`kaas.spec.SpecError` naming the file and field, before anything is registered."""
     spec = load_for_current_stack()
     path = current_record_path()
-    return make_cluster_plan(spec, load_record(path, spec), str(path))
+    return make_cluster_plan(spec, load_record(path, spec), str(path), pulumi.Config("kaas").get("spec"))
 
 
 def deploy(plan: ClusterPlan) -> KaasCluster:

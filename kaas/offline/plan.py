@@ -16,16 +16,19 @@ from kaas.offline.engine import Plan, run_project
 from kaas.rollout import ClusterState
 from kaas.rollout.record import dump_record, load_record, record_path
 from kaas.spec import ClusterSpec, load_spec_file, load_stack_spec
+from kaas.spec.loader import stack_spec_path
 
 
-def _check_rollout(spec: ClusterSpec, path: Path) -> None:
+def _check_rollout(spec: ClusterSpec, path: Path, spec_path: Path) -> None:
     """A bad rollout record or a refused edit fails here with a SpecError, before anything runs."""
-    make_cluster_plan(spec, load_record(path, spec), str(path))
+    make_cluster_plan(spec, load_record(path, spec), str(path), str(spec_path))
 
 
 def plan_stack(stack: str, *, preview: bool = False) -> Plan:
     """Plan ``stacks/<stack>.yaml`` exactly as ``pulumi up -s <stack>`` (or ``pulumi preview``) would run it."""
-    _check_rollout(load_stack_spec(stack), record_path(stack))  # a bad spec fails here, before anything runs
+    _check_rollout(
+        load_stack_spec(stack), record_path(stack), stack_spec_path(stack)
+    )  # a bad spec fails here, before anything runs
     return run_project(stack, preview=preview)
 
 
@@ -41,7 +44,7 @@ def plan_file(path: Path, stack: str | None = None, *, preview: bool = False, re
     config = {"spec": str(Path(path).resolve())}
     if record is not None:
         config["rollout"] = str(Path(record).resolve())
-    _check_rollout(spec, Path(config.get("rollout") or record_path(name)))
+    _check_rollout(spec, Path(config.get("rollout") or record_path(name)), Path(path))
     return run_project(name, config=config, preview=preview)
 
 
