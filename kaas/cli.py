@@ -7,12 +7,17 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kaas.handover.source import HandoverSource
 from kaas.offline.engine import Plan, ProgramExitError
 from kaas.outputs import OutputsError
 from kaas.review.git import BasePlanError, GitError
 from kaas.spec import ClusterSpec, SpecError
+
+if TYPE_CHECKING:
+    from kaas.roll.runner import RecordFile, RollResult
+    from kaas.rollout.model import Desired, Tier
 
 EXIT_OK = 0
 EXIT_CHANGES = 1  # diff --expect-no-changes found changes
@@ -330,6 +335,125 @@ def cmd_rollout_record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+EXIT_ROLL_STOPPED = 1  # roll: a health gate failed; the position is recorded
+
+
+def _roll_print(document: object, as_json: bool, text: str) -> None:
+    print(json.dumps(document) if as_json else text)
+
+
+def cmd_roll(args: argparse.Namespace) -> int:
+    """Walk the stack's rollout: ``--dry-run`` lists it, ``--status`` shows where it stands, else run it."""
+    from kaas.roll.live import state_at_base
+    from kaas.roll.position import load_position, position_path
+    from kaas.roll.runner import RecordFile
+    from kaas.roll.steps import dry_run_document, planned_steps
+    from kaas.rollout.model import Tier
+    from kaas.rollout.record import desired_from_spec, load_record, record_path
+    from kaas.spec import load_stack_spec
+
+    spec = load_stack_spec(args.stack)
+    desired = desired_from_spec(spec)
+    tier = Tier(args.tier) if args.tier else None
+    path = record_path(args.stack)
+    if args.dry_run:
+        recorded = state_at_base(_repo(), _base(args), args.stack, spec)
+        if recorded is None:
+            raise SpecError(args.stack, ["the stack does not exist at the base: its first deployment is pulumi up"])
+        document = dry_run_document(args.stack, planned_steps(desired, recorded, tier), tier)
+        lines = [f"{args.stack}: {len(document['steps'])} operation(s) from the base to the spec (dry run)"]
+        lines += [
+            f"  {i}. {s['tier']:<6} {s['action']:<7} {', '.join(s['nodes'])}"
+            for i, s in enumerate(document["steps"], 1)
+        ]
+        _roll_print(document, args.json, "\n".join(lines))
+        return EXIT_OK
+    position = load_position(position_path(path), args.stack)
+    if args.status:
+        recorded = load_record(path, spec)
+        remaining = planned_steps(desired, recorded, tier) if recorded is not None else []
+        document = {
+            **position.to_json(),
+            "remaining": dry_run_document(args.stack, remaining, tier)["steps"],
+        }
+        del document["applied"]
+        document["applied"] = None if position.applied is None else position.applied_number
+        lines = [f"{args.stack}: {len(position.finished)} step(s) finished"]
+        lines += [
+            f"  [{f.number}] {', '.join(f'{n} {a}' for n, a in f.changes.items())} ({f.seconds:.1f}s)"
+            for f in position.finished
+        ]
+        if position.applied is not None:
+            lines.append(
+                f"  [{position.applied_number}] pulumi up applied, its health gates not finished (rerun resumes)"
+            )
+        if position.failed:
+            lines.append(f"  stopped: {position.failed}")
+        lines.append(
+            f"  {len(document['remaining'])} operation(s) remaining" + (" (done)" if not document["remaining"] else "")
+        )
+        _roll_print(document, args.json, "\n".join(lines))
+        return EXIT_OK
+    return _roll_live(args, spec, desired, tier, RecordFile(spec, path), position_path(path))
+
+
+def _roll_live(
+    args: argparse.Namespace, spec: ClusterSpec, desired: Desired, tier: Tier | None, records: RecordFile, where: Path
+) -> int:
+    import os
+    import tempfile
+
+    from kaas.roll.automation import AutomationStack
+    from kaas.roll.live import live_gates
+    from kaas.roll.runner import RollError, Runner
+
+    if not args.yes:
+        answer = input(f"Roll stack {args.stack} with pulumi up, one step at a time? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing done.")
+            return EXIT_OK
+    driver = AutomationStack(args.stack, _repo(), spec, on_output=lambda line: print(f"    {line}", end=""))
+    with tempfile.TemporaryDirectory(prefix="kaas-roll-") as secrets:
+        gates = live_gates(
+            spec,
+            driver.outputs(),
+            os.environ,
+            Path(secrets),
+            args.etcd_certs,
+            args.drain_timeout,
+            args.gate_timeout,
+            print,
+        )
+        runner = Runner(desired, records, driver, gates, where)
+        try:
+            result = runner.run(tier)
+        except RollError as error:
+            print(f"kaas roll: {error}", file=sys.stderr)
+            return EXIT_ROLL_STOPPED
+    return _roll_report(args.stack, result)
+
+
+def _roll_report(stack: str, result: RollResult) -> int:
+    if result.failure is not None:
+        failure = result.failure
+        print(
+            f"kaas roll stopped: check {failure.check} failed on {failure.node}: {failure.detail}\n"
+            f"The cluster still serves: nothing was removed before its replacement passed this check.\n"
+            f"Resume (after fixing the cause):  python -m kaas roll --stack {stack}\n"
+            f"Roll back: restore the spec (git checkout <base> -- stacks/{stack}.yaml), then"
+            f" python -m kaas roll --stack {stack}",
+            file=sys.stderr,
+        )
+        return EXIT_ROLL_STOPPED
+    if result.waiting_for is not None:
+        print(
+            f"{stack}: the {result.waiting_for} tier rolls first (kaas roll --stack {stack} --tier {result.waiting_for})"
+        )
+        return EXIT_OK
+    print(f"{stack}: {len(result.finished)} step(s) done; commit stacks/rollout/{stack}.yaml")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kaas", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -389,6 +513,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--outputs", type=Path, help="JSON of `pulumi stack output --json` (default: the offline plan's outputs)"
     )
     record.set_defaults(func=cmd_rollout_record)
+
+    roll = commands.add_parser("roll", help="day 2: walk the rollout node by node, health gates between steps")
+    roll.add_argument("--stack", "-s", required=True, help="the stack (stacks/<STACK>.yaml)")
+    roll.add_argument("--tier", choices=["etcd", "master", "worker"], help="only this tier's steps")
+    mode = roll.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print the ordered rollout, touch nothing (offline)")
+    mode.add_argument("--status", action="store_true", help="show the recorded position")
+    roll.add_argument("--json", action="store_true", help="one JSON object")
+    roll.add_argument("--base", help="--dry-run: git revision of the deployed state (default: merge base with main)")
+    roll.add_argument("--yes", "-y", action="store_true", help="do not ask before the first pulumi up")
+    roll.add_argument("--etcd-certs", type=Path, help="directory with ca.crt, client.crt, client.key for etcd")
+    roll.add_argument("--drain-timeout", type=float, default=600.0, help="seconds a drain may take (default 600)")
+    roll.add_argument("--gate-timeout", type=float, default=900.0, help="seconds any other gate may take")
+    roll.set_defaults(func=cmd_roll)
     return parser
 
 

@@ -63,7 +63,7 @@ def _handler(route: Route) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(answer.body)
 
-        do_GET = do_POST = _serve  # noqa: N815 (http.server's method names)
+        do_GET = do_POST = do_PATCH = do_DELETE = _serve  # noqa: N815 (http.server's method names)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -1,0 +1,53 @@
+"""The Pulumi stack ``kaas roll`` drives: the Automation API over the local program.
+
+``pulumi.automation.select_stack(stack, work_dir=<repository>)`` runs the project's own
+program (``Pulumi.yaml``, ``__main__.py``) with the stack's own backend and config, as
+``pulumi up`` would; ``Stack.up(target=[...])`` is ``pulumi up --target`` (only those
+resources change; https://www.pulumi.com/docs/iac/cli/commands/pulumi_up/), and
+``UpResult.outputs`` the stack outputs afterwards. The program reads the rollout record
+from the working tree, so each ``up`` performs exactly the planner's next step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kaas.rollout.model import Step
+from kaas.spec import ClusterSpec
+
+
+@dataclass
+class AutomationStack:
+    """A :class:`kaas.roll.runner.StackDriver` over ``pulumi.automation`` (needs the Pulumi CLI)."""
+
+    stack_name: str
+    work_dir: Path
+    spec: ClusterSpec
+    on_output: Callable[[str], None] = lambda _line: None
+    _stack: Any = field(default=None, repr=False)
+
+    def _select(self) -> Any:
+        if self._stack is None:
+            from pulumi import automation
+
+            self._stack = automation.select_stack(self.stack_name, work_dir=str(self.work_dir))
+        return self._stack
+
+    def urns(self, step: Step) -> Sequence[str]:
+        """The program's URNs at this step (offline plan, same program) and the stack's current ones."""
+        from kaas.offline.plan import plan_spec
+
+        planned = [r.urn for r in plan_spec(self.spec, self.stack_name, recorded=step.before).resources]
+        deployment = self._select().export_stack().deployment or {}
+        current = [str(r["urn"]) for r in deployment.get("resources", []) if "urn" in r]
+        return [*planned, *current]
+
+    def up(self, targets: Sequence[str]) -> Mapping[str, Any]:
+        result = self._select().up(target=list(targets), on_output=self.on_output, message="kaas roll")
+        return {name: output.value for name, output in result.outputs.items()}
+
+    def outputs(self) -> Mapping[str, Any]:
+        return {name: output.value for name, output in self._select().outputs().items()}

@@ -1,0 +1,153 @@
+"""A fake cluster for ``kaas roll``'s gates: kube-apiserver (nodes, pods, eviction, ``/readyz``),
+Keystone (application credential tokens) and Octavia (pool members), in one route.
+
+Shapes and status codes follow the upstream references:
+- Node ``status.conditions[type=Ready]``, cordon by ``PATCH`` of ``spec.unschedulable``
+  (https://kubernetes.io/docs/reference/kubernetes-api/cluster-resources/node-v1/);
+- ``POST .../pods/<name>/eviction``: 201 and the pod is deleted, 429 while a
+  PodDisruptionBudget's ``minAvailable`` would be broken, 404 for a pod that is gone
+  (https://kubernetes.io/docs/concepts/scheduling-eviction/api-eviction/);
+- ``GET /readyz``: 200 ``ok`` or 500 with the failing checks
+  (https://kubernetes.io/docs/reference/using-api/health-checks/);
+- Keystone ``POST /v3/auth/tokens`` with an application credential: 201, token in
+  ``X-Subject-Token``, the catalog in the body
+  (https://docs.openstack.org/api-ref/identity/v3/#authenticating-with-an-application-credential);
+- Octavia ``GET /v2/lbaas/pools?name=`` and ``GET /v2/lbaas/pools/<id>/members`` with
+  ``operating_status`` (https://docs.openstack.org/api-ref/load-balancer/v2/).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.fakes.servers import Answer, Request, json_answer
+
+TOKEN = "gAAAAA-roll-token"
+
+
+@dataclass
+class FakePod:
+    namespace: str
+    name: str
+    node: str
+    app: str
+    daemonset: bool = False
+
+
+@dataclass
+class FakeCluster:
+    base_url: str = ""
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"ready": bool, "unschedulable": bool}
+    pods: list[FakePod] = field(default_factory=list)
+    min_available: dict[str, int] = field(default_factory=dict)  # app -> PodDisruptionBudget minAvailable
+    readyz: bool = True
+    pool_members: dict[str, str] = field(default_factory=dict)  # address -> operating_status
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    evictions: list[str] = field(default_factory=list)
+    reschedule: bool = True  # an evicted pod's controller makes a new one on a schedulable node
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_node(self, name: str, ready: bool = True) -> None:
+        with self.lock:
+            self.nodes[name] = {"ready": ready, "unschedulable": False}
+
+    def _node(self, name: str) -> dict[str, Any]:
+        node = self.nodes[name]
+        return {
+            "kind": "Node",
+            "apiVersion": "v1",
+            "metadata": {"name": name},
+            "spec": {"unschedulable": True} if node["unschedulable"] else {},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if node["ready"] else "False"}]},
+        }
+
+    def _pod(self, pod: FakePod) -> dict[str, Any]:
+        owner = {"kind": "DaemonSet" if pod.daemonset else "ReplicaSet", "name": pod.app, "controller": True}
+        return {
+            "metadata": {
+                "name": pod.name,
+                "namespace": pod.namespace,
+                "labels": {"app": pod.app},
+                "ownerReferences": [owner],
+            },
+            "spec": {"nodeName": pod.node},
+            "status": {"phase": "Running"},
+        }
+
+    def route(self, request: Request) -> Answer:
+        body = json.loads(request.body) if request.body else None
+        with self.lock:
+            self.requests.append((request.method, request.path, body))
+            return self._route(request, body)
+
+    def _route(self, request: Request, body: Any) -> Answer:
+        method, path = request.method, request.path
+        parts = path.strip("/").split("/")
+        not_found = json_answer(404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404})
+        if path == "/readyz":
+            return (
+                Answer(200, b"ok")
+                if self.readyz
+                else Answer(500, b"[-]etcd failed: reason withheld\nreadyz check failed")
+            )
+        if path == "/v3/auth/tokens" and method == "POST":
+            credential = body["auth"]["identity"]["application_credential"]
+            if credential != {"id": "roll-id", "secret": "roll-secret"}:
+                return json_answer(401, {"error": {"code": 401, "title": "Unauthorized"}})
+            catalog = [
+                {"type": "load-balancer", "endpoints": [{"interface": "public", "url": self.base_url + "/octavia"}]}
+            ]
+            return json_answer(201, {"token": {"catalog": catalog}}, {"X-Subject-Token": TOKEN})
+        if path.startswith("/octavia/"):
+            if request.header("X-Auth-Token") != TOKEN:
+                return json_answer(401, {"error": "unauthorized"})
+            if path == "/octavia/v2/lbaas/pools":
+                pools = [{"id": "pool-1", "name": "demo-api-masters"}]
+                return json_answer(200, {"pools": [p for p in pools if p["name"] == request.query.get("name")]})
+            if path == "/octavia/v2/lbaas/pools/pool-1/members":
+                members = [{"address": a, "operating_status": s} for a, s in self.pool_members.items()]
+                return json_answer(200, {"members": members})
+            return not_found
+        if parts[:3] == ["api", "v1", "nodes"] and len(parts) == 4:
+            name = parts[3]
+            if name not in self.nodes:
+                return not_found
+            if method == "PATCH":
+                assert request.header("Content-Type") == "application/merge-patch+json"
+                self.nodes[name]["unschedulable"] = bool(body["spec"]["unschedulable"])
+            if method == "DELETE":
+                del self.nodes[name]
+                return json_answer(200, {"kind": "Status", "status": "Success"})
+            return json_answer(200, self._node(name))
+        if path == "/api/v1/pods":
+            node = request.query.get("fieldSelector", "").removeprefix("spec.nodeName=")
+            return json_answer(200, {"kind": "PodList", "items": [self._pod(p) for p in self.pods if p.node == node]})
+        if len(parts) == 7 and parts[:3] == ["api", "v1", "namespaces"] and parts[6] == "eviction" and method == "POST":
+            return self._evict(parts[3], parts[5], body)
+        return not_found
+
+    def _evict(self, namespace: str, name: str, body: Any) -> Answer:
+        assert body["kind"] == "Eviction" and body["apiVersion"] == "policy/v1"
+        pod = next((p for p in self.pods if (p.namespace, p.name) == (namespace, name)), None)
+        if pod is None:
+            return json_answer(404, {"kind": "Status", "reason": "NotFound", "code": 404})
+        running = [p for p in self.pods if p.app == pod.app]
+        if len(running) - 1 < self.min_available.get(pod.app, 0):
+            return json_answer(
+                429,
+                {
+                    "kind": "Status",
+                    "reason": "TooManyRequests",
+                    "code": 429,
+                    "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+                },
+            )
+        self.pods.remove(pod)
+        self.evictions.append(f"{namespace}/{name}")
+        targets = [n for n, s in self.nodes.items() if not s["unschedulable"] and s["ready"] and n != pod.node]
+        if self.reschedule and targets:
+            self.pods.append(FakePod(namespace, f"{name}-r", targets[0], pod.app))
+        return json_answer(201, {"kind": "Status", "status": "Success"})
