@@ -35,13 +35,14 @@ import yaml
 
 from kaas.bootstrap import cloudinit
 from kaas.bootstrap.cloudinit import EtcdMember, EtcdPaths
+from kaas.offline.planfile import plain
 from kaas.roll.etcd import EtcdCtl, EtcdTLS, Member
 from kaas.roll.gates import ClusterGates, EtcdGate, Waiting
 from kaas.roll.position import load_position, position_path
 from kaas.roll.runner import RecordFile, Runner
 from kaas.rollout import Action, Step, Tier
 from kaas.rollout.record import desired_from_spec
-from tests.bootstrap_fixtures import bootstrap_plan, reveal
+from tests.bootstrap_fixtures import bootstrap_plan
 from tests.roll_fakes import CrashError, FakeStack
 from tests.test_etcd_cluster import free_ports
 
@@ -182,13 +183,15 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     outputs = BP.plan.outputs
     ca = outputs["etcdCaCertPem"]
     certs = [
-        (reveal(c), reveal(k))
-        for c, k in zip(outputs["etcdMemberCertPems"], reveal(outputs["etcdMemberKeyPems"]), strict=True)
+        (plain(c, show_secrets=True), plain(k, show_secrets=True))
+        for c, k in zip(
+            outputs["etcdMemberCertPems"], plain(outputs["etcdMemberKeyPems"], show_secrets=True), strict=True
+        )
     ]
     for name, text in (
         ("ca.crt", ca),
         ("client.crt", outputs["etcdClientCertPem"]),
-        ("client.key", reveal(outputs["etcdClientKeyPem"])),
+        ("client.key", plain(outputs["etcdClientKeyPem"], show_secrets=True)),
     ):
         (tmp_path / name).write_text(text)
     tls = EtcdTLS(str(tmp_path / "ca.crt"), str(tmp_path / "client.crt"), str(tmp_path / "client.key"))
