@@ -14,8 +14,7 @@ from kaas.services.catalog import CATALOG, ChartName
 from kaas.spec.models import Cni
 from tests.helpers import make_spec
 from tests.services_helpers import (
-    APP_CRED_ID,
-    APP_CRED_SECRET,
+    APP_CREDENTIALS,
     INGRESS_IP,
     ROLE_ID,
     default_plan,
@@ -155,7 +154,7 @@ def test_headlamp_serves_the_dashboard_host() -> None:
 EXPECTED_DEPENDENCIES = {
     "calico": set(),
     "openstack-ccm": {"calico", "t1-cloud-config"},
-    "cinder-csi": {"calico", "t1-cloud-config"},
+    "cinder-csi": {"calico", "t1-cinder-csi-cloud-config"},
     "t1-sc-default": {"cinder-csi"},
     "t1-sc-retain": {"cinder-csi"},
     "ingress-nginx": {"calico", "t1-ns-platform"},
@@ -217,16 +216,33 @@ def test_every_kubernetes_resource_uses_the_explicit_provider_and_is_deleted_wit
         assert record.options["deletedWith"] == provider.urn, record.name
 
 
-def test_credentials_and_passwords_are_secrets() -> None:
+@pytest.mark.parametrize(
+    ("secret_name", "consumer"), [("t1-cloud-config", "cloud-controller"), ("t1-cinder-csi-cloud-config", "cinder-csi")]
+)
+def test_occm_and_csi_each_read_their_own_credential(secret_name: str, consumer: str) -> None:
     plan = default_plan()
-    cloud = plan.find("kubernetes:core/v1:Secret", "t1-cloud-config").inputs["stringData"]
+    cloud = plan.find("kubernetes:core/v1:Secret", secret_name).inputs["stringData"]
     assert isinstance(cloud, Secret)
     conf = cloud.value["cloud.conf"]
-    assert f"application-credential-id={APP_CRED_ID}" in conf
-    assert f"application-credential-secret={APP_CRED_SECRET}" in conf
+    credential_id, credential_secret = APP_CREDENTIALS[consumer]
+    assert f"application-credential-id={credential_id}" in conf
+    assert f"application-credential-secret={credential_secret}" in conf
+    others = [v for c, pair in APP_CREDENTIALS.items() if c != consumer for v in pair]
+    assert not any(other in conf for other in others)
     assert "floating-network-id=ext-net-id" in conf and "subnet-id=subnet-id" in conf
     assert "auth-url=https://keystone.test.example:5000/v3" in conf and "region=RegionOne" in conf
-    for name in ("t1-grafana-admin", "t1-opensearch-admin", "t1-harbor-admin", "t1-harbor-swift",
+
+
+def test_charts_read_the_secret_of_their_own_credential() -> None:
+    found = releases(default_plan())
+    assert found["openstack-ccm"].inputs["values"]["secret"]["name"] == "cloud-config"
+    assert found["cinder-csi"].inputs["values"]["secret"]["name"] == "cinder-csi-cloud-config"
+
+
+def test_credentials_and_passwords_are_secrets() -> None:
+    plan = default_plan()
+    for name in ("t1-cloud-config", "t1-cinder-csi-cloud-config", "t1-grafana-admin", "t1-opensearch-admin",
+                 "t1-harbor-admin", "t1-harbor-swift",
                  "t1-velero-credentials", "t1-keystone-auth-tls", "t1-pull-shop", "t1-harbor-robot"):  # fmt: skip
         record = plan.find("kubernetes:core/v1:Secret", name)
         assert isinstance(record.inputs["stringData"], Secret), name

@@ -7,7 +7,8 @@ import re
 from kaas.services import catalog
 from kaas.spec.models import ClusterSpec
 
-CLOUD_CONFIG = "cloud-config"  # the Secret OCCM and Cinder CSI read (key cloud.conf)
+CLOUD_CONFIG = "cloud-config"  # the Secret OCCM reads (key cloud.conf)
+CSI_CLOUD_CONFIG = "cinder-csi-cloud-config"  # the same for Cinder CSI, with its own application credential
 STORAGE_CLASS_DEFAULT = "cinder"
 STORAGE_CLASS_RETAIN = "cinder-retain"
 CLUSTER_ISSUER = "letsencrypt"

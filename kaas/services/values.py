@@ -108,7 +108,7 @@ def flannel_values(spec: ClusterSpec) -> Values:
 
 
 def cloud_config(spec: ClusterSpec, app_credential_id: str, app_credential_secret: str) -> str:
-    """The ``cloud.conf`` both OCCM and Cinder CSI read (INI, application-credential auth)."""
+    """The ``cloud.conf`` OCCM and Cinder CSI read (INI, application-credential auth; one credential each)."""
     lines = [
         "[Global]",
         f"auth-url={spec.openstack.auth_url}",
@@ -146,7 +146,7 @@ def occm_values(spec: ClusterSpec) -> Values:
 def cinder_csi_values(spec: ClusterSpec) -> Values:
     # StorageClasses are ours (default Delete, retain Retain): the chart's are off.
     return {
-        "secret": {"enabled": True, "create": False, "hostMount": False, "name": names.CLOUD_CONFIG},
+        "secret": {"enabled": True, "create": False, "hostMount": False, "name": names.CSI_CLOUD_CONFIG},
         "storageClass": {"enabled": False},
         "clusterID": spec.name,
     }
