@@ -127,5 +127,17 @@ def test_pki_resources_are_children_of_the_pki_inside_the_bootstrap_component() 
     (pki,) = plan.by_type("kaas:bootstrap:Pki")
     assert pki.parent == bootstrap.urn
     for record in plan.resources:
-        if record.type.startswith(("tls:", "random:")):
+        if record.type.startswith(("tls:", "random:")) and record.name != "dev-etcd-backup-key":
             assert record.parent == pki.urn, record.urn
+
+
+def test_etcd_backup_key_is_a_protected_secret_that_reaches_only_the_etcd_nodes() -> None:
+    bp = bootstrap_plan("dev")
+    key = bp.plan.find("random:index/randomPassword:RandomPassword", "dev-etcd-backup-key")
+    assert key.parent == bp.plan.by_type("kaas:bootstrap:Bootstrap")[0].urn
+    assert key.options["protect"] is True and "result" in key.options["additionalSecretOutputs"]
+    assert key.inputs["length"] == 64
+    value = reveal(bp.output("etcdBackupKey"))
+    assert isinstance(bp.output("etcdBackupKey"), Secret) and len(value) == 64
+    assert all(f'BACKUP_ENCRYPTION_KEY="{value}"' in text for text in bp.texts("etcdUserData"))
+    assert not any(value in text for text in bp.texts("masterUserData") + bp.texts("workerUserData"))

@@ -91,9 +91,10 @@ def test_credentials_are_secrets_for_the_layers_that_consume_them() -> None:
     assert isinstance(plan.outputs["ec2Access"], Secret)
     assert plan.outputs["appCredentialId"] == app_id
     assert plan.outputs["appCredentialSecret"] == Secret(hashlib.sha256(("appcred" + app_id).encode()).hexdigest())
-    # The stack outputs of the program itself are plain facts; the only secret is the admin kubeconfig.
+    # The stack outputs of the program itself are plain facts; the only secrets are the admin kubeconfig
+    # and the etcd backup key.
     plain = plan_spec(spec).outputs
-    assert [k for k, v in plain.items() if isinstance(v, Secret)] == ["adminKubeconfig"]
+    assert [k for k, v in plain.items() if isinstance(v, Secret)] == ["adminKubeconfig", "etcdBackupKey"]
     assert not {str(v) for v in plain.values()} & {str(plan.outputs["ec2Secret"].value)}
 
 
@@ -148,7 +149,7 @@ def test_acme_prod_plan_shows_the_whole_openstack_layer() -> None:
     } <= components
     assert plan.outputs["api"]["url"] == "https://api.acme-prod.k8s.acme.example:6443"
     assert plan.outputs["layout"]["etcd"]["addresses"] == [f"10.20.0.{16 + n}" for n in range(5)]
-    assert [k for k, v in plan.outputs.items() if isinstance(v, Secret)] == ["adminKubeconfig"]
+    assert [k for k, v in plan.outputs.items() if isinstance(v, Secret)] == ["adminKubeconfig", "etcdBackupKey"]
     [provider] = plan.by_type("pulumi:providers:openstack")
     for record in plan.resources:
         if record.custom and record.type.startswith("openstack:"):

@@ -221,6 +221,7 @@ class BackupTarget:
     secret_key: str
     retention_days: int
     interval_hours: int
+    encryption_key: str  # snapshots are encrypted with it before they leave the node
     prefix: str = BACKUP_PREFIX
 
 
@@ -238,6 +239,7 @@ def backup_environment(member: EtcdMember, paths: EtcdPaths, target: BackupTarge
         "S3_PREFIX": target.prefix,
         "AWS_ACCESS_KEY_ID": target.access_key,
         "AWS_SECRET_ACCESS_KEY": target.secret_key,
+        "BACKUP_ENCRYPTION_KEY": target.encryption_key,
         "RETENTION_DAYS": str(target.retention_days),
         "WORK_DIR": BACKUP_WORK_DIR,
     }

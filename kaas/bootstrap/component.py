@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_random as random
 
 from kaas import platform
 from kaas.bootstrap import cloudinit
@@ -74,6 +75,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
     ca_cert_pem: pulumi.Output[str]
     keystone_auth_cert_pem: pulumi.Output[str]
     keystone_auth_key_pem: pulumi.Output[str]
+    etcd_backup_key: pulumi.Output[str]
 
     def __init__(
         self,
@@ -101,7 +103,15 @@ class ClusterBootstrap(pulumi.ComponentResource):
         self.keystone_auth_cert_pem = pki.keystone_auth.cert_pem
         self.keystone_auth_key_pem = pki.keystone_auth.key_pem
 
-        backup = pulumi.Output.all(backup_access_key, backup_secret_key).apply(
+        # Encrypts every etcd snapshot (scripts/etcd-backup). Protected: without it no backup can be read.
+        backup_key = random.RandomPassword(
+            f"{name}-etcd-backup-key",
+            length=64,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=True, additional_secret_outputs=["result"]),
+        )
+        self.etcd_backup_key = pulumi.Output.secret(backup_key.result)
+        backup = pulumi.Output.all(backup_access_key, backup_secret_key, self.etcd_backup_key).apply(
             lambda keys: BackupTarget(
                 endpoint=spec.openstack.s3_endpoint,
                 bucket=spec.container_name("etcd_backups"),
@@ -110,6 +120,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
                 secret_key=keys[1],
                 retention_days=spec.etcd_backup.retention_days,
                 interval_hours=spec.etcd_backup.interval_hours,
+                encryption_key=keys[2],
             )
         )
         members = self.nodes.etcd
