@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from kaas.services import catalog
+from kaas.services import catalog, images
 from kaas.spec.models import ClusterSpec
 
 CLOUD_CONFIG = "cloud-config"  # the Secret OCCM reads (key cloud.conf)
@@ -66,4 +66,4 @@ def pull_robot_account(spec: ClusterSpec) -> str:
 
 
 def velero_plugin_image() -> str:
-    return catalog.VELERO_OPENSTACK_PLUGIN_IMAGE
+    return images.pinned(catalog.VELERO_OPENSTACK_PLUGIN_IMAGE)

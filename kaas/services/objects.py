@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 
 from kaas.platform import KEYSTONE_AUTH_PORT
-from kaas.services import catalog, harbor_robot, names, values
+from kaas.services import catalog, harbor_robot, images, names, values
 from kaas.spec.models import ClusterSpec
 
 Manifest = dict[str, Any]
@@ -176,7 +176,7 @@ def keystone_auth_daemon_set(spec: ClusterSpec) -> Manifest:
     ]
     container = {
         "name": names.KEYSTONE_AUTH,
-        "image": catalog.KEYSTONE_AUTH_IMAGE,
+        "image": images.pinned(catalog.KEYSTONE_AUTH_IMAGE),
         "args": args,
         "env": [{"name": "KEYSTONE_AUTH_NAMESPACE", "value": names.KUBE_SYSTEM}],
         "ports": [{"name": "webhook", "containerPort": KEYSTONE_AUTH_PORT, "hostPort": KEYSTONE_AUTH_PORT}],
@@ -350,7 +350,7 @@ def ism_policy_job(spec: ClusterSpec) -> Manifest:
     )
     container = {
         "name": "install-policy",
-        "image": ISM_JOB_IMAGE,
+        "image": images.pinned(ISM_JOB_IMAGE),
         "command": ["/bin/sh", "-c", script],
         "env": [
             {
@@ -414,7 +414,7 @@ def harbor_robot_job(spec: ClusterSpec) -> Manifest:
     ]
     container = {
         "name": "register-robot",
-        "image": HARBOR_ROBOT_JOB_IMAGE,
+        "image": images.pinned(HARBOR_ROBOT_JOB_IMAGE),
         "command": ["python3", "-c", harbor_robot_script()],
         "env": env,
         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},

@@ -286,6 +286,12 @@ class BackupSpec(ServiceSpec):
         description="Velero stores resources unencrypted (Swift encrypts at rest only if the cloud does): "
         "by default Secrets stay out of Velero backups and are restored from the encrypted etcd snapshots.",
     )
+    plugin_image: NonEmpty | None = Field(
+        default=None,
+        description="The OpenStack plugin's image as mirrored into the operator's registry "
+        "(<registry>/<project>/velero-plugin-for-openstack:<tag>@sha256:<digest>); upstream publishes it only "
+        "under a personal Docker Hub account.",
+    )
 
 
 class ServicesSpec(SpecModel):
