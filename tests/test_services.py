@@ -16,6 +16,7 @@ from tests.helpers import make_spec
 from tests.services_helpers import (
     APP_CREDENTIALS,
     INGRESS_IP,
+    PROJECT_ID,
     ROLE_ID,
     default_plan,
     names_of,
@@ -272,7 +273,13 @@ def test_keystone_admin_role_maps_to_a_group_bound_to_cluster_admin() -> None:
     pod = plan.find("kubernetes:apps/v1:DaemonSet", "t1-keystone-auth").inputs["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is True
     assert pod["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
-    assert "--listen=127.0.0.1:8443" in pod["containers"][0]["args"]
+    # The API server's webhook address (8443) is the scope filter's; k8s-keystone-auth sits behind it.
+    scope_filter, keystone = pod["containers"]
+    assert scope_filter["ports"][0]["hostPort"] == 8443
+    assert "--listen=127.0.0.1:8444" in keystone["args"]
+    env = {e["name"]: e["value"] for e in scope_filter["env"]}
+    assert env["UPSTREAM_URL"] == "https://127.0.0.1:8444/webhook" and env["LISTEN_PORT"] == "8443"
+    assert (env["PROJECT_ID"], env["ADMIN_GROUP"], env["ADMIN_ROLE"]) == (PROJECT_ID, ROLE_ID, "t1-cluster-admin")
 
 
 def test_provider_name_names_the_namespace_and_the_admin_binding() -> None:

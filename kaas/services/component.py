@@ -298,7 +298,7 @@ class ManagedServices(pulumi.ComponentResource):
             )
             kube.apply(
                 f"{name}-keystone-auth",
-                objects.keystone_auth_daemon_set(spec),
+                objects.keystone_auth_daemon_set(spec, inputs.project_id, inputs.admin_role_id),
                 keystone,
                 (cni_release, tls, sync, account, role, binding),
             )
