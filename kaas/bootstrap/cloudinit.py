@@ -420,6 +420,23 @@ class ControlPlaneCertificates:
         }
 
 
+# Control-plane TLS: 1.2 at least, and for 1.2 only ECDHE with AEAD ciphers (Go's names; TLS 1.3
+# suites are not configurable in Go). Profiling endpoints off on every control-plane component.
+TLS_CIPHER_SUITES = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+)
+CONTROL_PLANE_HARDENING = {
+    "profiling": "false",
+    "tls-min-version": "VersionTLS12",
+    "tls-cipher-suites": ",".join(TLS_CIPHER_SUITES),
+}
+
+
 def _args(values: dict[str, str]) -> list[dict[str, str]]:
     """kubeadm v1beta4 extra arguments: a list of name/value pairs."""
     return [{"name": k, "value": v} for k, v in values.items()]
@@ -466,6 +483,7 @@ def cluster_configuration(cluster: KubernetesCluster) -> dict[str, Any]:
                     "authentication-token-webhook-config-file": AUTHN_WEBHOOK_PATH,
                     "authorization-webhook-config-file": AUTHZ_WEBHOOK_PATH,
                     "authorization-mode": "Node,RBAC,Webhook",
+                    **CONTROL_PLANE_HARDENING,
                 }
             ),
             "extraVolumes": [
@@ -478,6 +496,8 @@ def cluster_configuration(cluster: KubernetesCluster) -> dict[str, Any]:
                 }
             ],
         },
+        "controllerManager": {"extraArgs": _args(CONTROL_PLANE_HARDENING)},
+        "scheduler": {"extraArgs": _args(CONTROL_PLANE_HARDENING)},
     }
 
 

@@ -267,6 +267,9 @@ def app_prometheus_spec(spec: ClusterSpec) -> Values:
         "serviceMonitorNamespaceSelector": customer,
         "podMonitorNamespaceSelector": customer,
         "ruleNamespaceSelector": customer,
+        # Tenants write the ServiceMonitors: none may point Prometheus at a file of its container
+        # (bearerTokenFile, tlsConfig files), such as its service account token.
+        "arbitraryFSAccessThroughSMs": {"deny": True},
         "storage": _volume_claim(mon.prometheus_volume_gb, names.STORAGE_CLASS_DEFAULT),
     }
 
