@@ -105,6 +105,9 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdClust
         _write(Path(member_paths.ca_cert), ca_pem)
         _write(Path(member_paths.cert), reveal(outputs["etcdMemberCertPems"][i]))
         _write(Path(member_paths.key), reveal(reveal(outputs["etcdMemberKeyPems"])[i]))
+        _write(Path(member_paths.peer_ca_cert), outputs["etcdPeerCaCertPem"])
+        _write(Path(member_paths.peer_cert), reveal(outputs["etcdPeerCertPems"][i]))
+        _write(Path(member_paths.peer_key), reveal(reveal(outputs["etcdPeerKeyPems"])[i]))
         config = cloudinit.etcd_config(member, members, f"{bp.spec.name}-etcd", member_paths)
         config_path = _write(root / member.name / "etcd.conf.yml", yaml.safe_dump(config))
         log = (root / f"{member.name}.log").open("wb")
@@ -426,3 +429,31 @@ def test_unreachable_etcd_exits_nonzero_and_leaves_no_object(
     assert result.returncode == 1
     assert "FAILED" in result.stderr
     assert _objects(s3_server) == []
+
+
+def test_peer_port_accepts_only_certificates_of_the_peer_ca(etcd_cluster: EtcdCluster) -> None:
+    """Separate CAs: the API server's etcd client certificate is no peer, a peer certificate is no client."""
+    import ssl
+    import urllib.request
+
+    member, paths = etcd_cluster.members[0], etcd_cluster.paths[0]
+    ca, client_cert, client_key = etcd_cluster.client
+
+    def get_members(cert: str, key: str) -> bool:
+        context = ssl.create_default_context(cafile=paths.peer_ca_cert)
+        context.load_cert_chain(cert, key)
+        try:
+            with urllib.request.urlopen(f"{member.peer_url}/members", context=context, timeout=5) as response:
+                return bool(response.status == 200)
+        except (ssl.SSLError, OSError):
+            return False
+
+    assert get_members(paths.peer_cert, paths.peer_key)
+    assert not get_members(client_cert, client_key)
+    as_client = etcd_cluster.etcdctl(
+        "get",
+        "/registry/kaas/probe",
+        tls=(f"--cacert={ca}", f"--cert={paths.peer_cert}", f"--key={paths.peer_key}"),
+        timeout=2,
+    )
+    assert as_client.returncode != 0

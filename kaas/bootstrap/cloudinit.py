@@ -153,6 +153,18 @@ class EtcdPaths:
     def key(self) -> str:
         return f"{self.pki_dir}/member.key"
 
+    @property
+    def peer_ca_cert(self) -> str:
+        return f"{self.pki_dir}/peer-ca.crt"
+
+    @property
+    def peer_cert(self) -> str:
+        return f"{self.pki_dir}/peer.crt"
+
+    @property
+    def peer_key(self) -> str:
+        return f"{self.pki_dir}/peer.key"
+
 
 def initial_cluster(members: Sequence[EtcdMember]) -> str:
     return ",".join(f"{m.name}={m.peer_url}" for m in members)
@@ -173,7 +185,7 @@ def etcd_config(
     cluster_token: str,
     paths: EtcdPaths = EtcdPaths(),
 ) -> dict[str, Any]:
-    """etcd's ``--config-file``: a static bootstrap with mutual TLS for peers and clients."""
+    """etcd's ``--config-file``: a static bootstrap with mutual TLS for peers and clients, one CA each."""
     if member not in members:
         raise ValueError(f"{member.name} is not one of the cluster's members")
     tls = {
@@ -194,7 +206,12 @@ def etcd_config(
         "initial-cluster-token": cluster_token,
         "initial-cluster-state": "new",
         "client-transport-security": dict(tls),
-        "peer-transport-security": dict(tls),
+        "peer-transport-security": {
+            "cert-file": paths.peer_cert,
+            "key-file": paths.peer_key,
+            "trusted-ca-file": paths.peer_ca_cert,
+            "client-cert-auth": True,
+        },
         "snapshot-count": 10000,
         "auto-compaction-mode": "periodic",
         "auto-compaction-retention": "8h",
@@ -268,6 +285,9 @@ class EtcdNodeInput:
     cert_pem: str
     key_pem: str
     backup: BackupTarget
+    peer_ca_cert_pem: str
+    peer_cert_pem: str
+    peer_key_pem: str
     paths: EtcdPaths = field(default_factory=EtcdPaths)
 
     @property
@@ -294,6 +314,9 @@ def render_etcd_user_data(node: EtcdNodeInput) -> str:
         _file(paths.ca_cert, node.ca_cert_pem),
         _file(paths.cert, node.cert_pem),
         _secret_file(paths.key, node.key_pem),
+        _file(paths.peer_ca_cert, node.peer_ca_cert_pem),
+        _file(paths.peer_cert, node.peer_cert_pem),
+        _secret_file(paths.peer_key, node.peer_key_pem),
         _file(ETCD_CONFIG_PATH, _safe_dump(config)),
         _file(
             "/etc/systemd/system/etcd.service",

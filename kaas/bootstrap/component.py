@@ -136,16 +136,25 @@ class ClusterBootstrap(pulumi.ComponentResource):
                     cert_pem=v[1],
                     key_pem=v[2],
                     backup=v[3],
+                    peer_ca_cert_pem=v[4],
+                    peer_cert_pem=v[5],
+                    peer_key_pem=v[6],
                 )
             )
 
         self.etcd_user_data = [
             pulumi.Output.secret(
-                pulumi.Output.all(pki.etcd_ca.cert_pem, certkey.cert_pem, certkey.key_pem, backup).apply(
-                    functools.partial(etcd_user_data, member)
-                )
+                pulumi.Output.all(
+                    pki.etcd_ca.cert_pem,
+                    certkey.cert_pem,
+                    certkey.key_pem,
+                    backup,
+                    pki.etcd_peer_ca.cert_pem,
+                    peer.cert_pem,
+                    peer.key_pem,
+                ).apply(functools.partial(etcd_user_data, member))
             )
-            for member, certkey in zip(members, pki.etcd_members, strict=True)
+            for member, certkey, peer in zip(members, pki.etcd_members, pki.etcd_peers, strict=True)
         ]
 
         cluster = pulumi.Output.all(pki.bootstrap_token, pki.ca_cert_hash, pki.kubernetes_ca.cert_pem).apply(
