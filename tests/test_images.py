@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from kaas.offline import Plan, ResourceRecord
-from kaas.services import images, values
+from kaas.services import images, objects, values
 from kaas.services.images import IMAGES, PERSONAL
 from tests.helm import render_release
 from tests.helpers import make_spec
@@ -98,9 +98,8 @@ def test_a_known_digest_reaches_the_images_the_platform_sets(monkeypatch: pytest
     spec = make_spec()
     velero = values.velero_values(spec)["initContainers"][0]["image"]
     assert velero == f"lirt/velero-plugin-for-openstack:v0.8.2@{digest}"
-    from kaas.services import objects
-
-    daemon = objects.keystone_auth_daemon_set(spec)["spec"]["template"]["spec"]["containers"][0]["image"]
+    pod = objects.keystone_auth_daemon_set(spec, "project", "role")["spec"]["template"]["spec"]
+    daemon = next(c["image"] for c in pod["containers"] if c["name"] == "k8s-keystone-auth")
     assert daemon == f"registry.k8s.io/provider-os/k8s-keystone-auth:v1.36.0@{digest}"
     monkeypatch.setitem(IMAGES, "curlimages/curl:8.17.0", "sha256:short")
     with pytest.raises(ValueError, match="not a sha256 digest"):
