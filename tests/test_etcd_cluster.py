@@ -457,3 +457,29 @@ def test_peer_port_accepts_only_certificates_of_the_peer_ca(etcd_cluster: EtcdCl
         timeout=2,
     )
     assert as_client.returncode != 0
+
+
+def test_client_port_refuses_tls12_suites_outside_the_ecdhe_aead_list(etcd_cluster: EtcdCluster) -> None:
+    """etcd's cipher-suites (cloudinit.TLS_CIPHER_SUITES) apply: a CBC suite is refused, GCM is served."""
+    import ssl
+
+    member = etcd_cluster.members[0]
+    ca, cert, key = etcd_cluster.client
+
+    def handshake(cipher: str) -> bool:
+        context = ssl.create_default_context(cafile=ca)
+        context.load_cert_chain(cert, key)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(cipher)
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", member.client_port), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1"),
+            ):
+                return True
+        except (ssl.SSLError, OSError):
+            return False
+
+    assert handshake("ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert not handshake("ECDHE-ECDSA-AES128-SHA")
+    assert not handshake("ECDHE-ECDSA-AES256-SHA384")

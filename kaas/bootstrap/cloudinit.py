@@ -216,6 +216,9 @@ def etcd_config(
         "auto-compaction-mode": "periodic",
         "auto-compaction-retention": "8h",
         "quota-backend-bytes": 8 * 1024**3,
+        # Client and peer TLS: 1.2 at least (etcd >= 3.5 reads tls-min-version), ECDHE + AEAD suites only.
+        "tls-min-version": "TLS1.2",
+        "cipher-suites": list(TLS_CIPHER_SUITES),
     }
 
 
