@@ -173,7 +173,7 @@ EXPECTED_DEPENDENCIES = {
         "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-harbor-admin", "t1-harbor-swift",
     },
     "t1-harbor-robot-job": {"harbor", "t1-harbor-admin", "t1-harbor-robot"},
-    "velero": {"calico", "t1-ns-platform", "t1-velero-credentials"},
+    "velero": {"calico", "t1-ns-platform", "t1-velero-credentials", "t1-velero-repository"},
     "headlamp": {"calico", "t1-ns-platform"},
     "t1-keystone-auth": {
         "calico", "t1-keystone-auth-tls", "t1-keystone-sync", "t1-keystone-auth-sa", "t1-keystone-auth-role",
@@ -243,7 +243,7 @@ def test_charts_read_the_secret_of_their_own_credential() -> None:
 def test_credentials_and_passwords_are_secrets() -> None:
     plan = default_plan()
     for name in ("t1-cloud-config", "t1-cinder-csi-cloud-config", "t1-grafana-admin", "t1-opensearch-admin",
-                 "t1-harbor-admin", "t1-harbor-swift",
+                 "t1-harbor-admin", "t1-harbor-swift", "t1-velero-repository",
                  "t1-velero-credentials", "t1-keystone-auth-tls", "t1-pull-shop", "t1-harbor-robot"):  # fmt: skip
         record = plan.find("kubernetes:core/v1:Secret", name)
         assert isinstance(record.inputs["stringData"], Secret), name

@@ -464,9 +464,25 @@ class ManagedServices(pulumi.ComponentResource):
                 ),
                 backups, (self.namespace,),
             )  # fmt: skip
+            # Velero encrypts its Kopia repositories (file-system backups) with this password; without
+            # the Secret it would create one holding a fixed, published default. Protected: the key to backups.
+            repo_password = random.RandomPassword(
+                f"{name}-velero-repository",
+                length=48,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=backups, protect=True, additional_secret_outputs=["result"]),
+            )
+            repository = kube.apply(
+                f"{name}-velero-repository",
+                objects.secret(
+                    spec, names.VELERO_REPOSITORY, spec.platform_namespace,
+                    {"repository-password": repo_password.result},
+                ),
+                backups, (self.namespace,),
+            )  # fmt: skip
             self.releases["backups"] = kube.release(
                 "velero", ChartName.VELERO, svc.backups.chart_version, platform_ns,
-                values.velero_values(spec), backups, (cni_release, credentials),
+                values.velero_values(spec), backups, (cni_release, credentials, repository),
             )  # fmt: skip
             backups.done()
 

@@ -23,6 +23,7 @@ HARBOR_PULL = "registry-pull"  # the docker-config Secret in every customer name
 HARBOR_ROBOT = "registry-pull-robot"  # the pull robot's secret in the platform namespace (key ROBOT_SECRET)
 HARBOR_ROBOT_PREFIX = "robot$"  # Harbor's default robot_name_prefix (ROBOT_NAME_PREFIX)
 VELERO_CREDENTIALS = "velero-openstack"
+VELERO_REPOSITORY = "velero-repo-credentials"  # Velero's name (pkg/repository/keys): the Kopia repository password
 APP_PROMETHEUS = "apps"
 APP_PROMETHEUS_HOST = "prometheus-apps"
 APP_PROMETHEUS_PORT = 9090
