@@ -133,3 +133,23 @@ def test_velero_schedule_leaves_secrets_to_the_encrypted_etcd_snapshots() -> Non
     assert _schedule(default_plan())["spec"]["template"]["excludedResources"] == ["secrets"]
     opted_in = plan_services(make_spec(services={"backups": {"include_secrets": True}}))
     assert "excludedResources" not in _schedule(opted_in)["spec"]["template"]
+
+
+def test_every_image_would_carry_its_digest_once_the_table_is_filled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Coverage of the pinning path, through real Helm: with a (fixture) digest for every image, every image
+    each chart renders carries its own digest, so filling IMAGES is all that pinning still needs."""
+    fixture = {ref: "sha256:" + f"{n:064x}" for n, ref in enumerate(sorted(IMAGES))}
+    for ref, digest in fixture.items():
+        monkeypatch.setitem(IMAGES, ref, digest)
+    rendered: set[str] = set()
+    for plan in (plan_services(make_spec()), plan_services(make_spec(networking={"cni": "flannel"}))):
+        for refs in plan_images(plan).values():
+            rendered |= refs
+    expected = {f"{ref}@{digest}" for ref, digest in fixture.items()}
+    assert sorted(rendered - expected) == []
+    assert rendered == expected
+
+
+def test_chart_image_table_names_only_inventoried_images() -> None:
+    listed = {image for paths in images.CHART_IMAGES.values() for image, _key in paths.values()}
+    assert listed <= set(IMAGES)

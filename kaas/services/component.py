@@ -20,7 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from kaas.services import names, objects, values
+from kaas.services import images, names, objects, values
 from kaas.services.catalog import ChartName, chart_for
 from kaas.spec.models import ClusterSpec, Cni
 
@@ -132,7 +132,7 @@ class _Kube:
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pinned.repo),
             namespace=namespace,
             create_namespace=create_namespace,
-            values=release_values,
+            values=images.with_digests(pinned.name, release_values),
             atomic=True,
             cleanup_on_fail=True,
             timeout=900,
