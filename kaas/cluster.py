@@ -183,12 +183,14 @@ class KaasCluster(pulumi.ComponentResource):
         )
 
     def stack_outputs(self) -> dict[str, Any]:
-        """Typed, non-secret outputs (kaas.outputs.StackOutputs, one key per field) + the secret kubeconfig and backup key."""
+        """Typed, non-secret outputs (kaas.outputs.StackOutputs, one key per field) + the secret kubeconfigs and
+        the etcd backup key."""
         spec = self.spec
         dumped = self.facts().apply(lambda facts: build_stack_outputs(spec, facts).model_dump(mode="json"))
         return {
             **export_keys(dumped),
             "adminKubeconfig": self.bootstrap.admin_kubeconfig,
+            "breakGlassKubeconfig": self.bootstrap.break_glass_kubeconfig,
             # The only key to the etcd snapshots: kept by the stack (a protected secret), read for a restore.
             "etcdBackupKey": self.bootstrap.etcd_backup_key,
         }

@@ -11,3 +11,8 @@ KEYSTONE_AUTH_PORT = 8443
 KEYSTONE_AUTH_WEBHOOK_URL = f"https://127.0.0.1:{KEYSTONE_AUTH_PORT}/webhook"
 
 API_HOST_LABEL = "api"  # api.<cluster>.<domain>
+
+
+def break_glass_group(provider_name: str) -> str:
+    """The break-glass certificate's group, bound to cluster-admin by ``<provider>:break-glass``."""
+    return f"{provider_name}:break-glass"

@@ -106,8 +106,8 @@ def test_private_keys_and_token_parts_are_secret_outputs_of_their_resources() ->
     plan = bootstrap_plan("acme-prod").plan
     keys = plan.by_type("tls:index/privateKey:PrivateKey")
     assert (
-        len(keys) == 4 + 1 + 5 + 5 + 3
-    )  # CAs, service account, etcd members and peers, etcd client + admin + keystone
+        len(keys) == 4 + 1 + 5 + 5 + 4
+    )  # CAs, service account, etcd members and peers, etcd client + admin + break-glass + keystone
     assert all("privateKeyPem" in k.options["additionalSecretOutputs"] for k in keys)
     for record in plan.by_type("tls:index/locallySignedCert:LocallySignedCert"):
         assert isinstance(record.inputs["caPrivateKeyPem"], Secret)

@@ -13,7 +13,11 @@ from kaas.services import objects
 from tests.helpers import make_spec
 from tests.services_helpers import default_plan
 
-CUSTOM_RESOURCES = {"Prometheus", "ClusterIssuer"}  # CRDs from the charts: no schema in kubernetes-validate
+CUSTOM_RESOURCES = {
+    "Prometheus",
+    "ClusterIssuer",
+    "PrometheusRule",
+}  # CRDs from the charts: no schema in kubernetes-validate
 
 
 def _plain(value: Any) -> Any:
