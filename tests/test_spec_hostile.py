@@ -79,10 +79,12 @@ MARKERS: dict[FieldPath, Any] = {
     ("identity", "initial_admin_user"): "hxadminuser",
     ("identity", "project"): "hxproject",
     ("identity", "domain"): "hxdomain",
+    ("identity", "application_credential_roles"): ("hxrole",),
     ("etcd_backup", "s3_region"): "hxs3region",
     ("services", "ingress", "acme_email"): "hxacme@hx.example.com",
     ("services", "logging", "dashboards_host"): "hxkibana",
     ("services", "backups", "schedule"): "17 3 * * *",
+    ("services", "backups", "plugin_image"): "hxregistry.example/hxmirror/plugin:v1",
     ("services", "customer_namespaces"): ("hxteam",),
 }
 _SERVICES = ("cni", "cloud_controller", "cinder_csi", "keystone_auth", "ingress", "monitoring")

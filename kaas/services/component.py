@@ -468,8 +468,7 @@ class ManagedServices(pulumi.ComponentResource):
             # the Secret it would create one holding a fixed, published default. Protected: the key to backups.
             repo_password = random.RandomPassword(
                 f"{name}-velero-repository",
-                length=48,
-                special=False,
+                **password_arguments(),
                 opts=pulumi.ResourceOptions(parent=backups, protect=True, additional_secret_outputs=["result"]),
             )
             repository = kube.apply(

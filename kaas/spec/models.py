@@ -178,6 +178,11 @@ KeystoneName = Annotated[
     str,
     _grammar(r"[A-Za-z0-9][A-Za-z0-9@._:+-]*", "letters, digits and '@._:+-', starting with a letter or digit", 255),
 ]
+# Container image references (registry/path:tag@sha256:digest).
+ImageReference = Annotated[
+    str,
+    _grammar(r"[a-z0-9][A-Za-z0-9._/:@-]*", "an image reference: letters, digits and '._/:@-'", 255),
+]
 # IDs of existing OpenStack objects: UUIDs, with or without dashes (or a test's token).
 OpenStackId = Annotated[str, _grammar(r"[A-Za-z0-9][A-Za-z0-9-]*", "letters, digits and '-' (an ID)", 64)]
 
@@ -335,7 +340,7 @@ class IdentitySpec(SpecModel):
     credential_lifetime_days: int = Field(
         default=365, ge=1, le=3 * 365, description="Application credentials expire this long after credentials_issued."
     )
-    application_credential_roles: tuple[NonEmpty, ...] = Field(
+    application_credential_roles: tuple[KeystoneName, ...] = Field(
         default=("member",),
         min_length=1,
         description="The only project roles the in-cluster application credentials carry (a subset of the "
@@ -405,7 +410,7 @@ class BackupSpec(ServiceSpec):
         description="Velero stores resources unencrypted (Swift encrypts at rest only if the cloud does): "
         "by default Secrets stay out of Velero backups and are restored from the encrypted etcd snapshots.",
     )
-    plugin_image: NonEmpty | None = Field(
+    plugin_image: ImageReference | None = Field(
         default=None,
         description="The OpenStack plugin's image as mirrored into the operator's registry "
         "(<registry>/<project>/velero-plugin-for-openstack:<tag>@sha256:<digest>); upstream publishes it only "
