@@ -278,7 +278,7 @@ def _decrypt(source: Path, target: Path, key: str = BACKUP_KEY) -> subprocess.Co
 
 def _snapshot_status(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["etcdctl", "snapshot", "status", str(path), "--write-out=json"],
+        [str(ETCDUTL or ETCDCTL), "snapshot", "status", str(path), "--write-out=json"],
         capture_output=True,
         text=True,
         env={**os.environ, "ETCDCTL_API": "3"},
