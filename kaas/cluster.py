@@ -77,16 +77,26 @@ class KaasCluster(pulumi.ComponentResource):
         self.dns = ClusterDns(
             name, spec, api_address=self.api_load_balancer.floating_address, provider=provider, opts=child
         )
-        self.object_storage = ObjectStorage(name, spec, provider=provider, opts=child)
         self.identity = KeystoneAccess(name, spec, provider=provider, opts=child)
+        self.object_storage = ObjectStorage(
+            name,
+            spec,
+            provider=provider,
+            project_id=self.identity.project_id,
+            writers={
+                "etcd_backups": self.identity.backup_writer_id,
+                **({"registry": self.identity.registry_user_id} if self.identity.registry_user_id else {}),
+            },
+            opts=child,
+        )
 
         # Bootstrap layer: PKI and the user data that turns the node tiers into a cluster.
         self.bootstrap = ClusterBootstrap(
             name,
             plan,
             api_endpoint_host=plan.api_host,
-            backup_access_key=self.object_storage.ec2_access,
-            backup_secret_key=self.object_storage.ec2_secret,
+            backup_access_key=self.identity.backup_access_key,
+            backup_secret_key=self.identity.backup_secret_key,
             opts=child,
         )
         self.etcd_nodes = self._tier(Role.ETCD, provider, self.bootstrap.etcd_user_data)
@@ -118,8 +128,8 @@ class KaasCluster(pulumi.ComponentResource):
                 external_network_id=self.network.external_network_id,
                 subnet_id=self.network.subnet_id,
                 admin_role_id=self.identity.admin_role_id,
-                app_credential_id=self.identity.application_credential_id,
-                app_credential_secret=self.identity.application_credential_secret,
+                project_id=self.identity.project_id,
+                app_credentials={c.value: cred for c, cred in self.identity.application_credentials.items()},
                 keystone_auth_cert_pem=self.bootstrap.keystone_auth_cert_pem,
                 keystone_auth_key_pem=self.bootstrap.keystone_auth_key_pem,
                 registry_swift_username=self.identity.registry_username,
@@ -171,11 +181,14 @@ class KaasCluster(pulumi.ComponentResource):
         )
 
     def stack_outputs(self) -> dict[str, Any]:
-        """Typed, non-secret outputs (kaas.outputs.StackOutputs, one key per field) + the secret kubeconfigs."""
+        """Typed, non-secret outputs (kaas.outputs.StackOutputs, one key per field) + the secret kubeconfigs and
+        the etcd backup key."""
         plan = self.plan
         dumped = self.facts().apply(lambda facts: build_stack_outputs(plan, facts).model_dump(mode="json"))
         return {
             **export_keys(dumped),
             "adminKubeconfig": self.bootstrap.admin_kubeconfig,
             "breakGlassKubeconfig": self.bootstrap.break_glass_kubeconfig,
+            # The only key to the etcd snapshots: kept by the stack (a protected secret), read for a restore.
+            "etcdBackupKey": self.bootstrap.etcd_backup_key,
         }

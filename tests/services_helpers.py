@@ -8,14 +8,18 @@ from typing import Any
 import pulumi
 
 from kaas.offline import Plan, ResourceRecord, run_plan
+from kaas.openstack.identity import ApplicationCredential as AppCredential
 from kaas.services import ManagedServices, ServiceInputs
 from kaas.spec import ClusterSpec
 from tests.helpers import make_spec
 
 ROLE_ID = "f6120fe6406a473682c3b25cdea4510a"
 INGRESS_IP = "203.0.113.80"
-APP_CRED_ID = "appcred-id-1"
-APP_CRED_SECRET = "appcred-secret-1"
+PROJECT_ID = "5e1b2c3d4e5f40718293a4b5c6d7e8f9"
+APP_CREDENTIALS = {
+    consumer: (f"appcred-id-{consumer}", f"appcred-secret-{consumer}")
+    for consumer in ("cloud-controller", "cinder-csi", "velero")
+}
 SWIFT_PASSWORD = "swift-pw-1"
 
 
@@ -26,8 +30,11 @@ def inputs() -> ServiceInputs:
         external_network_id="ext-net-id",
         subnet_id="subnet-id",
         admin_role_id=ROLE_ID,
-        app_credential_id=pulumi.Output.secret(APP_CRED_ID),
-        app_credential_secret=pulumi.Output.secret(APP_CRED_SECRET),
+        app_credentials={
+            consumer: AppCredential(pulumi.Output.from_input(cid), pulumi.Output.secret(secret))
+            for consumer, (cid, secret) in APP_CREDENTIALS.items()
+        },
+        project_id=PROJECT_ID,
         keystone_auth_cert_pem=pulumi.Output.secret("-----BEGIN CERTIFICATE-----\n"),
         keystone_auth_key_pem=pulumi.Output.secret("-----BEGIN PRIVATE KEY-----\n"),
         registry_swift_username="t1-registry",

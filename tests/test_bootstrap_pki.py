@@ -109,8 +109,8 @@ def test_private_keys_and_token_parts_are_secret_outputs_of_their_resources() ->
     plan = bootstrap_plan("acme-prod").plan
     keys = plan.by_type("tls:index/privateKey:PrivateKey")
     assert (
-        len(keys) == 3 + 1 + 5 + 4
-    )  # CAs, service account, etcd members, etcd client + admin + break-glass + keystone
+        len(keys) == 4 + 1 + 5 + 5 + 4
+    )  # CAs, service account, etcd members and peers, etcd client + admin + break-glass + keystone
     assert all("privateKeyPem" in k.options["additionalSecretOutputs"] for k in keys)
     for record in plan.by_type("tls:index/locallySignedCert:LocallySignedCert"):
         assert isinstance(record.inputs["caPrivateKeyPem"], Secret)
@@ -132,5 +132,17 @@ def test_pki_resources_are_children_of_the_pki_inside_the_bootstrap_component() 
     (pki,) = plan.by_type("kaas:bootstrap:Pki")
     assert pki.parent == bootstrap.urn
     for record in plan.resources:
-        if record.type.startswith(("tls:", "random:")):
+        if record.type.startswith(("tls:", "random:")) and record.name != "dev-etcd-backup-key":
             assert record.parent == pki.urn, record.urn
+
+
+def test_etcd_backup_key_is_a_protected_secret_that_reaches_only_the_etcd_nodes() -> None:
+    bp = bootstrap_plan("dev")
+    key = bp.plan.find("random:index/randomPassword:RandomPassword", "dev-etcd-backup-key")
+    assert key.parent == bp.plan.by_type("kaas:bootstrap:Bootstrap")[0].urn
+    assert key.options["protect"] is True and "result" in key.options["additionalSecretOutputs"]
+    assert key.inputs["length"] == 64
+    value = plain(bp.output("etcdBackupKey"), show_secrets=True)
+    assert isinstance(bp.output("etcdBackupKey"), Secret) and len(value) == 64
+    assert all(f'BACKUP_ENCRYPTION_KEY="{value}"' in text for text in bp.texts("etcdUserData"))
+    assert not any(value in text for text in bp.texts("masterUserData") + bp.texts("workerUserData"))

@@ -44,6 +44,7 @@ pytestmark = pytest.mark.skipif(ETCD is None or ETCDCTL is None, reason="needs e
 
 BACKUP_SCRIPT = Path(cloudinit.__file__).parent / "scripts" / "etcd-backup"
 BUCKET = "demo-etcd-backups"
+BACKUP_KEY = "k" * 40 + "0123456789abcdefghijklmn"  # stands in for the stack's etcdBackupKey (64 characters)
 
 
 def free_ports(count: int) -> list[int]:
@@ -121,6 +122,9 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdClust
         _write(Path(member_paths.ca_cert), ca_pem)
         _write(Path(member_paths.cert), plain(outputs["etcdMemberCertPems"][i], show_secrets=True))
         _write(Path(member_paths.key), plain(outputs["etcdMemberKeyPems"], show_secrets=True)[i])
+        _write(Path(member_paths.peer_ca_cert), outputs["etcdPeerCaCertPem"])
+        _write(Path(member_paths.peer_cert), plain(outputs["etcdPeerCertPems"][i], show_secrets=True))
+        _write(Path(member_paths.peer_key), plain(outputs["etcdPeerKeyPems"], show_secrets=True)[i])
         config = cloudinit.etcd_config(member, members, f"{bp.spec.name}-etcd", member_paths)
         config_path = _write(root / member.name / "etcd.conf.yml", yaml.safe_dump(config))
         log = (root / f"{member.name}.log").open("wb")
@@ -199,6 +203,7 @@ def _run_backup(
         secret_key="testing",
         retention_days=14,
         interval_hours=8,
+        encryption_key=BACKUP_KEY,
     )
     env = cloudinit.backup_environment(member, paths, target)
     env["WORK_DIR"] = str(cluster.root / f"backup-{member.name}")
@@ -257,10 +262,37 @@ def test_client_without_a_ca_signed_cert_is_refused(etcd_cluster: EtcdCluster, t
     assert etcd_cluster.etcdctl("get", "intruder").stdout == ""
 
 
-def test_backup_is_uploaded_by_the_leader_only_and_restores_into_a_fresh_member(
+SECRET_VALUE = "s3cr3t-database-password-7f2c9e"
+
+
+def _decrypt(source: Path, target: Path, key: str = BACKUP_KEY) -> subprocess.CompletedProcess[str]:
+    """The restore procedure's decrypt step (README): the shipped script, the key from a file."""
+    key_file = _write(target.parent / f"{target.name}.key", key + "\n")
+    return subprocess.run(
+        [sys.executable, str(BACKUP_SCRIPT), "--key-file", key_file, "decrypt", str(source), str(target)],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+        timeout=60,
+    )
+
+
+def _snapshot_status(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ETCDUTL or ETCDCTL), "snapshot", "status", str(path), "--write-out=json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ETCDCTL_API": "3"},
+        timeout=30,
+    )
+
+
+def test_backup_is_uploaded_by_the_leader_only_encrypted_and_restores_into_a_fresh_member(
     etcd_cluster: EtcdCluster, s3_server: str, bucket: str, tmp_path: Path
 ) -> None:
     assert etcd_cluster.etcdctl("put", "/registry/kaas/probe", "before-backup").returncode == 0
+    # A Kubernetes Secret as the API server stores it (no encryption at rest configured): the value in clear.
+    assert etcd_cluster.etcdctl("put", "/registry/secrets/shop/db", f"password={SECRET_VALUE}").returncode == 0
     results = [_run_backup(etcd_cluster, i, s3_server) for i in range(3)]
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     uploaders = [i for i, r in enumerate(results) if "uploaded s3://" in r.stderr]
@@ -268,12 +300,24 @@ def test_backup_is_uploaded_by_the_leader_only_and_restores_into_a_fresh_member(
     assert sum("is not the etcd leader" in r.stderr for r in results) == 2
     (key,) = _objects(s3_server)
     leader = etcd_cluster.members[uploaders[0]].name
-    assert key.startswith("etcd-snapshots/") and key.endswith(f"-{leader}.db")
+    assert key.startswith("etcd-snapshots/") and key.endswith(f"-{leader}.db.enc")
     assert not any(any((etcd_cluster.root / f"backup-{m.name}").glob("*")) for m in etcd_cluster.members)
+
+    # What the store holds is no snapshot and carries none of the cluster's data in clear text.
+    stored = tmp_path / "snapshot.db.enc"
+    _s3(s3_server).download_file(BUCKET, key, str(stored))  # type: ignore[attr-defined]
+    data = stored.read_bytes()
+    assert data.startswith(b"KAASENC1Salted__")
+    assert _snapshot_status(stored).returncode != 0
+    for clear in (SECRET_VALUE, "before-backup", "/registry/secrets/shop/db", "/registry/kaas/probe"):
+        assert clear.encode() not in data, clear
+    assert BACKUP_KEY.encode() not in data
 
     # Restore: the documented procedure (README, "Restoring etcd from a backup"), on one fresh member.
     snapshot = tmp_path / "snapshot.db"
-    _s3(s3_server).download_file(BUCKET, key, str(snapshot))  # type: ignore[attr-defined]
+    decrypted = _decrypt(stored, snapshot)
+    assert decrypted.returncode == 0, decrypted.stderr
+    assert _snapshot_status(snapshot).returncode == 0
     client_port, peer_port = free_ports(2)
     data_dir = tmp_path / "restored"
     # README: `etcdutl snapshot restore`; etcd 3.4 has no etcdutl: `etcdctl snapshot restore`.
@@ -309,6 +353,7 @@ def test_backup_is_uploaded_by_the_leader_only_and_restores_into_a_fresh_member(
         stderr=subprocess.DEVNULL,
     )
     try:
+        restored: dict[str, str] = {}
         deadline = time.monotonic() + 15
         while True:
             got = etcd_cluster.etcdctl(
@@ -317,9 +362,53 @@ def test_backup_is_uploaded_by_the_leader_only_and_restores_into_a_fresh_member(
             if got.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        assert got.stdout.strip() == "before-backup", got.stderr
+        restored["/registry/kaas/probe"] = got.stdout.strip()
+        secret = etcd_cluster.etcdctl(
+            "get",
+            "/registry/secrets/shop/db",
+            "--print-value-only",
+            endpoints=f"http://127.0.0.1:{client_port}",
+            tls=(),
+        )
+        restored["/registry/secrets/shop/db"] = secret.stdout.strip()
+        assert restored == {
+            "/registry/kaas/probe": "before-backup",
+            "/registry/secrets/shop/db": f"password={SECRET_VALUE}",
+        }, got.stderr
     finally:
         _stop([fresh])
+
+
+def test_decrypt_refuses_a_wrong_key_and_an_altered_object(
+    etcd_cluster: EtcdCluster, s3_server: str, bucket: str, tmp_path: Path
+) -> None:
+    assert any("uploaded" in _run_backup(etcd_cluster, i, s3_server).stderr for i in range(3))
+    (key,) = _objects(s3_server)
+    stored = tmp_path / "snapshot.db.enc"
+    _s3(s3_server).download_file(BUCKET, key, str(stored))  # type: ignore[attr-defined]
+    wrong = _decrypt(stored, tmp_path / "wrong.db", key="another-key")
+    assert wrong.returncode == 1 and "authentication failed" in wrong.stderr
+    assert not (tmp_path / "wrong.db").exists()
+    altered = bytearray(stored.read_bytes())
+    altered[100] ^= 0x01
+    (tmp_path / "altered.enc").write_bytes(bytes(altered))
+    result = _decrypt(tmp_path / "altered.enc", tmp_path / "altered.db")
+    assert result.returncode == 1 and "authentication failed" in result.stderr
+    plain = tmp_path / "plain.db"
+    assert (
+        etcd_cluster.etcdctl("snapshot", "save", str(plain), endpoints=etcd_cluster.members[0].client_url).returncode
+        == 0
+    )
+    not_encrypted = _decrypt(plain, tmp_path / "again.db")
+    assert not_encrypted.returncode == 1 and "not an encrypted kaas etcd snapshot" in not_encrypted.stderr
+
+
+def test_backup_without_an_encryption_key_uploads_nothing(
+    etcd_cluster: EtcdCluster, s3_server: str, bucket: str
+) -> None:
+    results = [_run_backup(etcd_cluster, i, s3_server, BACKUP_ENCRYPTION_KEY="") for i in range(3)]
+    assert all(r.returncode == 1 and "BACKUP_ENCRYPTION_KEY is not set" in r.stderr for r in results)
+    assert _objects(s3_server) == []
 
 
 def test_backup_prunes_snapshots_older_than_the_retention(
@@ -360,3 +449,57 @@ def test_unreachable_etcd_exits_nonzero_and_leaves_no_object(
     assert result.returncode == 1
     assert "FAILED" in result.stderr
     assert _objects(s3_server) == []
+
+
+def test_peer_port_accepts_only_certificates_of_the_peer_ca(etcd_cluster: EtcdCluster) -> None:
+    """Separate CAs: the API server's etcd client certificate is no peer, a peer certificate is no client."""
+    import ssl
+    import urllib.request
+
+    member, paths = etcd_cluster.members[0], etcd_cluster.paths[0]
+    ca, client_cert, client_key = etcd_cluster.client
+
+    def get_members(cert: str, key: str) -> bool:
+        context = ssl.create_default_context(cafile=paths.peer_ca_cert)
+        context.load_cert_chain(cert, key)
+        try:
+            with urllib.request.urlopen(f"{member.peer_url}/members", context=context, timeout=5) as response:
+                return bool(response.status == 200)
+        except (ssl.SSLError, OSError):
+            return False
+
+    assert get_members(paths.peer_cert, paths.peer_key)
+    assert not get_members(client_cert, client_key)
+    as_client = etcd_cluster.etcdctl(
+        "get",
+        "/registry/kaas/probe",
+        tls=(f"--cacert={ca}", f"--cert={paths.peer_cert}", f"--key={paths.peer_key}"),
+        timeout=2,
+    )
+    assert as_client.returncode != 0
+
+
+def test_client_port_refuses_tls12_suites_outside_the_ecdhe_aead_list(etcd_cluster: EtcdCluster) -> None:
+    """etcd's cipher-suites (cloudinit.TLS_CIPHER_SUITES) apply: a CBC suite is refused, GCM is served."""
+    import ssl
+
+    member = etcd_cluster.members[0]
+    ca, cert, key = etcd_cluster.client
+
+    def handshake(cipher: str) -> bool:
+        context = ssl.create_default_context(cafile=ca)
+        context.load_cert_chain(cert, key)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(cipher)
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", member.client_port), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1"),
+            ):
+                return True
+        except (ssl.SSLError, OSError):
+            return False
+
+    assert handshake("ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert not handshake("ECDHE-ECDSA-AES128-SHA")
+    assert not handshake("ECDHE-ECDSA-AES256-SHA384")

@@ -10,6 +10,7 @@ import pytest
 from kaas.cluster import KaasCluster
 from kaas.offline import Plan, Secret, plan_spec, plan_stack, run_plan
 from kaas.offline.mocks import floating_address, stable_id
+from kaas.openstack.credentials import Consumer
 from kaas.openstack.dns import dns_names
 from tests.helpers import make_plan, make_spec
 
@@ -72,26 +73,31 @@ def test_containers_are_named_from_the_cluster_protected_and_retained() -> None:
     assert plan.outputs["services"]["backups"]["container"] == "t1-cluster-backups"
 
 
+SECRET_OUTPUTS = ["adminKubeconfig", "breakGlassKubeconfig", "etcdBackupKey"]
+
+
 def test_credentials_are_secrets_for_the_layers_that_consume_them() -> None:
     spec = make_spec()
 
     def program() -> None:
         cluster = KaasCluster(spec.name, make_plan(spec))
-        pulumi.export("ec2Access", cluster.object_storage.ec2_access)
-        pulumi.export("ec2Secret", cluster.object_storage.ec2_secret)
-        pulumi.export("appCredentialId", cluster.identity.application_credential_id)
-        pulumi.export("appCredentialSecret", cluster.identity.application_credential_secret)
+        pulumi.export("ec2Access", cluster.identity.backup_access_key)
+        pulumi.export("ec2Secret", cluster.identity.backup_secret_key)
+        velero = cluster.identity.application_credentials[Consumer.VELERO]
+        pulumi.export("appCredentialId", velero.id)
+        pulumi.export("appCredentialSecret", velero.secret)
 
     plan = run_plan(program, stack="secrets")
     ec2_id = stable_id("openstack:identity/ec2CredentialV3:Ec2CredentialV3", "t1-backup-writer")
-    app_id = stable_id("openstack:identity/applicationCredential:ApplicationCredential", "t1-cloud-config")
+    app_id = stable_id("openstack:identity/applicationCredential:ApplicationCredential", "t1-velero")
     assert plan.outputs["ec2Secret"] == Secret(hashlib.sha256(ec2_id.encode()).hexdigest())
     assert isinstance(plan.outputs["ec2Access"], Secret)
     assert plan.outputs["appCredentialId"] == app_id
     assert plan.outputs["appCredentialSecret"] == Secret(hashlib.sha256(("appcred" + app_id).encode()).hexdigest())
-    # The stack outputs of the program itself are plain facts; the only secret is the admin kubeconfig.
+    # The stack outputs of the program itself are plain facts; the only secrets are the kubeconfigs
+    # and the etcd backup key.
     plain = plan_spec(spec).outputs
-    assert [k for k, v in plain.items() if isinstance(v, Secret)] == ["adminKubeconfig", "breakGlassKubeconfig"]
+    assert sorted(k for k, v in plain.items() if isinstance(v, Secret)) == SECRET_OUTPUTS
     assert not {str(v) for v in plain.values()} & {str(plan.outputs["ec2Secret"].value)}
 
 
@@ -119,14 +125,16 @@ def test_registry_gets_its_own_keystone_user_with_a_secret_password(plan: Plan) 
     user = plan.find("openstack:identity/user:User", "t1-registry")
     assert isinstance(user.inputs["password"], Secret) and len(user.inputs["password"].value) == 32
     assert user.inputs["defaultProjectId"] == stable_id("project", "team-a").replace("-", "")
-    member = plan.find("openstack:identity/roleAssignment:RoleAssignment", "t1-registry-member")
-    assert member.inputs["roleId"] == stable_id("role", "member").replace("-", "")
-    assert member.property_dependencies["userId"] == [user.urn]
+    grant = plan.find("openstack:identity/roleAssignment:RoleAssignment", "t1-registry-swift-acl")
+    acl_role = plan.find("openstack:identity/role:Role", "t1-swift-acl")
+    assert acl_role.inputs["name"] == "t1-swift-acl"
+    assert grant.property_dependencies["roleId"] == [acl_role.urn]
+    assert grant.property_dependencies["userId"] == [user.urn]
 
 
 def test_no_registry_no_registry_user() -> None:
     plan = plan_spec(make_spec(services={"registry": {"enabled": False}}))
-    assert plan.by_type("openstack:identity/user:User") == []
+    assert [u.name for u in plan.by_type("openstack:identity/user:User")] == ["t1-etcd-backup"]
     assert [r.name for r in plan.resources if r.name.startswith("t1-registry-")] == []
 
 
@@ -144,7 +152,7 @@ def test_acme_prod_plan_shows_the_whole_openstack_layer() -> None:
     } <= components
     assert plan.outputs["api"]["url"] == "https://api.acme-prod.k8s.acme.example:6443"
     assert plan.outputs["layout"]["etcd"]["addresses"] == [f"10.20.0.{16 + n}" for n in range(5)]
-    assert [k for k, v in plan.outputs.items() if isinstance(v, Secret)] == ["adminKubeconfig", "breakGlassKubeconfig"]
+    assert sorted(k for k, v in plan.outputs.items() if isinstance(v, Secret)) == SECRET_OUTPUTS
     [provider] = plan.by_type("pulumi:providers:openstack")
     for record in plan.resources:
         if record.custom and record.type.startswith("openstack:"):

@@ -15,9 +15,9 @@ from kaas.services.catalog import CATALOG, ChartName
 from kaas.spec.models import Cni
 from tests.helpers import make_spec
 from tests.services_helpers import (
-    APP_CRED_ID,
-    APP_CRED_SECRET,
+    APP_CREDENTIALS,
     INGRESS_IP,
+    PROJECT_ID,
     ROLE_ID,
     default_plan,
     names_of,
@@ -156,7 +156,7 @@ def test_headlamp_serves_the_dashboard_host() -> None:
 EXPECTED_DEPENDENCIES = {
     "calico": set(),
     "openstack-ccm": {"calico", "t1-cloud-config"},
-    "cinder-csi": {"calico", "t1-cloud-config"},
+    "cinder-csi": {"calico", "t1-cinder-csi-cloud-config"},
     "t1-sc-default": {"cinder-csi"},
     "t1-sc-retain": {"cinder-csi"},
     "ingress-nginx": {"calico", "t1-ns-platform"},
@@ -189,7 +189,7 @@ EXPECTED_DEPENDENCIES = {
         "t1-harbor-internal", "t1-harbor-database", "t1-harbor-registry-credentials",
     },
     "t1-harbor-robot-job": {"harbor", "t1-harbor-admin", "t1-harbor-robot"},
-    "velero": {"calico", "t1-ns-platform", "t1-velero-credentials"},
+    "velero": {"calico", "t1-ns-platform", "t1-velero-credentials", "t1-velero-repository"},
     "headlamp": {"calico", "t1-ns-platform"},
     "t1-keystone-auth": {
         "calico", "t1-keystone-auth-tls", "t1-keystone-sync", "t1-keystone-auth-sa", "t1-keystone-auth-role",
@@ -233,16 +233,33 @@ def test_every_kubernetes_resource_uses_the_explicit_provider_and_is_deleted_wit
         assert record.options["deletedWith"] == provider.urn, record.name
 
 
-def test_credentials_and_passwords_are_secrets() -> None:
+@pytest.mark.parametrize(
+    ("secret_name", "consumer"), [("t1-cloud-config", "cloud-controller"), ("t1-cinder-csi-cloud-config", "cinder-csi")]
+)
+def test_occm_and_csi_each_read_their_own_credential(secret_name: str, consumer: str) -> None:
     plan = default_plan()
-    cloud = plan.find("kubernetes:core/v1:Secret", "t1-cloud-config").inputs["stringData"]
+    cloud = plan.find("kubernetes:core/v1:Secret", secret_name).inputs["stringData"]
     assert isinstance(cloud, Secret)
     conf = cloud.value["cloud.conf"]
-    assert f"application-credential-id={APP_CRED_ID}" in conf
-    assert f"application-credential-secret={APP_CRED_SECRET}" in conf
+    credential_id, credential_secret = APP_CREDENTIALS[consumer]
+    assert f"application-credential-id={credential_id}" in conf
+    assert f"application-credential-secret={credential_secret}" in conf
+    others = [v for c, pair in APP_CREDENTIALS.items() if c != consumer for v in pair]
+    assert not any(other in conf for other in others)
     assert "floating-network-id=ext-net-id" in conf and "subnet-id=subnet-id" in conf
     assert "auth-url=https://keystone.test.example:5000/v3" in conf and "region=RegionOne" in conf
-    for name in ("t1-grafana-admin", "t1-opensearch-admin", "t1-harbor-admin", "t1-harbor-swift",
+
+
+def test_charts_read_the_secret_of_their_own_credential() -> None:
+    found = releases(default_plan())
+    assert found["openstack-ccm"].inputs["values"]["secret"]["name"] == "cloud-config"
+    assert found["cinder-csi"].inputs["values"]["secret"]["name"] == "cinder-csi-cloud-config"
+
+
+def test_credentials_and_passwords_are_secrets() -> None:
+    plan = default_plan()
+    for name in ("t1-cloud-config", "t1-cinder-csi-cloud-config", "t1-grafana-admin", "t1-opensearch-admin",
+                 "t1-harbor-admin", "t1-harbor-swift", "t1-velero-repository",
                  "t1-velero-credentials", "t1-keystone-auth-tls", "t1-pull-shop", "t1-harbor-robot",
                  "t1-harbor-internal", "t1-opensearch-fluent-bit", "t1-opensearch-dashboards-account"):  # fmt: skip
         record = plan.find("kubernetes:core/v1:Secret", name)
@@ -290,7 +307,13 @@ def test_keystone_admin_role_maps_to_a_group_bound_to_cluster_admin() -> None:
     pod = plan.find("kubernetes:apps/v1:DaemonSet", "t1-keystone-auth").inputs["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is True
     assert pod["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
-    assert "--listen=127.0.0.1:8443" in pod["containers"][0]["args"]
+    # The API server's webhook address (8443) is the scope filter's; k8s-keystone-auth sits behind it.
+    scope_filter, keystone = pod["containers"]
+    assert scope_filter["ports"][0]["hostPort"] == 8443
+    assert "--listen=127.0.0.1:8444" in keystone["args"]
+    env = {e["name"]: e["value"] for e in scope_filter["env"]}
+    assert env["UPSTREAM_URL"] == "https://127.0.0.1:8444/webhook" and env["LISTEN_PORT"] == "8443"
+    assert (env["PROJECT_ID"], env["ADMIN_GROUP"], env["ADMIN_ROLE"]) == (PROJECT_ID, ROLE_ID, "t1-cluster-admin")
 
 
 def test_provider_name_names_the_namespace_and_the_admin_binding() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from kaas.offline.plan import plan_stack
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from kaas.services import names, values
 from tests.helm import render_release
 

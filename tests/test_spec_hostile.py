@@ -79,12 +79,14 @@ MARKERS: dict[FieldPath, Any] = {
     ("identity", "initial_admin_user"): "hxadminuser",
     ("identity", "project"): "hxproject",
     ("identity", "domain"): "hxdomain",
+    ("identity", "application_credential_roles"): ("hxrole",),
     ("etcd_backup", "s3_region"): "hxs3region",
     # Not on a reserved example domain: Let's Encrypt refuses those (kaas.spec.rules.production_acme_contact).
     ("services", "ingress", "acme_email"): "hxacme@hxoperations.net",
     ("security", "metadata_allowed_pod_cidrs"): ("10.244.255.0/24",),
     ("services", "logging", "dashboards_host"): "hxkibana",
     ("services", "backups", "schedule"): "17 3 * * *",
+    ("services", "backups", "plugin_image"): "hxregistry.example/hxmirror/plugin:v1",
     ("services", "customer_namespaces"): ("hxteam",),
 }
 _SERVICES = ("cni", "cloud_controller", "cinder_csi", "keystone_auth", "ingress", "monitoring")

@@ -198,6 +198,18 @@ class EtcdPaths:
     def key(self) -> str:
         return f"{self.pki_dir}/member.key"
 
+    @property
+    def peer_ca_cert(self) -> str:
+        return f"{self.pki_dir}/peer-ca.crt"
+
+    @property
+    def peer_cert(self) -> str:
+        return f"{self.pki_dir}/peer.crt"
+
+    @property
+    def peer_key(self) -> str:
+        return f"{self.pki_dir}/peer.key"
+
 
 def initial_cluster(members: Sequence[EtcdMember]) -> str:
     return ",".join(f"{m.name}={m.peer_url}" for m in members)
@@ -219,7 +231,7 @@ def etcd_config(
     paths: EtcdPaths = EtcdPaths(),
     joining: bool = False,
 ) -> dict[str, Any]:
-    """etcd's ``--config-file``: a static bootstrap with mutual TLS for peers and clients.
+    """etcd's ``--config-file``: a static bootstrap with mutual TLS for peers and clients, one CA each.
 
     ``joining``: the member joins a running cluster (``etcdctl member add`` first, then
     ``initial-cluster-state: existing`` with the current members and itself), as a
@@ -245,11 +257,19 @@ def etcd_config(
         "initial-cluster-token": cluster_token,
         "initial-cluster-state": "existing" if joining else "new",
         "client-transport-security": dict(tls),
-        "peer-transport-security": dict(tls),
+        "peer-transport-security": {
+            "cert-file": paths.peer_cert,
+            "key-file": paths.peer_key,
+            "trusted-ca-file": paths.peer_ca_cert,
+            "client-cert-auth": True,
+        },
         "snapshot-count": 10000,
         "auto-compaction-mode": "periodic",
         "auto-compaction-retention": "8h",
         "quota-backend-bytes": 8 * 1024**3,
+        # Client and peer TLS: 1.2 at least (etcd >= 3.5 reads tls-min-version), ECDHE + AEAD suites only.
+        "tls-min-version": "TLS1.2",
+        "cipher-suites": list(TLS_CIPHER_SUITES),
     }
 
 
@@ -272,6 +292,7 @@ class BackupTarget:
     secret_key: str
     retention_days: int
     interval_hours: int
+    encryption_key: str  # snapshots are encrypted with it before they leave the node
     prefix: str = BACKUP_PREFIX
 
 
@@ -289,6 +310,7 @@ def backup_environment(member: EtcdMember, paths: EtcdPaths, target: BackupTarge
         "S3_PREFIX": target.prefix,
         "AWS_ACCESS_KEY_ID": target.access_key,
         "AWS_SECRET_ACCESS_KEY": target.secret_key,
+        "BACKUP_ENCRYPTION_KEY": target.encryption_key,
         "RETENTION_DAYS": str(target.retention_days),
         "WORK_DIR": BACKUP_WORK_DIR,
     }
@@ -317,6 +339,9 @@ class EtcdNodeInput:
     cert_pem: str
     key_pem: str
     backup: BackupTarget
+    peer_ca_cert_pem: str
+    peer_cert_pem: str
+    peer_key_pem: str
     paths: EtcdPaths = field(default_factory=EtcdPaths)
     joining: bool = False  # added to a running cluster by a rollout (see etcd_config)
 
@@ -344,6 +369,9 @@ def render_etcd_user_data(node: EtcdNodeInput) -> str:
         _file(paths.ca_cert, node.ca_cert_pem),
         _file(paths.cert, node.cert_pem),
         _secret_file(paths.key, node.key_pem),
+        _file(paths.peer_ca_cert, node.peer_ca_cert_pem),
+        _file(paths.peer_cert, node.peer_cert_pem),
+        _secret_file(paths.peer_key, node.peer_key_pem),
         _file(ETCD_CONFIG_PATH, _safe_dump(config)),
         _file(
             "/etc/systemd/system/etcd.service",
@@ -488,6 +516,23 @@ class ControlPlaneCertificates:
         }
 
 
+# Control-plane TLS: 1.2 at least, and for 1.2 only ECDHE with AEAD ciphers (Go's names; TLS 1.3
+# suites are not configurable in Go). Profiling endpoints off on every control-plane component.
+TLS_CIPHER_SUITES = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+)
+CONTROL_PLANE_HARDENING = {
+    "profiling": "false",
+    "tls-min-version": "VersionTLS12",
+    "tls-cipher-suites": ",".join(TLS_CIPHER_SUITES),
+}
+
+
 def _args(values: dict[str, str]) -> list[dict[str, str]]:
     """kubeadm v1beta4 extra arguments: a list of name/value pairs."""
     return [{"name": k, "value": v} for k, v in values.items()]
@@ -555,6 +600,7 @@ def cluster_configuration(cluster: KubernetesCluster) -> dict[str, Any]:
                     "encryption-provider-config": ENCRYPTION_CONFIG_PATH,
                     "admission-control-config-file": ADMISSION_CONFIG_PATH,
                     **hardening.audit_args(AUDIT_POLICY_PATH),
+                    **CONTROL_PLANE_HARDENING,
                 }
             ),
             # kubeadm mounts only the certificates directory into the static pod; the
@@ -576,6 +622,8 @@ def cluster_configuration(cluster: KubernetesCluster) -> dict[str, Any]:
                 },
             ],
         },
+        "controllerManager": {"extraArgs": _args(CONTROL_PLANE_HARDENING)},
+        "scheduler": {"extraArgs": _args(CONTROL_PLANE_HARDENING)},
     }
 
 

@@ -73,6 +73,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
     keystone_auth_key_pem: pulumi.Output[str]
     secrets_encryption_key: pulumi.Output[str]
     certificate_key: pulumi.Output[str]
+    etcd_backup_key: pulumi.Output[str]
 
     def __init__(
         self,
@@ -109,7 +110,15 @@ class ClusterBootstrap(pulumi.ComponentResource):
         )
         self.certificate_key = pulumi.Output.secret(_secret_random_id(f"{name}-kubeadm-certificate-key", pki).hex)
 
-        backup = pulumi.Output.all(backup_access_key, backup_secret_key).apply(
+        # Encrypts every etcd snapshot (scripts/etcd-backup). Protected: without it no backup can be read.
+        backup_key = random.RandomPassword(
+            f"{name}-etcd-backup-key",
+            length=64,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=True, additional_secret_outputs=["result"]),
+        )
+        self.etcd_backup_key = pulumi.Output.secret(backup_key.result)
+        backup = pulumi.Output.all(backup_access_key, backup_secret_key, self.etcd_backup_key).apply(
             lambda keys: BackupTarget(
                 endpoint=spec.openstack.s3_endpoint,
                 bucket=spec.container_name("etcd_backups"),
@@ -118,6 +127,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
                 secret_key=keys[1],
                 retention_days=spec.etcd_backup.retention_days,
                 interval_hours=spec.etcd_backup.interval_hours,
+                encryption_key=keys[2],
             )
         )
 
@@ -134,16 +144,25 @@ class ClusterBootstrap(pulumi.ComponentResource):
                     cert_pem=v[1],
                     key_pem=v[2],
                     backup=v[3],
+                    peer_ca_cert_pem=v[4],
+                    peer_cert_pem=v[5],
+                    peer_key_pem=v[6],
                 )
             )
 
         self.etcd_user_data = {
             node.name: pulumi.Output.secret(
-                pulumi.Output.all(pki.etcd_ca.cert_pem, certkey.cert_pem, certkey.key_pem, backup).apply(
-                    functools.partial(etcd_user_data, node)
-                )
+                pulumi.Output.all(
+                    pki.etcd_ca.cert_pem,
+                    certkey.cert_pem,
+                    certkey.key_pem,
+                    backup,
+                    pki.etcd_peer_ca.cert_pem,
+                    peer.cert_pem,
+                    peer.key_pem,
+                ).apply(functools.partial(etcd_user_data, node))
             )
-            for node, certkey in zip(etcd_nodes, pki.etcd_members, strict=True)
+            for node, certkey, peer in zip(etcd_nodes, pki.etcd_members, pki.etcd_peers, strict=True)
         }
 
         cluster = pulumi.Output.all(pki.bootstrap_token, pki.kubernetes_ca.cert_pem).apply(

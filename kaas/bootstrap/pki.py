@@ -1,7 +1,8 @@
 """The cluster's PKI, generated with pulumi-tls on the operator's machine.
 
-Three CAs (Kubernetes, etcd, front proxy), the service-account key pair, one
-peer/server certificate per etcd member, the API server's etcd client certificate,
+Four CAs (Kubernetes, etcd client traffic, etcd peer traffic, front proxy), the
+service-account key pair, per etcd member a server/client certificate from the etcd
+(client) CA and a peer certificate from the etcd peer CA, the API server's etcd client certificate,
 the admin client certificate behind the generated kubeconfig, the serving
 certificate of k8s-keystone-auth, and the kubeadm bootstrap token. Every private
 key and the token are secrets. Masters get the shared CA material in their user
@@ -78,10 +79,12 @@ class ClusterPki(pulumi.ComponentResource):
 
     kubernetes_ca: CertKey
     etcd_ca: CertKey
+    etcd_peer_ca: CertKey
     front_proxy_ca: CertKey
     service_account_private_key_pem: pulumi.Output[str]
     service_account_public_key_pem: pulumi.Output[str]
     etcd_members: list[CertKey]
+    etcd_peers: list[CertKey]
     apiserver_etcd_client: CertKey
     admin_client: CertKey
     break_glass_client: CertKey
@@ -100,6 +103,9 @@ class ClusterPki(pulumi.ComponentResource):
         self._name = name
         self.kubernetes_ca = self._ca("kubernetes-ca", "kubernetes")
         self.etcd_ca = self._ca("etcd-ca", "etcd-ca")
+        # Peers trust only this CA: a client certificate (the API server's, the backup job's)
+        # cannot join the cluster or speak raft, and a peer certificate is no client of etcd.
+        self.etcd_peer_ca = self._ca("etcd-peer-ca", "etcd-peer-ca")
         self.front_proxy_ca = self._ca("front-proxy-ca", "front-proxy-ca")
 
         sa_key = self._key("service-account")
@@ -110,6 +116,17 @@ class ClusterPki(pulumi.ComponentResource):
             self._leaf(
                 f"etcd-{member.name}",
                 self.etcd_ca,
+                common_name=member.name,
+                dns_names=[member.name, "localhost"],
+                ip_addresses=[member.ip, "127.0.0.1"],
+                uses=PEER_USES,
+            )
+            for member in etcd_members
+        ]
+        self.etcd_peers = [
+            self._leaf(
+                f"etcd-peer-{member.name}",
+                self.etcd_peer_ca,
                 common_name=member.name,
                 dns_names=[member.name, "localhost"],
                 ip_addresses=[member.ip, "127.0.0.1"],
@@ -168,6 +185,7 @@ class ClusterPki(pulumi.ComponentResource):
             {
                 "kubernetesCaCertPem": self.kubernetes_ca.cert_pem,
                 "etcdCaCertPem": self.etcd_ca.cert_pem,
+                "etcdPeerCaCertPem": self.etcd_peer_ca.cert_pem,
                 "caCertHash": self.ca_cert_hash,
                 "bootstrapToken": self.bootstrap_token,
             }

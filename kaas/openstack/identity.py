@@ -1,29 +1,52 @@
-"""KeystoneAccess: the cluster-admin role, its first holder, and the cluster's application credential."""
+"""KeystoneAccess: the cluster-admin role, and every credential the cluster's software holds.
+
+What each credential may do is data in :mod:`kaas.openstack.credentials`; this
+component turns it into Keystone resources.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_openstack as openstack
 import pulumi_random as random
 
+from kaas.openstack import credentials
+from kaas.openstack.credentials import Consumer
 from kaas.spec.models import ClusterSpec
 
-MEMBER_ROLE = "member"  # Keystone's default project role (Swift's operator role in most deployments)
+
+@dataclass(frozen=True)
+class ApplicationCredential:
+    """An application credential's ID and (secret) secret, as the cloud-config Secrets need them."""
+
+    id: pulumi.Output[str]
+    secret: pulumi.Output[str]
 
 
 class KeystoneAccess(pulumi.ComponentResource):
-    """Keystone role ``spec.admin_role_name`` assigned to the initial admin user on the project.
+    """Keystone role ``spec.admin_role_name`` for the initial admin; the cluster's own credentials.
 
-    The Kubernetes layer binds the role to ``cluster-admin`` (k8s-keystone-auth). The
-    application credential is what the cluster's cloud-config (OCCM, Cinder CSI) uses
-    instead of the operator's password.
+    The Kubernetes layer lets the role's holders in this project act as ``cluster-admin``
+    (k8s-keystone-auth's authorization policy). The in-cluster consumers (cloud
+    controller, Cinder CSI, Velero) each get an application credential of the deploying
+    user, limited to ``identity.application_credential_roles`` and, for CSI and Velero,
+    access rules; all expire (``identity.credentials_issued`` + lifetime). The etcd
+    backup writer and Harbor's Swift storage are Keystone users of their own holding only
+    the cluster's Swift ACL role: they reach the containers whose ACLs name them. No
+    credential of the deploying user other than the restricted application credentials
+    leaves the operator's machine.
     """
 
     admin_role_name: str
     admin_role_id: pulumi.Output[str]
     project_id: pulumi.Output[str]
-    application_credential_id: pulumi.Output[str]
-    application_credential_secret: pulumi.Output[str]
+    application_credentials: dict[Consumer, ApplicationCredential]
+    backup_writer_id: pulumi.Output[str]
+    backup_access_key: pulumi.Output[str]
+    backup_secret_key: pulumi.Output[str]
+    registry_user_id: pulumi.Output[str] | None
     registry_username: pulumi.Output[str] | None
     registry_password: pulumi.Output[str] | None
 
@@ -56,49 +79,104 @@ class KeystoneAccess(pulumi.ComponentResource):
         )
         self.admin_role_id = role.id
 
-        credential = openstack.identity.ApplicationCredential(
-            f"{name}-cloud-config",
-            name=f"{name}-cloud-config",
-            description=f"kaas {spec.name}: OpenStack cloud controller manager and Cinder CSI",
-            opts=child,
-        )
-        self.application_credential_id = credential.id
-        self.application_credential_secret = pulumi.Output.secret(credential.secret)
+        self.application_credentials = {
+            consumer: self._application_credential(name, spec, consumer, child) for consumer in Consumer
+        }
 
-        self.registry_username = self.registry_password = None
+        # The Swift users' only role: scopes their tokens to the project, no service grants it anything.
+        self._acl_role = openstack.identity.Role(f"{name}-swift-acl", name=credentials.acl_role_name(spec), opts=child)
+        writer = self._swift_user(
+            name, "etcd-backup", credentials.backup_writer_name(spec), "etcd snapshots (S3 API)", provider
+        )
+        self.backup_writer_id = writer.id
+        ec2 = openstack.identity.Ec2CredentialV3(
+            f"{name}-backup-writer",
+            user_id=writer.id,
+            project_id=self.project_id,
+            opts=pulumi.ResourceOptions(
+                parent=writer, provider=provider, additional_secret_outputs=["access", "secret"]
+            ),
+        )
+        self.backup_access_key = pulumi.Output.secret(ec2.access)
+        self.backup_secret_key = pulumi.Output.secret(ec2.secret)
+
+        self.registry_user_id = self.registry_username = self.registry_password = None
         if spec.services.registry.enabled:
-            self._registry_user(name, spec, provider, lookup)
+            self._registry_user(name, spec, provider)
         self.register_outputs(
-            {"admin_role_id": self.admin_role_id, "application_credential_id": self.application_credential_id}
+            {
+                "admin_role_id": self.admin_role_id,
+                "application_credential_ids": {c.value: a.id for c, a in self.application_credentials.items()},
+                "backup_writer_id": self.backup_writer_id,
+            }
         )
 
-    def _registry_user(
-        self, name: str, spec: ClusterSpec, provider: openstack.Provider, lookup: pulumi.InvokeOutputOptions
-    ) -> None:
-        """A Keystone user for Harbor: its Swift driver logs in with a user and password only.
-
-        The user is a member of the project (so it can write the registry container) and
-        nothing else; its password comes from pulumi-random and stays secret.
-        """
-        password = random.RandomPassword(
-            f"{name}-registry-swift", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+    def _application_credential(
+        self, name: str, spec: ClusterSpec, consumer: Consumer, opts: pulumi.ResourceOptions
+    ) -> ApplicationCredential:
+        rules = credentials.access_rules(spec, consumer)
+        credential = openstack.identity.ApplicationCredential(
+            f"{name}-{consumer.value}",
+            name=credentials.application_credential_name(spec, consumer),
+            description=f"kaas {spec.name}: {consumer.value}",
+            roles=list(spec.identity.application_credential_roles),
+            access_rules=[
+                openstack.identity.ApplicationCredentialAccessRuleArgs(
+                    service=rule.service, method=rule.method, path=rule.path
+                )
+                for rule in rules
+            ]
+            or None,
+            expires_at=credentials.expires_at(spec),
+            unrestricted=False,
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["secret"])),
         )
+        return ApplicationCredential(id=credential.id, secret=pulumi.Output.secret(credential.secret))
+
+    def _swift_user(
+        self,
+        name: str,
+        purpose: str,
+        user_name: str,
+        description: str,
+        provider: openstack.Provider,
+        password: pulumi.Input[str] | None = None,
+    ) -> openstack.identity.User:
         user = openstack.identity.User(
-            f"{name}-registry",
-            name=f"{spec.name}-registry",
-            description=f"kaas {spec.name}: Harbor image storage in Swift",
+            f"{name}-{purpose}",
+            name=user_name,
+            description=f"kaas {user_name}: {description}; reaches only containers whose ACL names it",
             default_project_id=self.project_id,
-            password=password.result,
-            ignore_password_expiry=True,
+            password=password,
+            ignore_password_expiry=True if password is not None else None,
             opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
-        member = openstack.identity.get_role_output(name=MEMBER_ROLE, opts=lookup)
         openstack.identity.RoleAssignment(
-            f"{name}-registry-member",
-            role_id=member.id,
+            f"{name}-{purpose}-swift-acl",
+            role_id=self._acl_role.id,
             user_id=user.id,
             project_id=self.project_id,
             opts=pulumi.ResourceOptions(parent=user, provider=provider),
         )
+        return user
+
+    def _registry_user(self, name: str, spec: ClusterSpec, provider: openstack.Provider) -> None:
+        """A Keystone user for Harbor: its Swift driver logs in with a user and password only.
+
+        The password comes from pulumi-random and stays secret; the registry container's
+        ACL is what lets the user write there.
+        """
+        password = random.RandomPassword(
+            f"{name}-registry-swift", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        user = self._swift_user(
+            name,
+            "registry",
+            credentials.registry_user_name(spec),
+            "Harbor image storage in Swift",
+            provider,
+            password=password.result,
+        )
+        self.registry_user_id = user.id
         self.registry_username = user.name
         self.registry_password = pulumi.Output.secret(password.result)

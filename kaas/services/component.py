@@ -12,18 +12,34 @@ releases that contain Ingresses do not); nothing else is serialised.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from kaas.services import alerts, names, objects, values
+from kaas.services import alerts, images, names, objects, values
 from kaas.services.catalog import ChartName, chart_for
 from kaas.services.passwords import password_arguments
 from kaas.spec.models import ClusterSpec, Cni
+
+
+class CloudCredential(Protocol):
+    """An OpenStack application credential (``kaas.openstack.identity.ApplicationCredential``)."""
+
+    @property
+    def id(self) -> pulumi.Input[str]: ...
+
+    @property
+    def secret(self) -> pulumi.Input[str]: ...
+
+
+# The consumers of ServiceInputs.app_credentials (kaas.openstack.credentials.Consumer values).
+CLOUD_CONTROLLER = "cloud-controller"
+CINDER_CSI = "cinder-csi"
+VELERO = "velero"
 
 
 @dataclass(frozen=True)
@@ -35,8 +51,10 @@ class ServiceInputs:
     external_network_id: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
     admin_role_id: pulumi.Input[str]
-    app_credential_id: pulumi.Input[str]
-    app_credential_secret: pulumi.Input[str]
+    # One application credential per consumer (CLOUD_CONTROLLER, CINDER_CSI, VELERO): none is shared.
+    app_credentials: Mapping[str, CloudCredential]
+    # The cluster's Keystone project: only its tokens carry the admin role into Kubernetes.
+    project_id: pulumi.Input[str]
     keystone_auth_cert_pem: pulumi.Input[str]
     keystone_auth_key_pem: pulumi.Input[str]
     # Harbor's Swift driver (distribution) authenticates with a Keystone user and password only.
@@ -116,7 +134,7 @@ class _Kube:
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pinned.repo),
             namespace=namespace,
             create_namespace=create_namespace,
-            values=release_values,
+            values=images.with_digests(pinned.name, release_values),
             atomic=True,
             cleanup_on_fail=True,
             timeout=900,
@@ -197,35 +215,41 @@ class ManagedServices(pulumi.ComponentResource):
         self.releases["cni"] = cni_release
         cni.done(release=cni_release.status)
 
-        # OpenStack integration: one cloud-config Secret feeds OCCM and Cinder CSI.
+        # OpenStack integration: OCCM and Cinder CSI each read a cloud-config Secret with their own credential.
         storage_deps: list[pulumi.Resource] = []
         openstack_needed = svc.cloud_controller.enabled or svc.cinder_csi.enabled
         if openstack_needed:
             integration = group("OpenstackIntegration")
-            cloud_conf: pulumi.Output[str] = pulumi.Output.secret(
-                pulumi.Output.all(
-                    inputs.app_credential_id, inputs.app_credential_secret, inputs.external_network_id, inputs.subnet_id
-                ).apply(
-                    lambda a: (
-                        values.cloud_config(spec, str(a[0]), str(a[1]))
-                        + values.cloud_config_sections(spec, str(a[2]), str(a[3]))
+
+            def cloud_secret(consumer: str, secret_name: str) -> pulumi.CustomResource:
+                credential = inputs.app_credentials[consumer]
+                conf: pulumi.Output[str] = pulumi.Output.secret(
+                    pulumi.Output.all(
+                        credential.id, credential.secret, inputs.external_network_id, inputs.subnet_id
+                    ).apply(
+                        lambda a: (
+                            values.cloud_config(spec, str(a[0]), str(a[1]))
+                            + values.cloud_config_sections(spec, str(a[2]), str(a[3]))
+                        )
                     )
                 )
-            )
-            cloud_secret = kube.apply(
-                f"{name}-cloud-config",
-                objects.secret(spec, names.CLOUD_CONFIG, names.KUBE_SYSTEM, {"cloud.conf": cloud_conf}),
-                integration,
-            )
+                return kube.apply(
+                    f"{name}-{secret_name}",
+                    objects.secret(spec, secret_name, names.KUBE_SYSTEM, {"cloud.conf": conf}),
+                    integration,
+                )
+
             if svc.cloud_controller.enabled:
+                occm_secret = cloud_secret(CLOUD_CONTROLLER, names.CLOUD_CONFIG)
                 self.releases["cloud_controller"] = kube.release(
                     "openstack-ccm", ChartName.OPENSTACK_CLOUD_CONTROLLER_MANAGER, svc.cloud_controller.chart_version,
-                    names.KUBE_SYSTEM, values.occm_values(spec), integration, (cni_release, cloud_secret),
+                    names.KUBE_SYSTEM, values.occm_values(spec), integration, (cni_release, occm_secret),
                 )  # fmt: skip
             if svc.cinder_csi.enabled:
+                csi_secret = cloud_secret(CINDER_CSI, names.CSI_CLOUD_CONFIG)
                 csi = kube.release(
                     "cinder-csi", ChartName.OPENSTACK_CINDER_CSI, svc.cinder_csi.chart_version,
-                    names.KUBE_SYSTEM, values.cinder_csi_values(spec), integration, (cni_release, cloud_secret),
+                    names.KUBE_SYSTEM, values.cinder_csi_values(spec), integration, (cni_release, csi_secret),
                 )  # fmt: skip
                 self.releases["cinder_csi"] = csi
                 sc_default = kube.apply(
@@ -276,7 +300,7 @@ class ManagedServices(pulumi.ComponentResource):
             )
             kube.apply(
                 f"{name}-keystone-auth",
-                objects.keystone_auth_daemon_set(spec),
+                objects.keystone_auth_daemon_set(spec, inputs.project_id, inputs.admin_role_id),
                 keystone,
                 (cni_release, tls, sync, account, role, binding),
             )
@@ -480,15 +504,30 @@ class ManagedServices(pulumi.ComponentResource):
                     {
                         "OS_AUTH_URL": spec.openstack.auth_url,
                         "OS_REGION_NAME": spec.openstack.region,
-                        "OS_APPLICATION_CREDENTIAL_ID": pulumi.Output.secret(inputs.app_credential_id),
-                        "OS_APPLICATION_CREDENTIAL_SECRET": pulumi.Output.secret(inputs.app_credential_secret),
+                        "OS_APPLICATION_CREDENTIAL_ID": pulumi.Output.secret(inputs.app_credentials[VELERO].id),
+                        "OS_APPLICATION_CREDENTIAL_SECRET": pulumi.Output.secret(inputs.app_credentials[VELERO].secret),
                     },
+                ),
+                backups, (self.namespace,),
+            )  # fmt: skip
+            # Velero encrypts its Kopia repositories (file-system backups) with this password; without
+            # the Secret it would create one holding a fixed, published default. Protected: the key to backups.
+            repo_password = random.RandomPassword(
+                f"{name}-velero-repository",
+                **password_arguments(),
+                opts=pulumi.ResourceOptions(parent=backups, protect=True, additional_secret_outputs=["result"]),
+            )
+            repository = kube.apply(
+                f"{name}-velero-repository",
+                objects.secret(
+                    spec, names.VELERO_REPOSITORY, spec.platform_namespace,
+                    {"repository-password": repo_password.result},
                 ),
                 backups, (self.namespace,),
             )  # fmt: skip
             self.releases["backups"] = kube.release(
                 "velero", ChartName.VELERO, svc.backups.chart_version, platform_ns,
-                values.velero_values(spec), backups, (cni_release, credentials),
+                values.velero_values(spec), backups, (cni_release, credentials, repository),
             )  # fmt: skip
             backups.done()
 

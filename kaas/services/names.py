@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-from kaas.services import catalog
+from kaas.services import catalog, images
 from kaas.spec.models import ClusterSpec
 
-CLOUD_CONFIG = "cloud-config"  # the Secret OCCM and Cinder CSI read (key cloud.conf)
+CLOUD_CONFIG = "cloud-config"  # the Secret OCCM reads (key cloud.conf)
+CSI_CLOUD_CONFIG = "cinder-csi-cloud-config"  # the same for Cinder CSI, with its own application credential
 STORAGE_CLASS_DEFAULT = "cinder"
 STORAGE_CLASS_RETAIN = "cinder-retain"
 CLUSTER_ISSUER = "letsencrypt"
@@ -33,6 +34,7 @@ HARBOR_PULL = "registry-pull"  # the docker-config Secret in every customer name
 HARBOR_ROBOT = "registry-pull-robot"  # the pull robot's secret in the platform namespace (key ROBOT_SECRET)
 HARBOR_ROBOT_PREFIX = "robot$"  # Harbor's default robot_name_prefix (ROBOT_NAME_PREFIX)
 VELERO_CREDENTIALS = "velero-openstack"
+VELERO_REPOSITORY = "velero-repo-credentials"  # Velero's name (pkg/repository/keys): the Kopia repository password
 APP_PROMETHEUS = "apps"
 APP_PROMETHEUS_HOST = "prometheus-apps"
 APP_PROMETHEUS_PORT = 9090
@@ -77,4 +79,4 @@ def pull_robot_account(spec: ClusterSpec) -> str:
 
 
 def velero_plugin_image() -> str:
-    return catalog.VELERO_OPENSTACK_PLUGIN_IMAGE
+    return images.pinned(catalog.VELERO_OPENSTACK_PLUGIN_IMAGE)

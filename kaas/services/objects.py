@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 
 from kaas.platform import KEYSTONE_AUTH_PORT, break_glass_group
-from kaas.services import catalog, harbor_robot, names, values
+from kaas.services import catalog, harbor_robot, images, keystone_filter, names, values
 from kaas.services.values import Values
 from kaas.spec.models import ClusterSpec
 
@@ -189,27 +189,73 @@ def keystone_sync_config_map(spec: ClusterSpec, sync_config: pulumi.Input[str]) 
     }
 
 
-def keystone_auth_daemon_set(spec: ClusterSpec) -> Manifest:
-    """k8s-keystone-auth on every control-plane node, host network, where the API server's webhook looks."""
+KEYSTONE_AUTH_UPSTREAM_PORT = KEYSTONE_AUTH_PORT + 1  # k8s-keystone-auth itself, behind the scope filter
+KEYSTONE_TLS_DIR = "/etc/pki/keystone-auth"
+
+
+def keystone_filter_script() -> str:
+    """The scope filter's program: the source of ``kaas.services.keystone_filter`` (standard library only)."""
+    return Path(keystone_filter.__file__).read_text(encoding="utf-8")
+
+
+def keystone_auth_daemon_set(
+    spec: ClusterSpec, project_id: pulumi.Input[str], admin_role_id: pulumi.Input[str]
+) -> Manifest:
+    """k8s-keystone-auth on every control-plane node, host network, behind the scope filter.
+
+    The API server's webhook files name ``127.0.0.1:KEYSTONE_AUTH_PORT``: the filter
+    (``kaas.services.keystone_filter``) answers there and forwards to k8s-keystone-auth
+    on ``KEYSTONE_AUTH_UPSTREAM_PORT``, refusing tokens of other projects and domains and
+    replacing the groups k8s-keystone-auth passes through (all Keystone group names).
+    """
     labels = {"app.kubernetes.io/name": names.KEYSTONE_AUTH}
     args = [
         "./bin/k8s-keystone-auth",
-        "--tls-cert-file=/etc/pki/keystone-auth/tls.crt",
-        "--tls-private-key-file=/etc/pki/keystone-auth/tls.key",
+        f"--tls-cert-file={KEYSTONE_TLS_DIR}/tls.crt",
+        f"--tls-private-key-file={KEYSTONE_TLS_DIR}/tls.key",
         f"--keystone-url={spec.openstack.auth_url}",
         f"--sync-configmap-name={names.KEYSTONE_AUTH_SYNC}",
-        f"--listen=127.0.0.1:{KEYSTONE_AUTH_PORT}",
+        f"--listen=127.0.0.1:{KEYSTONE_AUTH_UPSTREAM_PORT}",
         "--v=2",
     ]
+    tls_mount = [{"name": "tls", "mountPath": KEYSTONE_TLS_DIR, "readOnly": True}]
+    hardened = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": 65534,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     container = {
         "name": names.KEYSTONE_AUTH,
-        "image": catalog.KEYSTONE_AUTH_IMAGE,
+        "image": images.pinned(catalog.KEYSTONE_AUTH_IMAGE),
         "args": args,
         "env": [{"name": "KEYSTONE_AUTH_NAMESPACE", "value": names.KUBE_SYSTEM}],
-        "ports": [{"name": "webhook", "containerPort": KEYSTONE_AUTH_PORT, "hostPort": KEYSTONE_AUTH_PORT}],
-        "volumeMounts": [{"name": "tls", "mountPath": "/etc/pki/keystone-auth", "readOnly": True}],
+        "volumeMounts": tls_mount,
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
+    }
+    scope_env = {
+        "LISTEN_PORT": str(KEYSTONE_AUTH_PORT),
+        "UPSTREAM_URL": f"https://127.0.0.1:{KEYSTONE_AUTH_UPSTREAM_PORT}/webhook",
+        "TLS_CERT": f"{KEYSTONE_TLS_DIR}/tls.crt",
+        "TLS_KEY": f"{KEYSTONE_TLS_DIR}/tls.key",
+        "PROJECT_ID": project_id,
+        "DOMAIN_NAME": spec.identity.domain,
+        "ADMIN_ROLE": spec.admin_role_name,
+        "ADMIN_GROUP": admin_role_id,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    scope_filter = {
+        "name": "scope-filter",
+        "image": images.pinned(HARBOR_ROBOT_JOB_IMAGE),
+        "command": ["python3", "-c", keystone_filter_script()],
+        "env": [{"name": key, "value": value} for key, value in scope_env.items()],
+        "ports": [{"name": "webhook", "containerPort": KEYSTONE_AUTH_PORT, "hostPort": KEYSTONE_AUTH_PORT}],
+        "volumeMounts": tls_mount,
+        "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+        "securityContext": hardened,
     }
     pod_spec = {
         "serviceAccountName": names.KEYSTONE_AUTH,
@@ -218,7 +264,7 @@ def keystone_auth_daemon_set(spec: ClusterSpec) -> Manifest:
         "priorityClassName": "system-cluster-critical",
         "nodeSelector": {CONTROL_PLANE_LABEL: ""},
         "tolerations": [{"key": CONTROL_PLANE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
-        "containers": [container],
+        "containers": [scope_filter, container],
         "volumes": [{"name": "tls", "secret": {"secretName": names.KEYSTONE_AUTH_TLS}}],
     }
     return {
@@ -499,7 +545,7 @@ def _opensearch_admin_job(
 ) -> Manifest:
     container = {
         "name": name,
-        "image": ISM_JOB_IMAGE,
+        "image": images.pinned(ISM_JOB_IMAGE),
         "command": ["/bin/sh", "-c", script],
         "env": env,
         "volumeMounts": [{"name": "admin-tls", "mountPath": "/admin", "readOnly": True}, *mounts],
@@ -710,7 +756,7 @@ def harbor_robot_job(spec: ClusterSpec) -> Manifest:
     ]
     container = {
         "name": "register-robot",
-        "image": HARBOR_ROBOT_JOB_IMAGE,
+        "image": images.pinned(HARBOR_ROBOT_JOB_IMAGE),
         "command": ["python3", "-c", harbor_robot_script()],
         "env": env,
         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},

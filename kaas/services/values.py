@@ -157,7 +157,7 @@ def ini_line(key: str, value: str) -> str:
 
 
 def cloud_config(spec: ClusterSpec, app_credential_id: str, app_credential_secret: str) -> str:
-    """The ``cloud.conf`` both OCCM and Cinder CSI read (INI, application-credential auth)."""
+    """The ``cloud.conf`` OCCM and Cinder CSI read (INI, application-credential auth; one credential each)."""
     lines = [
         "[Global]",
         ini_line("auth-url", spec.openstack.auth_url),
@@ -195,7 +195,7 @@ def occm_values(spec: ClusterSpec) -> Values:
 def cinder_csi_values(spec: ClusterSpec) -> Values:
     # StorageClasses are ours (default Delete, retain Retain): the chart's are off.
     return {
-        "secret": {"enabled": True, "create": False, "hostMount": False, "name": names.CLOUD_CONFIG},
+        "secret": {"enabled": True, "create": False, "hostMount": False, "name": names.CSI_CLOUD_CONFIG},
         "storageClass": {"enabled": False},
         "clusterID": spec.name,
     }
@@ -323,6 +323,9 @@ def app_prometheus_spec(spec: ClusterSpec) -> Values:
         "serviceMonitorNamespaceSelector": customer,
         "podMonitorNamespaceSelector": customer,
         "ruleNamespaceSelector": customer,
+        # Tenants write the ServiceMonitors: none may point Prometheus at a file of its container
+        # (bearerTokenFile, tlsConfig files), such as its service account token.
+        "arbitraryFSAccessThroughSMs": {"deny": True},
         "storage": _volume_claim(mon.prometheus_volume_gb, names.STORAGE_CLASS_DEFAULT),
     }
 
@@ -714,12 +717,28 @@ def harbor_core_url(spec: ClusterSpec) -> str:
 
 
 def velero_values(spec: ClusterSpec) -> Values:
+    """Velero: daily schedule to the cluster-backups container, Cinder snapshots.
+
+    Velero writes resources to object storage as they are (no client-side encryption in
+    Velero 1.17 or the OpenStack plugin; Swift encrypts at rest only where the cloud
+    enables it). So by default the schedule excludes Secrets: they are restored from
+    the encrypted etcd snapshots, and a Velero backup leaks none. ``include_secrets``
+    brings them back for customers who accept that.
+    """
     backups = spec.services.backups
+    template: Values = {
+        "ttl": f"{backups.retention_days * 24}h0m0s",
+        "storageLocation": "swift",
+        "volumeSnapshotLocations": ["cinder"],
+        "snapshotVolumes": True,
+    }
+    if not backups.include_secrets:
+        template["excludedResources"] = ["secrets"]
     return {
         "initContainers": [
             {
                 "name": "velero-plugin-openstack",
-                "image": names.velero_plugin_image(),
+                "image": backups.plugin_image or names.velero_plugin_image(),
                 "imagePullPolicy": "IfNotPresent",
                 "volumeMounts": [{"mountPath": "/target", "name": "plugins"}],
             }
@@ -750,12 +769,7 @@ def velero_values(spec: ClusterSpec) -> Values:
                 "disabled": False,
                 "schedule": backups.schedule,
                 "useOwnerReferencesInBackup": False,
-                "template": {
-                    "ttl": f"{backups.retention_days * 24}h0m0s",
-                    "storageLocation": "swift",
-                    "volumeSnapshotLocations": ["cinder"],
-                    "snapshotVolumes": True,
-                },
+                "template": template,
             }
         },
     }

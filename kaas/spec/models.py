@@ -9,6 +9,7 @@ registry database. Field-level checks live here; rules that relate several field
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
 import unicodedata
@@ -177,6 +178,11 @@ KeystoneName = Annotated[
     str,
     _grammar(r"[A-Za-z0-9][A-Za-z0-9@._:+-]*", "letters, digits and '@._:+-', starting with a letter or digit", 255),
 ]
+# Container image references (registry/path:tag@sha256:digest).
+ImageReference = Annotated[
+    str,
+    _grammar(r"[a-z0-9][A-Za-z0-9._/:@-]*", "an image reference: letters, digits and '._/:@-'", 255),
+]
 # IDs of existing OpenStack objects: UUIDs, with or without dashes (or a test's token).
 OpenStackId = Annotated[str, _grammar(r"[A-Za-z0-9][A-Za-z0-9-]*", "letters, digits and '-' (an ID)", 64)]
 
@@ -328,6 +334,11 @@ class ObjectStorageSpec(SpecModel):
     etcd_backups: DnsLabel | None = None
     registry: DnsLabel | None = None
     cluster_backups: DnsLabel | None = None
+    versioning: bool = Field(
+        default=False,
+        description="Swift object versioning on the backup containers (needs allow_object_versioning in "
+        "the cloud's Swift): an overwritten or deleted snapshot stays as an older version.",
+    )
 
 
 class IdentitySpec(SpecModel):
@@ -336,6 +347,25 @@ class IdentitySpec(SpecModel):
     project: DisplayName | None = Field(default=None, description="Project name; defaults to the cloud's project.")
     domain: DisplayName = Field(
         default="Default", description="Keystone domain of the cluster's users (customer kubeconfigs log in there)."
+    )
+    credentials_issued: datetime.date = Field(
+        default=datetime.date(2026, 12, 1),
+        description="Issue date of the cluster's application credentials; set a later date to rotate them "
+        "(new credentials named by the date replace the old ones, created before the old are deleted).",
+    )
+    credential_lifetime_days: int = Field(
+        default=365, ge=1, le=3 * 365, description="Application credentials expire this long after credentials_issued."
+    )
+    application_credential_roles: tuple[KeystoneName, ...] = Field(
+        default=("member",),
+        min_length=1,
+        description="The only project roles the in-cluster application credentials carry (a subset of the "
+        "deploying user's roles on the project).",
+    )
+    access_rules: bool = Field(
+        default=True,
+        description="Restrict the Cinder CSI and Velero application credentials to their services and paths "
+        "(Keystone access rules; the cloud's services must name themselves volumev3, compute, object-store).",
     )
 
 
@@ -391,6 +421,17 @@ class RegistrySpec(ServiceSpec):
 class BackupSpec(ServiceSpec):
     schedule: CronSchedule = Field(default="0 2 * * *", description="Velero schedule: 5-field cron or @daily-style.")
     retention_days: int = Field(default=30, ge=1)
+    include_secrets: bool = Field(
+        default=False,
+        description="Velero stores resources unencrypted (Swift encrypts at rest only if the cloud does): "
+        "by default Secrets stay out of Velero backups and are restored from the encrypted etcd snapshots.",
+    )
+    plugin_image: ImageReference | None = Field(
+        default=None,
+        description="The OpenStack plugin's image as mirrored into the operator's registry "
+        "(<registry>/<project>/velero-plugin-for-openstack:<tag>@sha256:<digest>); upstream publishes it only "
+        "under a personal Docker Hub account.",
+    )
 
 
 class ServicesSpec(SpecModel):
