@@ -319,6 +319,9 @@ def _start_etcd(plan: BootstrapPlan, root: Path, processes: list[subprocess.Pope
     write(Path(paths.ca_cert), outputs["etcdCaCertPem"])
     write(Path(paths.cert), plain(outputs["etcdMemberCertPems"][0], show_secrets=True))
     write(Path(paths.key), plain(outputs["etcdMemberKeyPems"], show_secrets=True)[0])
+    write(Path(paths.peer_ca_cert), outputs["etcdPeerCaCertPem"])
+    write(Path(paths.peer_cert), plain(outputs["etcdPeerCertPems"][0], show_secrets=True))
+    write(Path(paths.peer_key), plain(outputs["etcdPeerKeyPems"], show_secrets=True)[0])
     config = cloudinit.etcd_config(member, [member], f"{plan.spec.name}-etcd", paths)
     config_path = write(root / "etcd" / "etcd.conf.yml", yaml.safe_dump(config))
     log = root / "etcd.log"

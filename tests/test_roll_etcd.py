@@ -59,6 +59,8 @@ class EtcdCloud:
     ca: str
     member_certs: list[tuple[str, str]]
     token: str
+    peer_ca: str
+    peer_certs: list[tuple[str, str]]
     members: dict[str, EtcdMember] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     generation: int = 0
@@ -76,7 +78,15 @@ class EtcdCloud:
         paths = EtcdPaths(pki_dir=str(directory / "pki"), data_dir=str(directory / "data"))
         Path(paths.pki_dir).mkdir(parents=True)
         cert, key = self.member_certs[len(self.processes) % len(self.member_certs)]
-        for path, text in ((paths.ca_cert, self.ca), (paths.cert, cert), (paths.key, key)):
+        peer_cert, peer_key = self.peer_certs[len(self.processes) % len(self.peer_certs)]
+        for path, text in (
+            (paths.ca_cert, self.ca),
+            (paths.cert, cert),
+            (paths.key, key),
+            (paths.peer_ca_cert, self.peer_ca),
+            (paths.peer_cert, peer_cert),
+            (paths.peer_key, peer_key),
+        ):
             Path(path).write_text(text)
             Path(path).chmod(0o600)
         config = cloudinit.etcd_config(member, cluster, self.token, paths, joining=joining)
@@ -195,7 +205,11 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     ):
         (tmp_path / name).write_text(text)
     tls = EtcdTLS(str(tmp_path / "ca.crt"), str(tmp_path / "client.crt"), str(tmp_path / "client.key"))
-    cloud = EtcdCloud(tmp_path / "cloud", ca, certs, f"{BP.spec.name}-etcd")
+    peers = [
+        (plain(c, show_secrets=True), plain(k, show_secrets=True))
+        for c, k in zip(outputs["etcdPeerCertPems"], plain(outputs["etcdPeerKeyPems"], show_secrets=True), strict=True)
+    ]
+    cloud = EtcdCloud(tmp_path / "cloud", ca, certs, f"{BP.spec.name}-etcd", outputs["etcdPeerCaCertPem"], peers)
     names = cloudinit.node_names(BP.spec.name, "etcd", 3)
     initial = [cloud.member(n) for n in names]
     for name in names:
