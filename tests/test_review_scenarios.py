@@ -115,14 +115,21 @@ def test_adding_a_worker_reads_well_in_a_pull_request(worker_added: PlanDiff) ->
 
 def test_new_image_starts_with_one_new_etcd_member_and_replaces_nothing(image_changed: PlanDiff) -> None:
     # etcd moves first, one member per step, added before any is removed; nothing else moves yet.
-    member = "acme-prod-etcd-acme-prod-etcd-5"  # its key and certificate
+    member = "acme-prod-etcd-acme-prod-etcd-5"  # its client/server key and certificate
+    peer = "acme-prod-etcd-peer-acme-prod-etcd-5"  # and its peer key and certificate (own CA)
     assert summary(image_changed) == {
         Operation.CREATE: {
             (INSTANCE, "acme-prod-etcd-5"),
             (PORT, "acme-prod-etcd-5-port"),
-            ("tls:index/privateKey:PrivateKey", member),
-            ("tls:index/certRequest:CertRequest", member),
-            ("tls:index/locallySignedCert:LocallySignedCert", member),
+            *(
+                (kind, name)
+                for name in (member, peer)
+                for kind in (
+                    "tls:index/privateKey:PrivateKey",
+                    "tls:index/certRequest:CertRequest",
+                    "tls:index/locallySignedCert:LocallySignedCert",
+                )
+            ),
         }
     }
     assert changed_keys(image_changed) == {"acme-prod": ["kaasRollout"]}  # the policy pack's facts
