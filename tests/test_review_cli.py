@@ -122,8 +122,14 @@ def test_diff_of_acme_prod_with_a_worker_added_is_a_readable_pull_request_commen
         "| Operation | Resources |\n"
         "| --- | ---: |\n"
         "| create | 2 |\n"
+        "| update | 1 |\n"
         "| outputs changed | 2 |\n"
         "\n"
+        # The default customer namespace's quota follows the workers' capacity.
+        "- **update** `kubernetes:core/v1:ResourceQuota` `acme-prod-quota-apps`\n"
+        '  - `spec: {"hard": {"limits.memory": "24Gi", "persistentvolumeclaims": "20", "pods": "330", '
+        '"requests.cpu": "12", "requests.memor\u2026 => {"hard": {"limits.memory": "32Gi", '
+        '"persistentvolumeclaims": "20", "pods": "440", "requests.cpu": "16", "requests.memor\u2026`\n'
         "- **create** `openstack:compute/instance:Instance` `acme-prod-worker-3`\n"
         "- **create** `openstack:networking/port:Port` `acme-prod-worker-3-port`\n"
         "- **outputs**\n"

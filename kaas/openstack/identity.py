@@ -21,6 +21,7 @@ class KeystoneAccess(pulumi.ComponentResource):
 
     admin_role_name: str
     admin_role_id: pulumi.Output[str]
+    mapped_role_ids: dict[str, pulumi.Output[str]]
     project_id: pulumi.Output[str]
     application_credential_id: pulumi.Output[str]
     application_credential_secret: pulumi.Output[str]
@@ -55,6 +56,7 @@ class KeystoneAccess(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=role, provider=provider),
         )
         self.admin_role_id = role.id
+        self.mapped_role_ids = self._mapped_roles(name, spec, child)
 
         credential = openstack.identity.ApplicationCredential(
             f"{name}-cloud-config",
@@ -71,6 +73,22 @@ class KeystoneAccess(pulumi.ComponentResource):
         self.register_outputs(
             {"admin_role_id": self.admin_role_id, "application_credential_id": self.application_credential_id}
         )
+
+    def _mapped_roles(
+        self, name: str, spec: ClusterSpec, child: pulumi.ResourceOptions
+    ) -> dict[str, pulumi.Output[str]]:
+        """One Keystone role per ``identity.roles`` entry; nobody holds it until the customer grants it.
+
+        k8s-keystone-auth maps the role by name to its group; the handover gives the
+        ``openstack role add`` command that grants it.
+        """
+        ids: dict[str, pulumi.Output[str]] = {}
+        for mapping in spec.identity.roles:
+            role = openstack.identity.Role(
+                f"{name}-role-{mapping.keystone_role}", name=mapping.keystone_role, opts=child
+            )
+            ids[mapping.keystone_role] = role.id
+        return ids
 
     def _registry_user(
         self, name: str, spec: ClusterSpec, provider: openstack.Provider, lookup: pulumi.InvokeOutputOptions

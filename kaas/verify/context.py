@@ -84,7 +84,7 @@ def planned(spec: ClusterSpec, plan: Plan) -> Planned:
     return Planned(
         nodes=tuple(n.name for tier in (Role.MASTER, Role.WORKER) for n in plan_nodes(spec, tier)),
         releases=tuple(sorted(releases, key=lambda r: (r.namespace, r.name))),
-        customer_namespaces=tuple(spec.services.customer_namespaces),
+        customer_namespaces=spec.customer_namespaces,
         platform_namespace=spec.platform_namespace,
         s3_endpoint=spec.openstack.s3_endpoint,
         s3_region=spec.etcd_backup.s3_region,
