@@ -185,3 +185,47 @@ def test_default_spec_has_no_extra_roles_and_a_default_namespace() -> None:
     assert spec.identity.roles == ()
     assert spec.customer_namespaces == ("apps",)
     assert make_spec(services={"default_namespace": None}).customer_namespaces == ()
+
+
+# --- Customer namespace guardrails -----------------------------------------------------------------
+
+GUARDED = {"ResourceQuota", "LimitRange", "NetworkPolicy", "Secret"}
+
+
+def _guardrails(plan: Plan) -> dict[str, set[str]]:
+    """Namespace -> the guardrail kinds the plan puts there (the pull Secret is the dockerconfigjson one)."""
+    found: dict[str, set[str]] = {}
+    for record in plan.resources:
+        kind = record.inputs.get("kind")
+        if kind not in GUARDED or (kind == "Secret" and record.inputs.get("type") != "kubernetes.io/dockerconfigjson"):
+            continue
+        found.setdefault(record.inputs["metadata"]["namespace"], set()).add(str(kind))
+    return found
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_customer_namespace_and_no_other_gets_the_guardrails(stack: str) -> None:
+    spec = load_stack_spec(stack)
+    expected = {"ResourceQuota", "LimitRange"}
+    expected |= {"NetworkPolicy"} if spec.services.default_deny_network_policy else set()
+    expected |= {"Secret"} if spec.services.registry.enabled else set()
+    guardrails = _guardrails(_plan(stack))
+    assert spec.customer_namespaces, "every stack has its default customer namespace"
+    assert guardrails == dict.fromkeys(spec.customer_namespaces, expected)
+    # Platform namespaces get none. A namespace created later in the cluster gets none either
+    # (no policy engine in the catalog: docs/architecture.md, "Customer namespaces").
+    assert not set(guardrails) & set(spec.reserved_namespaces)
+
+
+def test_limit_range_defaults_fit_under_the_quota_and_validate() -> None:
+    from kaas.services import objects
+
+    spec = make_spec()
+    limits = objects.limit_range(spec, "apps")
+    kubernetes_validate.validate(limits, spec.versions.kubernetes, strict=True)
+    (item,) = limits["spec"]["limits"]
+    # The quota counts requests.cpu, requests.memory and limits.memory: a pod without them
+    # is refused unless the LimitRange supplies all three.
+    quota = set(objects.resource_quota(spec, "apps")["spec"]["hard"])
+    supplied = {f"requests.{r}" for r in item["defaultRequest"]} | {f"limits.{r}" for r in item["default"]}
+    assert {q for q in quota if q.startswith(("requests.", "limits."))} <= supplied
