@@ -54,7 +54,7 @@ MARKERS: dict[FieldPath, Any] = {
     ("openstack", "external_network"): "hxextnet",
     ("openstack", "image"): "hximage",
     ("openstack", "key_pair"): "hxkeypair",
-    ("openstack", "availability_zones"): ("hxzone",),
+    ("openstack", "availability_zones"): ("hxaz",),  # not a prefix of another marker ("hxzoneid")
     ("etcd", "flavor", "name"): "hxetcdflavor",
     ("masters", "flavor", "name"): "hxmasterflavor",
     ("workers", "flavor", "name"): "hxworkerflavor",
