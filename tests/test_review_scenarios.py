@@ -67,7 +67,9 @@ def test_the_committed_spec_planned_twice_is_no_change(base: Plan) -> None:
 
 def test_adding_a_worker_creates_only_that_node(worker_added: PlanDiff) -> None:
     assert summary(worker_added) == {
-        Operation.CREATE: {(INSTANCE, "acme-prod-worker-3"), (PORT, "acme-prod-worker-3-port")}
+        Operation.CREATE: {(INSTANCE, "acme-prod-worker-3"), (PORT, "acme-prod-worker-3-port")},
+        # The default customer namespace's quota follows the workers' capacity, in place.
+        Operation.UPDATE: {("kubernetes:core/v1:ResourceQuota", "acme-prod-quota-apps")},
     }
     # No master or etcd user data, no load balancer member, no release moves with the worker count.
     # The stack outputs describe the layout, so exactly the worker entries change.
@@ -83,7 +85,7 @@ def test_adding_a_worker_creates_only_that_node(worker_added: PlanDiff) -> None:
 
 def test_adding_a_worker_reads_well_in_a_pull_request(worker_added: PlanDiff) -> None:
     markdown = render_markdown(worker_added)
-    assert "| create | 2 |" in markdown and "| outputs changed | 2 |" in markdown
+    assert "| create | 2 |" in markdown and "| update | 1 |" in markdown and "| outputs changed | 2 |" in markdown
     assert "replace" not in markdown and "delete" not in markdown and "<details>" not in markdown
     assert "- **create** `openstack:compute/instance:Instance` `acme-prod-worker-3`" in markdown
     assert "  - `~ layout.workers.count: 3 => 4`" in markdown
