@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from kaas.offline import Secret, render
+from kaas.offline import Secret
+from kaas.offline.planfile import plain as planned_value
 from kaas.services import names, objects, values
 from kaas.services.harbor_robot import robot_request
 from tests.helpers import make_spec
@@ -35,7 +36,7 @@ SECRET = "kubernetes:core/v1:Secret"
 
 def plain(value: object) -> object:
     """The recorded value with secrets revealed."""
-    return render.plain(value, show_secrets=True)
+    return planned_value(value, show_secrets=True)
 
 
 def _leaves(value: object) -> list[object]:
@@ -145,7 +146,7 @@ def test_robot_job_runs_unprivileged_from_a_pinned_image() -> None:
 
 def test_registry_off_removes_the_robot_job_and_its_secret() -> None:
     off = plan_services(make_spec(services={"customer_namespaces": ["shop"], "registry": {"enabled": False}}))
-    assert [r.name for r in off.by_type(JOB)] == ["t1-ism-policy-job"]
+    assert sorted(r.name for r in off.by_type(JOB)) == ["t1-ism-policy-job", "t1-opensearch-security"]
     assert {r.name for r in off.by_type(SECRET)}.isdisjoint({"t1-harbor-robot", "t1-harbor-admin", "t1-pull-shop"})
 
 

@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from kaas import versions
 from kaas.offline.plan import plan_spec
-from kaas.offline.render import plan_json
+from kaas.offline.planfile import plan_json
 from kaas.spec import ClusterSpec, SpecError, parse_spec
 from kaas.spec.models import control_character
 
@@ -79,7 +79,8 @@ MARKERS: dict[FieldPath, Any] = {
     ("identity", "project"): "hxproject",
     ("identity", "domain"): "hxdomain",
     ("etcd_backup", "s3_region"): "hxs3region",
-    ("services", "ingress", "acme_email"): "hxacme@hx.example.com",
+    # Not on a reserved example domain: production refuses an ACME contact Let's Encrypt rejects.
+    ("services", "ingress", "acme_email"): "hxacme@hxoperations.net",
     ("services", "logging", "dashboards_host"): "hxkibana",
     ("services", "backups", "schedule"): "17 3 * * *",
     ("services", "customer_namespaces"): ("hxteam",),

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_openstack as openstack
 
-from kaas.openstack.addressing import plan_addresses
 from kaas.platform import API_SERVER_PORT
 from kaas.spec.models import ClusterSpec, OctaviaProvider
 
@@ -32,14 +31,28 @@ class BalancingPolicy:
     url_path: str | None
     http_method: str | None
     expected_codes: str | None
+    # Listener timeout_client_data / timeout_member_data (ms); None where the provider has none.
+    data_timeout_ms: int | None = None
 
 
-def balancing_policy(provider: OctaviaProvider) -> BalancingPolicy:
-    """The ovn provider only balances by SOURCE_IP_PORT and only checks TCP (or UDP)."""
+def balancing_policy(provider: OctaviaProvider, data_timeout_ms: int | None = None) -> BalancingPolicy:
+    """The ovn provider only balances by SOURCE_IP_PORT and only checks TCP (or UDP).
+
+    Idle timeouts: amphorae (HAProxy) cut a connection idle for 50 s by default, which
+    ends ``kubectl exec``/``logs -f``/port-forwards and watches; the listener gets the
+    spec's ``stream_timeout_ms`` (1 h by default). Octavia's listener feature matrix
+    (doc/source/user/feature-classification/feature-matrix-listener.ini) marks
+    timeout_client_data/timeout_member_data "missing" for ovn, so none is sent there.
+    """
     if provider is OctaviaProvider.OVN:
         return BalancingPolicy("SOURCE_IP_PORT", "TCP", None, None, None)
     # /readyz is readable anonymously (system:public-info-viewer); amphorae skip TLS verification.
-    return BalancingPolicy("ROUND_ROBIN", "HTTPS", "/readyz", "GET", "200")
+    return BalancingPolicy("ROUND_ROBIN", "HTTPS", "/readyz", "GET", "200", data_timeout_ms)
+
+
+def listener_allowed_cidrs(spec: ClusterSpec) -> list[str]:
+    """The people's CIDRs plus the node subnet: nodes reach the API at the VIP (kubeadm's endpoint)."""
+    return list(dict.fromkeys((*spec.networking.allowed_api_cidrs, spec.networking.node_cidr)))
 
 
 class ApiLoadBalancer(pulumi.ComponentResource):
@@ -59,6 +72,8 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         self,
         name: str,
         spec: ClusterSpec,
+        api_vip: str,
+        masters: Sequence[tuple[int, str]],
         network_id: pulumi.Input[str],
         subnet_id: pulumi.Input[str],
         security_group_ids: Sequence[pulumi.Input[str]],
@@ -67,20 +82,19 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("kaas:openstack:ApiLoadBalancer", f"{name}-api", None, opts)
-        addresses = plan_addresses(spec)
-        policy = balancing_policy(spec.openstack.octavia_provider)
         lb_settings = spec.load_balancer
+        policy = balancing_policy(spec.openstack.octavia_provider, lb_settings.stream_timeout_ms)
 
         def child(*after: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(after))
 
-        self.vip_address = addresses.api_vip
+        self.vip_address = api_vip
         self.vip_port = openstack.networking.Port(
             f"{name}-api-vip",
             name=f"{name}-api-vip",
             network_id=network_id,
             admin_state_up=True,
-            fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=subnet_id, ip_address=addresses.api_vip)],
+            fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=subnet_id, ip_address=api_vip)],
             security_group_ids=list(security_group_ids),
             opts=child(),
         )
@@ -97,7 +111,9 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             loadbalancer_id=self.load_balancer.id,
             protocol="TCP",
             protocol_port=API_SERVER_PORT,
-            allowed_cidrs=list(spec.networking.allowed_api_cidrs),
+            allowed_cidrs=listener_allowed_cidrs(spec),
+            timeout_client_data=policy.data_timeout_ms,
+            timeout_member_data=policy.data_timeout_ms,
             opts=child(self.load_balancer),
         )
         self.pool = openstack.loadbalancer.Pool(
@@ -123,7 +139,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         )
         self.members = []
         previous: pulumi.Resource = self.monitor
-        for index, address in enumerate(addresses.masters):
+        for index, address in masters:
             member = openstack.loadbalancer.Member(
                 f"{name}-api-master-{index}",
                 name=f"{name}-master-{index}",
@@ -141,7 +157,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             f"{name}-api-fip",
             pool=spec.openstack.external_network,
             port_id=self.vip_port.id,
-            fixed_ip=addresses.api_vip,
+            fixed_ip=api_vip,
             description=f"kaas {spec.name}: Kubernetes API",
             opts=child(*floating_ip_depends_on),
         )

@@ -254,6 +254,14 @@ class MasterTierSpec(NodeTierSpec):
 class WorkerTierSpec(NodeTierSpec):
     count: int = Field(default=3, ge=1)
     flavor: Flavor = Flavor(name="kaas.worker", vcpus=4, ram_gb=8, disk_gb=40)
+    max_unavailable: int = Field(
+        default=1, ge=0, description="Workers a rollout may take out of service at once (cordoned and drained)."
+    )
+    max_surge: int = Field(
+        default=1,
+        ge=0,
+        description="New workers a rollout builds before old ones go; 0 rebuilds workers in place (delete first).",
+    )
 
 
 class OpenStackSpec(SpecModel):
@@ -292,6 +300,14 @@ class LoadBalancerSpec(SpecModel):
     monitor_delay_s: int = Field(default=5, ge=1)
     monitor_timeout_s: int = Field(default=3, ge=1)
     monitor_max_retries: int = Field(default=3, ge=1, le=10)
+    stream_timeout_ms: int = Field(
+        default=3_600_000,
+        ge=50_000,
+        description=(
+            "Octavia listener timeout_client_data/timeout_member_data: idle time before the LB cuts a "
+            "connection. Octavia's 50 s default cuts kubectl exec/logs -f/port-forward and watches."
+        ),
+    )
 
 
 class DnsSpec(SpecModel):
