@@ -23,7 +23,7 @@ from kaas.outputs import build_stack_outputs
 from kaas.services import access
 from kaas.spec import ClusterSpec, load_stack_spec, parse_spec
 from kaas.spec.loader import SpecError
-from tests.helpers import make_facts, make_spec, spec_data
+from tests.helpers import make_facts, make_plan, make_spec, spec_data
 
 STACKS = sorted(p.stem for p in (Path(__file__).parent.parent / "stacks").glob("*.yaml"))
 RBAC = "kubernetes:rbac.authorization.k8s.io/v1:"
@@ -104,7 +104,7 @@ def _roles_spec(*roles: dict[str, Any], **services: Any) -> ClusterSpec:
     data = copy.deepcopy(spec_data())
     data["identity"] = {**data["identity"], "roles": list(roles)}
     if services:
-        data["services"] = services
+        data["services"] = {**data.get("services", {}), **services}
     return ClusterSpec.model_validate(data)
 
 
@@ -173,7 +173,7 @@ def test_the_loader_reports_a_bad_mapping_with_file_and_field(tmp_path: Path) ->
 
 def test_handover_lists_each_role_with_its_grant_command() -> None:
     spec = _roles_spec({"keystone_role": "devs", "cluster_role": "edit", "namespaces": ["apps"]})
-    outputs = build_stack_outputs(spec, make_facts())
+    outputs = build_stack_outputs(make_plan(spec), make_facts())
     (role,) = outputs.rbac.roles
     assert role.group == "kaas:devs"
     assert role.grants == "ClusterRole `edit` in `apps`"
@@ -190,6 +190,8 @@ def test_default_spec_has_no_extra_roles_and_a_default_namespace() -> None:
 # --- Customer namespace guardrails -----------------------------------------------------------------
 
 GUARDED = {"ResourceQuota", "LimitRange", "NetworkPolicy", "Secret"}
+# The customer guardrails by name (the platform namespace has NetworkPolicies of its own).
+GUARDRAIL_NAMES = {"default-quota", "default-limits", "default-deny", "registry-pull"}
 
 
 def _guardrails(plan: Plan) -> dict[str, set[str]]:
@@ -197,7 +199,8 @@ def _guardrails(plan: Plan) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for record in plan.resources:
         kind = record.inputs.get("kind")
-        if kind not in GUARDED or (kind == "Secret" and record.inputs.get("type") != "kubernetes.io/dockerconfigjson"):
+        name = record.inputs.get("metadata", {}).get("name")
+        if kind not in GUARDED or name not in GUARDRAIL_NAMES:
             continue
         found.setdefault(record.inputs["metadata"]["namespace"], set()).add(str(kind))
     return found
