@@ -26,6 +26,7 @@ from kaas.cluster_plan import ClusterPlan
 from kaas.offline.planfile import SECRET_MASK
 from kaas.platform import API_HOST_LABEL, API_SERVER_PORT
 from kaas.rollout import Tier
+from kaas.services import access
 from kaas.services import names as service_names
 from kaas.services import values as services_values
 from kaas.spec.models import ClusterSpec, Cni, NodeTierSpec
@@ -209,6 +210,15 @@ class EtcdOutput(OutputModel):
     backup_container: str
 
 
+class RoleGrantOutput(OutputModel):
+    """A Keystone role of ``identity.roles``: its group, what it grants, and how to give it to a user."""
+
+    keystone_role: str
+    group: str
+    grants: str
+    command: str
+
+
 class RbacOutput(OutputModel):
     cluster_admin_binding: str
     cluster_role: str
@@ -216,6 +226,7 @@ class RbacOutput(OutputModel):
     role_name: str
     identity_provider: str
     initial_admin_user: str
+    roles: tuple[RoleGrantOutput, ...] = ()
 
 
 class WebServiceOutput(OutputModel):
@@ -580,6 +591,15 @@ def build_stack_outputs(plan: ClusterPlan, facts: ClusterFacts) -> StackOutputs:
             role_name=spec.admin_role_name,
             identity_provider="Keystone",
             initial_admin_user=identity.initial_admin_user,
+            roles=tuple(
+                RoleGrantOutput(
+                    keystone_role=mapping.keystone_role,
+                    group=group,
+                    grants=access.grants(mapping),
+                    command=access.grant_command(spec, mapping.keystone_role),
+                )
+                for mapping, group in spec.role_mappings
+            ),
         ),
         services=_services(spec),
         platform_namespaces=(spec.platform_namespace, "kube-system"),

@@ -262,3 +262,35 @@ def test_scope_rules_as_a_pure_function() -> None:
         {**other, "status": {"authenticated": False}},
         "token scoped to another project",
     )
+
+
+def test_a_mapped_role_reaches_kubernetes_as_its_spec_group_only() -> None:
+    # identity.roles (issue 19) map a Keystone role to a group through k8s-keystone-auth's sync
+    # config; the filter keeps exactly those groups for the roles the token carries.
+    scope = keystone_filter.Scope(PROJECT, "Default", ADMIN_ROLE, ADMIN_GROUP, (("viewer", "kaas:viewer"),))
+    _, answer = upstream_review({"kind": "TokenReview", "spec": {"token": "forged-groups"}})
+    status = answer["status"]
+    extra = {**status["user"]["extra"], keystone_filter.ROLES: ["viewer", "member"]}
+    review = {**answer, "status": {**status, "user": {**status["user"], "extra": extra}}}
+    scoped, reason = keystone_filter.scoped_review(review, scope)
+    assert reason == "" and scoped["status"]["user"]["groups"] == [PROJECT, "kaas:viewer"]
+    scoped, _ = keystone_filter.scoped_review(answer, scope)  # the token without the role
+    assert scoped["status"]["user"]["groups"] == [PROJECT]
+
+
+def test_the_filter_is_configured_with_the_sync_configs_role_groups() -> None:
+    import json
+
+    from kaas.services import access, objects
+    from kaas.spec import load_stack_spec
+
+    spec = load_stack_spec("acme-prod")
+    assert spec.identity.roles, "acme-prod maps roles beyond the admin role"
+    daemon_set = objects.keystone_auth_daemon_set(spec, "project-id", "admin-role-id")
+    (filter_container,) = [
+        c for c in daemon_set["spec"]["template"]["spec"]["containers"] if c["name"] == "scope-filter"
+    ]
+    env = {e["name"]: e["value"] for e in filter_container["env"]}
+    synced = {m["keystone-role"]: m["groups"] for m in access.sync_role_mappings(spec)}
+    assert json.loads(env["ROLE_GROUPS"]) == {role: groups[0] for role, groups in synced.items()}
+    assert all(len(groups) == 1 for groups in synced.values())

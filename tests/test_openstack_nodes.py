@@ -101,8 +101,10 @@ def test_growing_workers_only_adds_the_new_node() -> None:
     added = set(new) - set(old)
     assert not set(old) - set(new)
     assert {urn.rsplit("::", 1)[1] for urn in added} == {"t1-worker-3", "t1-worker-3-port"}
-    # Only the Cluster component's rollout facts (the desired worker count, for the policy pack) change.
-    assert [urn.rsplit("::", 1)[1] for urn in old if old[urn] != new[urn]] == ["t1"]
+    # The Cluster component's rollout facts (the desired worker count, for the policy pack) and the
+    # customer namespaces' quotas (they follow the workers' capacity, in place) change.
+    changed = [urn.rsplit("::", 1)[1] for urn in old if old[urn] != new[urn]]
+    assert sorted(changed) == sorted(["t1", *(f"t1-quota-{ns}" for ns in make_spec().customer_namespaces)])
     assert old[CLUSTER_URN][0]["kaasRollout"]["desired"]["worker"]["count"] == 3
 
 

@@ -128,9 +128,14 @@ def test_diff_of_acme_prod_with_a_worker_added_is_a_readable_pull_request_commen
         "| Operation | Resources |\n"
         "| --- | ---: |\n"
         "| create | 2 |\n"
-        "| update | 1 |\n"
+        "| update | 2 |\n"
         "| outputs changed | 4 |\n"
         "\n"
+        # The default customer namespace's quota follows the workers' capacity.
+        "- **update** `kubernetes:core/v1:ResourceQuota` `acme-prod-quota-apps`\n"
+        '  - `spec: {"hard": {"limits.memory": "24Gi", "persistentvolumeclaims": "20", "pods": "330", '
+        '"requests.cpu": "12", "requests.memor\u2026 => {"hard": {"limits.memory": "32Gi", '
+        '"persistentvolumeclaims": "20", "pods": "440", "requests.cpu": "16", "requests.memor\u2026`\n'
         "- **update** `kaas:index:Cluster` `acme-prod`\n"
         "  - `kaasRollout.desired.worker.count: 3 => 4`\n"
         "- **create** `openstack:compute/instance:Instance` `acme-prod-worker-3`\n"

@@ -36,7 +36,6 @@ from kaas.offline.plan import plan_spec
 from kaas.offline.planfile import plan_json
 from kaas.spec import ClusterSpec, SpecError, parse_spec
 from kaas.spec.models import control_character
-from tests.helpers import merge
 
 FieldPath = tuple[str, ...]
 
@@ -88,6 +87,12 @@ MARKERS: dict[FieldPath, Any] = {
     ("services", "backups", "schedule"): "17 3 * * *",
     ("services", "backups", "plugin_image"): "hxregistry.example/hxmirror/plugin:v1",
     ("services", "customer_namespaces"): ("hxteam",),
+    # DnsLabel refuses every hostile fragment: the marker may repeat customer_namespaces'.
+    ("services", "default_namespace"): "hxdefaultns",
+    ("identity", "roles", "0", "keystone_role"): "hxkeystonerole",
+    ("identity", "roles", "0", "group"): "hxgroup",
+    ("identity", "roles", "0", "role"): "hxownrole",
+    ("identity", "roles", "0", "namespaces"): ("hxteam",),
 }
 _SERVICES = ("cni", "cloud_controller", "cinder_csi", "keystone_auth", "ingress", "monitoring")
 _SERVICES += ("metrics_server", "logging", "registry", "backups", "dashboard")
@@ -167,22 +172,38 @@ def _models(annotation: Any) -> Iterator[type[BaseModel]]:
 
 
 def string_fields(model: type[BaseModel], prefix: FieldPath = ()) -> Iterator[FieldPath]:
+    """Paths of the string fields; a tuple of models (``identity.roles``) is walked through its item 0."""
     for name, info in model.model_fields.items():
         path = (*prefix, name)
         if _leaf_str(info.annotation):
             yield path
+        item = ("0",) if get_origin(info.annotation) is tuple else ()
         for sub in _models(info.annotation):
-            yield from string_fields(sub, path)
+            yield from string_fields(sub, (*path, *item))
 
 
 STRING_FIELDS = tuple(string_fields(ClusterSpec))
 
 
 def _nested(path: FieldPath, value: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {path[-1]: value}
+    data: Any = {path[-1]: value}
     for key in reversed(path[:-1]):
-        data = {key: data}
-    return data
+        data = [data] if key == "0" else {key: data}
+    return dict(data)
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """tests.helpers.merge, and lists of mappings (``identity.roles``) merged item by item."""
+    out = dict(base)
+    for key, value in override.items():
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            out[key] = merge(old, value)
+        elif isinstance(value, list) and isinstance(old, list) and all(isinstance(v, dict) for v in value + old):
+            out[key] = [merge(a, b) for a, b in zip(old, value, strict=True)]
+        else:
+            out[key] = value
+    return out
 
 
 BASE: dict[str, Any] = {
@@ -349,7 +370,7 @@ def check_hostile(path: FieldPath, value: str) -> bool:
         assert_refused_in_one_line_per_problem(err, path, value)
         return True
     plain_marker = marker[0] if isinstance(marker, tuple) else marker
-    accepted = getattr(functools.reduce(getattr, path[:-1], spec), path[-1])
+    accepted = functools.reduce(lambda obj, key: obj[int(key)] if key.isdigit() else getattr(obj, key), path, spec)
     accepted_text = accepted[0] if isinstance(accepted, tuple) else accepted
     assert control_character(accepted_text) is None
     got = plan_document(spec)

@@ -220,8 +220,8 @@ def test_tls_could_not_run_when_nothing_listens(cluster: LiveCluster) -> None:
 
 def test_registry_pull_logs_in_with_the_secret_the_program_creates(cluster: LiveCluster) -> None:
     status, detail = run(cluster, "registry-pull")
-    assert status is Status.PASSED and "team-a, team-b" in detail and "robot$kaas-pull" in detail
-    assert len(cluster.harbor.tokens) == 2
+    assert status is Status.PASSED and "apps, team-a, team-b" in detail and "robot$kaas-pull" in detail
+    assert len(cluster.harbor.tokens) == 3  # the stack's default namespace and the two listed
 
 
 def test_registry_pull_fails_when_a_namespace_lacks_the_secret(cluster: LiveCluster) -> None:

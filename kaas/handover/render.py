@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from kaas.handover.demo_app import DEMO_NAME, DEMO_NAMESPACE, demo_host, demo_manifests_yaml
 from kaas.outputs import StackOutputs
+from kaas.services import restore
 from kaas.verify.report import Report, Status
 
 Kind = Literal["production", "demo"]
@@ -73,6 +74,17 @@ def binding_yaml(outputs: StackOutputs) -> str:
         "roleRef": {"kind": "ClusterRole", "name": outputs.rbac.cluster_role, "apiGroup": "rbac.authorization.k8s.io"},
     }
     return yaml.safe_dump(binding, sort_keys=False)
+
+
+def cluster_restore_yaml(outputs: StackOutputs) -> str:
+    """The objects of a whole-cluster restore into a fresh stack (:mod:`kaas.services.restore`)."""
+    velero_ns = outputs.platform_namespaces[0]
+    container = outputs.services.backups.container if outputs.services.backups else "OLD-CLUSTER-backups"
+    objects = [
+        restore.previous_cluster_location(velero_ns, container, outputs.openstack.region),
+        restore.cluster_restore(velero_ns, "whole-cluster", "BACKUP"),
+    ]
+    return yaml.safe_dump_all(objects, sort_keys=False)
 
 
 # Each pre-handover checklist item and the `kaas verify` checks that prove it.
@@ -151,6 +163,8 @@ def context(
         "ca_fingerprint": ca_fingerprint(outputs.ca_certificate),
         "service_urls": service_urls(outputs),
         "binding_yaml": binding_yaml(outputs),
+        "cluster_restore_yaml": cluster_restore_yaml(outputs),
+        "velero_ns": outputs.platform_namespaces[0],
         "manifests_yaml": demo_manifests_yaml(outputs),
         "demo_url": f"https://{demo_host(outputs)}" if ingress is not None else None,
         "demo_namespace": DEMO_NAMESPACE,

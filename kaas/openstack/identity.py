@@ -41,6 +41,7 @@ class KeystoneAccess(pulumi.ComponentResource):
 
     admin_role_name: str
     admin_role_id: pulumi.Output[str]
+    mapped_role_ids: dict[str, pulumi.Output[str]]
     project_id: pulumi.Output[str]
     application_credentials: dict[Consumer, ApplicationCredential]
     backup_writer_id: pulumi.Output[str]
@@ -78,6 +79,7 @@ class KeystoneAccess(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=role, provider=provider),
         )
         self.admin_role_id = role.id
+        self.mapped_role_ids = self._mapped_roles(name, spec, child)
 
         self.application_credentials = {
             consumer: self._application_credential(name, spec, consumer, child) for consumer in Consumer
@@ -132,6 +134,22 @@ class KeystoneAccess(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["secret"])),
         )
         return ApplicationCredential(id=credential.id, secret=pulumi.Output.secret(credential.secret))
+
+    def _mapped_roles(
+        self, name: str, spec: ClusterSpec, child: pulumi.ResourceOptions
+    ) -> dict[str, pulumi.Output[str]]:
+        """One Keystone role per ``identity.roles`` entry; nobody holds it until the customer grants it.
+
+        k8s-keystone-auth maps the role by name to its group; the handover gives the
+        ``openstack role add`` command that grants it.
+        """
+        ids: dict[str, pulumi.Output[str]] = {}
+        for mapping in spec.identity.roles:
+            role = openstack.identity.Role(
+                f"{name}-role-{mapping.keystone_role}", name=mapping.keystone_role, opts=child
+            )
+            ids[mapping.keystone_role] = role.id
+        return ids
 
     def _swift_user(
         self,

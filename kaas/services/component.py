@@ -20,7 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from kaas.services import alerts, images, names, objects, values
+from kaas.services import access, alerts, images, names, objects, values
 from kaas.services.catalog import ChartName, chart_for
 from kaas.services.passwords import password_arguments
 from kaas.spec.models import ClusterSpec, Cni
@@ -73,6 +73,7 @@ _KINDS: dict[tuple[str, str], Any] = {
     ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
     ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
     ("v1", "ResourceQuota"): k8s.core.v1.ResourceQuota,
+    ("v1", "LimitRange"): k8s.core.v1.LimitRange,
     ("v1", "Service"): k8s.core.v1.Service,
     ("networking.k8s.io/v1", "Ingress"): k8s.networking.v1.Ingress,
     ("apps/v1", "DaemonSet"): k8s.apps.v1.DaemonSet,
@@ -82,6 +83,7 @@ _KINDS: dict[tuple[str, str], Any] = {
     ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): k8s.rbac.v1.ClusterRole,
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): k8s.rbac.v1.RoleBinding,
 }
 
 
@@ -539,10 +541,14 @@ class ManagedServices(pulumi.ComponentResource):
             )  # fmt: skip
             dashboard.done()
 
-        # Customer namespaces: quota, optional default-deny, the registry pull secret.
-        for customer in spec.services.customer_namespaces:
+        # Customer namespaces (the default one and the listed ones): quota, default requests and
+        # limits, optional default-deny, the registry pull secret.
+        customer_ns: dict[str, pulumi.Resource] = {}
+        for customer in spec.customer_namespaces:
             ns = kube.apply(f"{name}-ns-{customer}", objects.customer_namespace(spec, customer), namespaces)
+            customer_ns[customer] = ns
             kube.apply(f"{name}-quota-{customer}", objects.resource_quota(spec, customer), namespaces, (ns,))
+            kube.apply(f"{name}-limits-{customer}", objects.limit_range(spec, customer), namespaces, (ns,))
             if spec.services.default_deny_network_policy:
                 kube.apply(f"{name}-deny-{customer}", objects.default_deny(spec, customer), namespaces, (ns,))
             if pull_config is not None:
@@ -556,7 +562,24 @@ class ManagedServices(pulumi.ComponentResource):
                 )  # fmt: skip
         namespaces.done()
 
+        if svc.keystone_auth.enabled and spec.identity.roles:
+            self._access_bindings(name, spec, kube, customer_ns)
+
         self.register_outputs({"releases": {k: r.status for k, r in self.releases.items()}})
+
+    def _access_bindings(
+        self, name: str, spec: ClusterSpec, kube: _Kube, customer_ns: dict[str, pulumi.Resource]
+    ) -> None:
+        """The RBAC bindings of ``identity.roles`` (:mod:`kaas.services.access`), after their namespaces."""
+        group = ServiceGroup("Access", f"{name}-access", self)
+        self.groups["Access"] = group
+        for manifest in access.role_bindings(spec):
+            namespace = manifest["metadata"].get("namespace")
+            role = manifest["metadata"]["name"].split(":", 1)[1]
+            suffix = f"{role}-{namespace}" if namespace else role
+            deps = (customer_ns[namespace],) if namespace else ()
+            kube.apply(f"{name}-rbac-{suffix}", manifest, group, deps)
+        group.done()
 
     def _logging(
         self,

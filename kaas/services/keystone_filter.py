@@ -15,12 +15,14 @@ for a role *name* found in the token):
 - a user name starting with ``system:`` is refused (Kubernetes reserves the prefix: a
   Keystone user ``system:kube-controller-manager`` would otherwise get that identity);
 - the groups are recomputed: the project ID, plus ``ADMIN_GROUP`` only when the token
-  carries ``ADMIN_ROLE``. No Keystone group name ever reaches Kubernetes, so neither
-  ``system:masters`` nor the admin group can be claimed by creating a Keystone group.
+  carries ``ADMIN_ROLE``, plus the group of every spec'd role mapping (``ROLE_GROUPS``,
+  the same mapping as the sync config's) whose role the token carries. No Keystone group
+  name ever reaches Kubernetes, so neither ``system:masters`` nor the admin group can be
+  claimed by creating a Keystone group.
 
 Environment: LISTEN_PORT, UPSTREAM_URL, TLS_CERT, TLS_KEY (the k8s-keystone-auth
 serving pair, which also pins the upstream), PROJECT_ID, DOMAIN_NAME, ADMIN_ROLE,
-ADMIN_GROUP.
+ADMIN_GROUP, ROLE_GROUPS (JSON: Keystone role name -> Kubernetes group; optional).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Scope:
     domain_name: str
     admin_role: str
     admin_group: str
+    role_groups: tuple[tuple[str, str], ...] = ()
 
 
 def _first(extra: dict[str, Any], key: str) -> str:
@@ -73,9 +76,11 @@ def scoped_review(review: dict[str, Any], scope: Scope) -> tuple[dict[str, Any],
         reason = f"user name with the reserved prefix {RESERVED_PREFIX!r}"
     if reason:
         return {**review, "status": {"authenticated": False}}, reason
+    roles = extra.get(ROLES) or []
     groups = [scope.project_id]
-    if scope.admin_role in (extra.get(ROLES) or []):
+    if scope.admin_role in roles:
         groups.append(scope.admin_group)
+    groups += [group for role, group in scope.role_groups if role in roles and group not in groups]
     return {**review, "status": {**status, "user": {**user, "groups": groups}}}, ""
 
 
@@ -136,7 +141,8 @@ def handler(scope: Scope, upstream: str, upstream_tls: ssl.SSLContext) -> type[h
 
 def main() -> int:
     env = os.environ
-    scope = Scope(env["PROJECT_ID"], env["DOMAIN_NAME"], env["ADMIN_ROLE"], env["ADMIN_GROUP"])
+    role_groups = tuple(sorted(json.loads(env.get("ROLE_GROUPS") or "{}").items()))
+    scope = Scope(env["PROJECT_ID"], env["DOMAIN_NAME"], env["ADMIN_ROLE"], env["ADMIN_GROUP"], role_groups)
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", int(env["LISTEN_PORT"])),
         handler(scope, env["UPSTREAM_URL"], _upstream_context(env["TLS_CERT"])),

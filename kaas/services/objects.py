@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 
 from kaas.platform import KEYSTONE_AUTH_PORT, break_glass_group
-from kaas.services import catalog, harbor_robot, images, keystone_filter, names, values
+from kaas.services import access, catalog, harbor_robot, images, keystone_filter, names, values
 from kaas.services.values import Values
 from kaas.spec.models import ClusterSpec
 
@@ -69,6 +69,30 @@ def resource_quota(spec: ClusterSpec, namespace: str) -> Manifest:
         "kind": "ResourceQuota",
         "metadata": _meta(spec, "default-quota", namespace),
         "spec": {"hard": hard},
+    }
+
+
+# Defaults for containers that state no resources: the namespace's quota counts requests
+# and memory limits, and without defaults the API would refuse such pods outright.
+LIMIT_RANGE_DEFAULT_REQUEST = {"cpu": "100m", "memory": "128Mi"}
+LIMIT_RANGE_DEFAULT_LIMIT = {"memory": "512Mi"}
+
+
+def limit_range(spec: ClusterSpec, namespace: str) -> Manifest:
+    """Default requests and memory limit for every container of the namespace that sets none."""
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": _meta(spec, "default-limits", namespace),
+        "spec": {
+            "limits": [
+                {
+                    "type": "Container",
+                    "defaultRequest": dict(LIMIT_RANGE_DEFAULT_REQUEST),
+                    "default": dict(LIMIT_RANGE_DEFAULT_LIMIT),
+                }
+            ]
+        },
     }
 
 
@@ -175,8 +199,12 @@ def keystone_auth_cluster_role_binding(spec: ClusterSpec) -> Manifest:
 
 
 def keystone_sync_config(spec: ClusterSpec, admin_role_id: str) -> str:
-    """k8s-keystone-auth's sync config: the cluster-admin role's holders join the Group named by its ID."""
-    mapping = {"role-mappings": [{"keystone-role": spec.admin_role_name, "groups": [admin_role_id]}]}
+    """k8s-keystone-auth's sync config: the cluster-admin role's holders join the Group named by its ID.
+
+    The spec's other roles (``identity.roles``) follow, each to its own group (:mod:`kaas.services.access`).
+    """
+    admin = {"keystone-role": spec.admin_role_name, "groups": [admin_role_id]}
+    mapping = {"role-mappings": [admin, *access.sync_role_mappings(spec)]}
     return json.dumps(mapping, indent=2)  # JSON is YAML; the webhook reads it as YAML
 
 
@@ -245,6 +273,7 @@ def keystone_auth_daemon_set(
         "DOMAIN_NAME": spec.identity.domain,
         "ADMIN_ROLE": spec.admin_role_name,
         "ADMIN_GROUP": admin_role_id,
+        "ROLE_GROUPS": json.dumps({m["keystone-role"]: m["groups"][0] for m in access.sync_role_mappings(spec)}),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     scope_filter = {

@@ -20,6 +20,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from kaas import versions
 
+# Namespaces Kubernetes itself owns, and those the CNI charts install into.
+KUBERNETES_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+CNI_NAMESPACES = ("tigera-operator", "calico-system", "calico-apiserver", "kube-flannel")
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -341,6 +345,40 @@ class ObjectStorageSpec(SpecModel):
     )
 
 
+class KubernetesRole(StrEnum):
+    """The built-in ClusterRoles a Keystone role may be bound to (Kubernetes' user-facing roles).
+
+    ``cluster-admin`` is not here: the identity's admin role holds it, and only it.
+    """
+
+    VIEW = "view"
+    EDIT = "edit"
+    ADMIN = "admin"
+
+
+# RBAC group names: letters, digits and '@._:-'; 'system:' is Kubernetes' own prefix (rules refuse it).
+KubernetesGroup = Annotated[
+    str, _grammar(r"[A-Za-z0-9][A-Za-z0-9@._:-]*", "letters, digits and '@._:-', starting with a letter or digit", 253)
+]
+
+
+class RoleMappingSpec(SpecModel):
+    """A Keystone role whose holders get one Kubernetes role, cluster-wide (view only) or in namespaces.
+
+    The program creates the Keystone role, maps it to ``group`` in k8s-keystone-auth's
+    sync config, and binds ``group`` to ``cluster_role`` (a built-in ClusterRole) or to
+    ``role`` (a namespace's own Role) in each of ``namespaces``.
+    """
+
+    keystone_role: KeystoneName
+    group: KubernetesGroup | None = Field(default=None, description="Defaults to <provider>:<keystone_role>.")
+    cluster_role: KubernetesRole | None = Field(default=None, description="view, edit or admin.")
+    role: DnsLabel | None = Field(default=None, description="A Role of each listed namespace (the customer's own).")
+    namespaces: tuple[DnsLabel, ...] = Field(
+        default=(), description="Customer namespaces to bind in; empty binds cluster-wide (view only)."
+    )
+
+
 class IdentitySpec(SpecModel):
     admin_role_name: KeystoneName | None = Field(default=None, description="Defaults to <cluster>-cluster-admin.")
     initial_admin_user: KeystoneName
@@ -366,6 +404,9 @@ class IdentitySpec(SpecModel):
         default=True,
         description="Restrict the Cinder CSI and Velero application credentials to their services and paths "
         "(Keystone access rules; the cloud's services must name themselves volumev3, compute, object-store).",
+    )
+    roles: tuple[RoleMappingSpec, ...] = Field(
+        default=(), description="Keystone roles beyond the admin role, each mapped to a group and a Kubernetes role."
     )
 
 
@@ -447,6 +488,11 @@ class ServicesSpec(SpecModel):
     backups: BackupSpec = BackupSpec()
     dashboard: ServiceSpec = ServiceSpec()
     default_deny_network_policy: bool = False
+    default_namespace: DnsLabel | None = Field(
+        default="apps",
+        description="The customer namespace every stack gets (with the guardrails of customer_namespaces); "
+        "null for none.",
+    )
     customer_namespaces: tuple[DnsLabel, ...] = Field(
         default=(),
         description="Namespaces created for the customer's applications, each with the registry pull "
@@ -531,6 +577,23 @@ class ClusterSpec(SpecModel):
     @property
     def admin_role_name(self) -> str:
         return self.identity.admin_role_name or f"{self.name}-cluster-admin"
+
+    @property
+    def reserved_namespaces(self) -> tuple[str, ...]:
+        """Namespaces of Kubernetes and of the platform: no customer guardrail, binding or workload goes there."""
+        return (self.platform_namespace, *KUBERNETES_NAMESPACES, *CNI_NAMESPACES)
+
+    @property
+    def customer_namespaces(self) -> tuple[str, ...]:
+        """The platform-created customer namespaces: the default one, then ``services.customer_namespaces``."""
+        default = self.services.default_namespace
+        listed = self.services.customer_namespaces
+        return ((default,) if default is not None and default not in listed else ()) + listed
+
+    @property
+    def role_mappings(self) -> tuple[tuple[RoleMappingSpec, str], ...]:
+        """Each spec'd role with its Kubernetes group (``<provider>:<keystone_role>`` unless given)."""
+        return tuple((m, m.group or f"{self.provider_name}:{m.keystone_role}") for m in self.identity.roles)
 
     def container_name(self, purpose: str) -> str:
         override: str | None = getattr(self.object_storage, purpose)

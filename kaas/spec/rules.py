@@ -297,6 +297,65 @@ def verified_downloads(spec: ClusterSpec) -> Iterator[Problem]:
             )
 
 
+def customer_namespaces_not_reserved(spec: ClusterSpec) -> Iterator[Problem]:
+    """A customer namespace gets a quota, a LimitRange and maybe default-deny: never on the platform's own."""
+    reserved = spec.reserved_namespaces
+    if spec.services.default_namespace in reserved:
+        yield Problem("services.default_namespace", f"{spec.services.default_namespace} is a platform namespace")
+    for index, namespace in enumerate(spec.services.customer_namespaces):
+        if namespace in reserved:
+            yield Problem(f"services.customer_namespaces.{index}", f"{namespace} is a platform namespace")
+
+
+def role_mappings(spec: ClusterSpec) -> Iterator[Problem]:
+    """``identity.roles``: known roles, no duplicates, nothing bound in a platform namespace.
+
+    A cluster-wide binding is allowed only for ``view``: ``edit`` or ``admin`` on every
+    namespace would reach the Secrets of the platform namespaces (cloud credentials,
+    the webhook's key).
+    """
+    from kaas.platform import break_glass_group
+    from kaas.spec.models import KubernetesRole
+
+    # The admin binding and the break-glass group/binding (kaas.platform): cluster-admin.
+    reserved = {f"{spec.provider_name}:default-cluster-admin", break_glass_group(spec.provider_name)}
+    keystone_roles = {spec.admin_role_name: "identity.admin_role_name"}
+    groups: dict[str, str] = {}
+    customer = spec.customer_namespaces
+    for index, (mapping, group) in enumerate(spec.role_mappings):
+        path = f"identity.roles.{index}"
+        if mapping.keystone_role in keystone_roles:
+            yield Problem(
+                f"{path}.keystone_role",
+                f"{mapping.keystone_role} is already mapped by {keystone_roles[mapping.keystone_role]}",
+            )
+        keystone_roles.setdefault(mapping.keystone_role, f"{path}.keystone_role")
+        if group.startswith("system:"):
+            yield Problem(f"{path}.group", f"{group}: the 'system:' prefix belongs to Kubernetes")
+        elif group in reserved or f"{spec.provider_name}:{mapping.keystone_role}" in reserved:
+            yield Problem(path, f"{group} names a platform binding or group (cluster-admin); choose another name")
+        elif group in groups:
+            yield Problem(f"{path}.group", f"{group} is already the group of {groups[group]}")
+        groups.setdefault(group, f"{path}.group")
+        if (mapping.cluster_role is None) == (mapping.role is None):
+            yield Problem(
+                path, "give exactly one of cluster_role (view, edit, admin) and role (a namespace's own Role)"
+            )
+        elif not mapping.namespaces and mapping.cluster_role != KubernetesRole.VIEW:
+            what = f"cluster_role {mapping.cluster_role.value}" if mapping.cluster_role else f"role {mapping.role}"
+            yield Problem(f"{path}.namespaces", f"{what} needs namespaces (only view is granted cluster-wide)")
+        seen: set[str] = set()
+        for position, namespace in enumerate(mapping.namespaces):
+            where = f"{path}.namespaces.{position}"
+            if namespace in spec.reserved_namespaces:
+                yield Problem(where, f"{namespace} is a platform namespace; bind in customer namespaces only")
+            elif namespace not in customer:
+                yield Problem(where, f"{namespace} is not a customer namespace; add it to services.customer_namespaces")
+            elif namespace in seen:
+                yield Problem(where, f"{namespace} is listed twice")
+            seen.add(namespace)
+
+
 ALWAYS: tuple[Rule, ...] = (
     etcd_quorum,
     verified_downloads,
@@ -309,6 +368,8 @@ ALWAYS: tuple[Rule, ...] = (
     default_deny_needs_policy_cni,
     cluster_networks_private,
     dns_zone_holds_the_cluster,
+    customer_namespaces_not_reserved,
+    role_mappings,
     logging_needs_cert_manager,
 )
 PRODUCTION: tuple[Rule, ...] = (

@@ -94,7 +94,7 @@ def planned(spec: ClusterSpec, plan: Plan) -> Planned:
     return Planned(
         nodes=kubernetes_nodes(plan),
         releases=tuple(sorted(releases, key=lambda r: (r.namespace, r.name))),
-        customer_namespaces=tuple(spec.services.customer_namespaces),
+        customer_namespaces=spec.customer_namespaces,
         platform_namespace=spec.platform_namespace,
         s3_endpoint=spec.openstack.s3_endpoint,
         s3_region=spec.etcd_backup.s3_region,
