@@ -296,8 +296,10 @@ def substituted(value: Any, marker: str, replacement: str) -> Any:
 
 
 # The mocks derive the IDs of looked-up objects (projects, images) from the name asked
-# for, so those IDs differ between a marker and the value that replaces it.
-_MOCK_ID = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# for, so those IDs differ between a marker and the value that replaces it; Swift ACLs
+# join them as ``project:user``.
+_ONE_ID = r"(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+_MOCK_ID = re.compile(rf"{_ONE_ID}(?::{_ONE_ID})*")
 
 
 def differences(got: Any, want: Any, where: str = "") -> Iterator[str]:
@@ -381,7 +383,9 @@ def check_hostile(path: FieldPath, value: str) -> bool:
 
 
 @pytest.mark.parametrize("path", STRING_FIELDS, ids=_path_text)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI sees the same draws the last full run on main saw (a new failing draw is found
+# by running without it, `--hypothesis-seed` random, before a change lands).
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(data=st.data())
 def test_hostile_string_is_refused_or_inert(path: FieldPath, data: st.DataObject) -> None:
     marker = MARKERS[path]
