@@ -33,6 +33,7 @@ from kaas.bootstrap.cloudinit import BackupTarget, EtcdMember, EtcdPaths
 from kaas.offline.planfile import plain
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.controlplane import BIN_DIR
+from tests.helpers import free_ports
 
 # The pinned etcd release when tools/controlplane/build.sh has built it, else the system's.
 ETCD_PATH = os.pathsep.join([str(BIN_DIR), os.environ["PATH"]]) if (BIN_DIR / "etcd").exists() else os.environ["PATH"]
@@ -45,16 +46,6 @@ pytestmark = pytest.mark.skipif(ETCD is None or ETCDCTL is None, reason="needs e
 BACKUP_SCRIPT = Path(cloudinit.__file__).parent / "scripts" / "etcd-backup"
 BUCKET = "demo-etcd-backups"
 BACKUP_KEY = "k" * 40 + "0123456789abcdefghijklmn"  # stands in for the stack's etcdBackupKey (64 characters)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @dataclass
