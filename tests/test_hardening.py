@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kaas.bootstrap import cloudinit
+from kaas.bootstrap.userdata.kubeadm import KUBEADM_CONFIG_PATH
 from kaas.services import values
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.helpers import make_spec
@@ -25,7 +25,7 @@ GO_SECURE_TLS12_AEAD = {
 
 def _cluster_configuration(stack: str) -> dict[str, Any]:
     doc = yaml.safe_load(bootstrap_plan(stack).texts("masterUserData")[0])
-    content = next(f["content"] for f in doc["write_files"] if f["path"] == cloudinit.KUBEADM_CONFIG_PATH)
+    content = next(f["content"] for f in doc["write_files"] if f["path"] == KUBEADM_CONFIG_PATH)
     return next(d for d in yaml.safe_load_all(content) if d["kind"] == "ClusterConfiguration")
 
 

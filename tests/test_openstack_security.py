@@ -205,7 +205,7 @@ def listeners(spec: Any) -> set[tuple[Role, str | None, int | None]]:
     """What listens where, stated from the components themselves, not from the rule table.
 
     - API server 6443 on masters (kubeadm localAPIEndpoint) behind the api-lb VIP; etcd
-      2379/2380 on etcd (kaas.bootstrap.cloudinit.etcd_config); kubelet 10250 on every
+      2379/2380 on etcd (kaas.bootstrap.userdata.etcd.etcd_config); kubelet 10250 on every
       Kubernetes node; NodePorts on workers; sshd on every node carrying ``admin``.
     - CNI, from the chart values the program sends: tigera-operator ``calicoNetwork.bgp``
       Enabled -> BIRD on 179; an ipPool ``encapsulation`` VXLAN -> Felix's vxlanPort (default

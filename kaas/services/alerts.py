@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaas.bootstrap.cloudinit import CERT_METRICS_DIR
+from kaas.bootstrap.userdata.nodes import CERT_METRICS_DIR
 from kaas.spec.models import ClusterSpec
 
 ALERT_BEFORE_DAYS = 30

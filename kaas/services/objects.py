@@ -310,7 +310,7 @@ def keystone_auth_daemon_set(
 
 # --- Kubelet serving certificates --------------------------------------------------------
 #
-# Kubelets run with serverTLSBootstrap (kaas.bootstrap.cloudinit.kubelet_configuration):
+# Kubelets run with serverTLSBootstrap (kaas.bootstrap.userdata.kubeadm.kubelet_configuration):
 # each asks for a serving certificate through a CSR for signer kubernetes.io/kubelet-serving,
 # which kube-controller-manager signs with the cluster CA once approved, but never approves
 # itself. postfinance/kubelet-csr-approver approves only CSRs whose DNS names match the
