@@ -1,0 +1,80 @@
+"""Monitoring: kube-prometheus-stack (Grafana's admin, one basic-auth login for the web UIs),
+the certificate-expiry rule, and the Prometheus that scrapes the customers' applications."""
+
+from __future__ import annotations
+
+import pulumi
+
+from kaas.services import alerts, names, objects, values
+from kaas.services.catalog import ChartName
+from kaas.services.wiring.deps import ServiceDeps, Wired
+from kaas.services.wiring.kube import password
+
+
+def _web_auth(deps: ServiceDeps, group: pulumi.Resource) -> list[pulumi.Resource]:
+    """Prometheus, apps-Prometheus and Alertmanager have no login: one generated account guards
+    their Ingresses (values.BASIC_AUTH_ANNOTATIONS); operators read it from web-login."""
+    name, spec, kube = deps.name, deps.spec, deps.kube
+    web_pw = password(f"{name}-web-login", group)
+    htpasswd: pulumi.Output[str] = pulumi.Output.secret(
+        web_pw.result.apply(lambda p: values.htpasswd_line(names.WEB_USER, p))
+    )
+    return [
+        kube.apply(
+            f"{name}-web-basic-auth",
+            objects.secret(
+                spec, names.WEB_AUTH, spec.platform_namespace, {"htpasswd": htpasswd}, secret_type="nginx.org/htpasswd"
+            ),
+            group,
+            (deps.platform_namespace,),
+        ),
+        kube.apply(
+            f"{name}-web-login",
+            objects.secret(
+                spec, names.WEB_LOGIN, spec.platform_namespace, {"username": names.WEB_USER, "password": web_pw.result}
+            ),
+            group,
+            (deps.platform_namespace,),
+        ),
+    ]
+
+
+def wire_monitoring(deps: ServiceDeps) -> Wired:
+    name, spec, kube = deps.name, deps.spec, deps.kube
+    namespace = deps.platform_namespace
+    group = deps.group("Monitoring")
+    grafana_pw = password(f"{name}-grafana-admin", group)
+    grafana_secret = kube.apply(
+        f"{name}-grafana-admin",
+        objects.secret(
+            spec,
+            names.GRAFANA_ADMIN,
+            spec.platform_namespace,
+            {"admin-user": "admin", "admin-password": grafana_pw.result},
+        ),
+        group,
+        (namespace,),
+    )
+    web_auth = _web_auth(deps, group)
+    stack = kube.release(
+        "kube-prometheus-stack",
+        ChartName.KUBE_PROMETHEUS_STACK,
+        spec.services.monitoring.chart_version,
+        deps.platform_namespace_name,
+        alerts.with_certificate_report(values.monitoring_values(spec)),
+        group,
+        (*deps.data, grafana_secret, *web_auth),
+    )
+    # The PrometheusRule CRD comes with the chart.
+    kube.apply(f"{name}-certificate-expiry", alerts.certificate_expiry_rule(spec), group, (stack,))
+    rbac = [
+        kube.apply(f"{name}-apps-prometheus-{m['kind'].lower()}", m, group, (namespace,))
+        for m in objects.app_prometheus_rbac(spec)
+    ]
+    kube.apply(f"{name}-apps-prometheus", objects.app_prometheus(spec), group, (stack, *deps.storage, *rbac))
+    for m in objects.app_prometheus_exposure(spec):
+        # The Ingress needs the ingress controller; the Service only its namespace.
+        needs = (namespace, *deps.ingress) if m["kind"] == "Ingress" else (namespace,)
+        kube.apply(f"{name}-apps-prometheus-{m['kind'].lower()}", m, group, needs)
+    group.done()
+    return Wired(group=group, releases={"monitoring": stack})
