@@ -16,6 +16,7 @@ from kaas.bootstrap.userdata.etcd import (
     BACKUP_SCRIPT_PATH,
     ETCD_CONFIG_PATH,
     ETCD_INSTALL_SCRIPT,
+    backup_cron,
     backup_script,
     environment_file,
     on_calendar,
@@ -131,6 +132,16 @@ def test_on_calendar_follows_the_interval() -> None:
     assert on_calendar(6) == "*-*-* 00,06,12,18:00:00 UTC"
     with pytest.raises(ValueError):
         on_calendar(0)
+
+
+@pytest.mark.parametrize("interval_hours", range(1, 25))
+def test_backup_cron_names_the_timers_hours(interval_hours: int) -> None:
+    """The stack outputs' cron line and the systemd timer fire at the same hours of the day."""
+    minute, hour, *rest = backup_cron(interval_hours).split()
+    step = int(hour.removeprefix("*/")) if hour.startswith("*/") else 24
+    assert (minute, rest) == ("0", ["*", "*", "*"]) and (hour == "0") == (interval_hours == 24)
+    cron_hours = [f"{h:02d}" for h in range(0, 24, step)]
+    assert on_calendar(interval_hours) == f"*-*-* {','.join(cron_hours)}:00:00 UTC"
 
 
 @pytest.mark.parametrize("stack", ["dev", "acme-prod"])

@@ -143,12 +143,23 @@ def etcd_config(
     }
 
 
-def on_calendar(interval_hours: int) -> str:
-    """systemd OnCalendar for "every N hours", aligned to midnight UTC (8 -> 00,08,16)."""
+def _backup_hours(interval_hours: int) -> range:
+    """The hours (UTC) a backup runs: every N hours from midnight."""
     if not 1 <= interval_hours <= 24:
         raise ValueError(f"interval_hours must be 1..24, got {interval_hours}")
-    hours = ",".join(f"{h:02d}" for h in range(0, 24, interval_hours))
+    return range(0, 24, interval_hours)
+
+
+def on_calendar(interval_hours: int) -> str:
+    """systemd OnCalendar for "every N hours", aligned to midnight UTC (8 -> 00,08,16)."""
+    hours = ",".join(f"{h:02d}" for h in _backup_hours(interval_hours))
     return f"*-*-* {hours}:00:00 UTC"
+
+
+def backup_cron(interval_hours: int) -> str:
+    """The timer's schedule in cron notation, for people (the stack outputs): the same hours as :func:`on_calendar`."""
+    _backup_hours(interval_hours)
+    return f"0 */{interval_hours} * * *" if interval_hours < 24 else "0 0 * * *"
 
 
 @dataclass(frozen=True)

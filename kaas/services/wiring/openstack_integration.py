@@ -73,18 +73,15 @@ def wire_openstack_integration(deps: ServiceDeps, inputs: ServiceInputs) -> Open
             (deps.cni, csi_secret),
         )
         releases["cinder_csi"] = csi
-        sc_default = kube.apply(
-            f"{name}-sc-default",
-            objects.storage_class(spec, names.STORAGE_CLASS_DEFAULT, "Delete", default=True),
-            group,
-            (csi,),
+        storage_classes = tuple(
+            kube.apply(
+                f"{name}-sc-{sc.key}",
+                objects.storage_class(spec, sc.name, sc.reclaim_policy, default=sc.default),
+                group,
+                (csi,),
+            )
+            for sc in objects.CINDER_STORAGE_CLASSES
         )
-        sc_retain = kube.apply(
-            f"{name}-sc-retain",
-            objects.storage_class(spec, names.STORAGE_CLASS_RETAIN, "Retain", default=False),
-            group,
-            (csi,),
-        )
-        storage = (csi, sc_default, sc_retain)
+        storage = (csi, *storage_classes)
     group.done()
     return OpenstackIntegration(group=group, releases=releases, storage=storage)
