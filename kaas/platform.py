@@ -11,3 +11,16 @@ KEYSTONE_AUTH_PORT = 8443
 KEYSTONE_AUTH_WEBHOOK_URL = f"https://127.0.0.1:{KEYSTONE_AUTH_PORT}/webhook"
 
 API_HOST_LABEL = "api"  # api.<cluster>.<domain>
+
+# Metrics listeners Prometheus (on the workers) scrapes outside the pod network.
+# etcd: a dedicated plain-HTTP listener (``listen-metrics-urls``) that serves only
+# /metrics and /health, so the client port keeps mutual TLS; 2381 is the port the
+# kube-prometheus-stack chart's kubeEtcd Service expects (values.yaml kubeEtcd.service.port).
+ETCD_METRICS_PORT = 2381
+NODE_EXPORTER_PORT = 9100  # prometheus-node-exporter (the chart's DaemonSet and the etcd VMs' package)
+CONTROLLER_MANAGER_PORT = 10257  # kube-controller-manager --secure-port (HTTPS, self-signed serving cert)
+SCHEDULER_PORT = 10259  # kube-scheduler --secure-port (HTTPS, self-signed serving cert)
+KUBE_PROXY_METRICS_PORT = 10249  # kube-proxy metricsBindAddress (plain HTTP)
+# Where the Debian/Ubuntu prometheus-node-exporter package's textfile collector reads
+# (/etc/default/prometheus-node-exporter: --collector.textfile.directory).
+NODE_EXPORTER_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"

@@ -38,6 +38,8 @@ BACKUP_SCRIPT_PATH = "/usr/local/sbin/etcd-backup"
 BACKUP_ENV_PATH = "/etc/kaas/etcd-backup.env"
 BACKUP_WORK_DIR = "/var/lib/etcd-backup"
 BACKUP_PREFIX = "etcd-snapshots/"
+BACKUP_METRICS_FILE = f"{platform.NODE_EXPORTER_TEXTFILE_DIR}/etcd-backup.prom"
+NODE_EXPORTER_DEFAULTS_PATH = "/etc/default/prometheus-node-exporter"
 KUBEADM_CONFIG_PATH = "/etc/kaas/kubeadm.yaml"
 KUBEADM_BOOTSTRAP_SCRIPT = "/usr/local/sbin/kaas-kubeadm-bootstrap"
 SHARED_PKI_DIR = "/etc/kaas/pki"  # survives `kubeadm reset`; copied into /etc/kubernetes/pki
@@ -123,7 +125,7 @@ class EtcdMember:
     ip: str
     client_port: int = platform.ETCD_CLIENT_PORT
     peer_port: int = platform.ETCD_PEER_PORT
-    metrics_port: int = 2381
+    metrics_port: int = platform.ETCD_METRICS_PORT
 
     @property
     def client_url(self) -> str:
@@ -162,9 +164,9 @@ def client_endpoints(members: Sequence[EtcdMember]) -> tuple[str, ...]:
     return tuple(m.client_url for m in members)
 
 
-def _listen_urls(ip: str, port: int) -> str:
+def _listen_urls(ip: str, port: int, scheme: str = "https") -> str:
     hosts = [ip] if ipaddress.ip_address(ip).is_loopback else [ip, "127.0.0.1"]
-    return ",".join(f"https://{h}:{port}" for h in hosts)
+    return ",".join(f"{scheme}://{h}:{port}" for h in hosts)
 
 
 def etcd_config(
@@ -187,7 +189,9 @@ def etcd_config(
         "data-dir": paths.data_dir,
         "listen-peer-urls": member.peer_url,
         "listen-client-urls": _listen_urls(member.ip, member.client_port),
-        "listen-metrics-urls": f"http://127.0.0.1:{member.metrics_port}",
+        # Plain HTTP, /metrics and /health only (etcd's --listen-metrics-urls): Prometheus on the
+        # workers scrapes it on the node address; security.monitoring_rules opens it to them alone.
+        "listen-metrics-urls": _listen_urls(member.ip, member.metrics_port, "http"),
         "initial-advertise-peer-urls": member.peer_url,
         "advertise-client-urls": member.client_url,
         "initial-cluster": initial_cluster(members),
@@ -240,7 +244,23 @@ def backup_environment(member: EtcdMember, paths: EtcdPaths, target: BackupTarge
         "AWS_SECRET_ACCESS_KEY": target.secret_key,
         "RETENTION_DAYS": str(target.retention_days),
         "WORK_DIR": BACKUP_WORK_DIR,
+        "METRICS_FILE": BACKUP_METRICS_FILE,
     }
+
+
+def node_exporter_defaults() -> str:
+    """``/etc/default/prometheus-node-exporter`` of an etcd VM (the Debian unit's ``$ARGS``).
+
+    Listens on every address at :data:`platform.NODE_EXPORTER_PORT` (the etcd security
+    group admits only the workers, where Prometheus runs); the textfile collector reads the
+    backup script's metrics. Written before the package is installed; cloud-init installs
+    packages with ``--force-confold``, so the package keeps this file.
+    """
+    args = [
+        f"--web.listen-address=:{platform.NODE_EXPORTER_PORT}",
+        f"--collector.textfile.directory={platform.NODE_EXPORTER_TEXTFILE_DIR}",
+    ]
+    return f'ARGS="{" ".join(args)}"\n'
 
 
 def environment_file(values: dict[str, str]) -> str:
@@ -298,6 +318,7 @@ def render_etcd_user_data(node: EtcdNodeInput) -> str:
             render_template("etcd.service.j2", version=version, name=member.name, config_path=ETCD_CONFIG_PATH),
         ),
         _file(ETCD_HEALTH_SCRIPT, health, "0755"),
+        _file(NODE_EXPORTER_DEFAULTS_PATH, node_exporter_defaults()),
         _file(BACKUP_SCRIPT_PATH, backup_script(), "0755"),
         _secret_file(BACKUP_ENV_PATH, environment_file(backup_environment(member, paths, node.backup))),
         _file(
@@ -334,7 +355,8 @@ def render_etcd_user_data(node: EtcdNodeInput) -> str:
             "hostname": member.name,
             "preserve_hostname": False,
             "package_update": True,
-            "packages": ["curl", "python3"],
+            # prometheus-node-exporter: the etcd VMs' disks, memory and the backup metrics, scraped.
+            "packages": ["curl", "python3", "prometheus-node-exporter"],
             "write_files": files,
             "runcmd": [[ETCD_INSTALL_SCRIPT]],
         }
@@ -476,6 +498,34 @@ def cluster_configuration(cluster: KubernetesCluster) -> dict[str, Any]:
                 }
             ],
         },
+        **metrics_listeners(),
+    }
+
+
+# kubeadm binds kube-controller-manager and kube-scheduler to 127.0.0.1 (its static pod
+# manifests set --bind-address=127.0.0.1) and kube-proxy's metrics to 127.0.0.1:10249
+# (KubeProxyConfiguration metricsBindAddress default). Prometheus runs on the workers, so
+# each listens on every address instead: the controller manager and the scheduler serve
+# HTTPS with their own (self-signed) serving certificates and authorise /metrics against the
+# API server (delegated authorisation), kube-proxy serves plain HTTP. The master and worker
+# security groups admit exactly these ports from the workers (security.monitoring_rules).
+ALL_ADDRESSES = "0.0.0.0"
+
+
+def metrics_listeners() -> dict[str, Any]:
+    """The ClusterConfiguration sections that make the control plane's metrics reachable."""
+    return {
+        "controllerManager": {"extraArgs": _args({"bind-address": ALL_ADDRESSES})},
+        "scheduler": {"extraArgs": _args({"bind-address": ALL_ADDRESSES})},
+    }
+
+
+def kube_proxy_configuration() -> dict[str, Any]:
+    """kube-proxy's component config (kubeadm init stores it in the kube-proxy ConfigMap)."""
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "metricsBindAddress": f"{ALL_ADDRESSES}:{platform.KUBE_PROXY_METRICS_PORT}",
     }
 
 
@@ -654,7 +704,9 @@ def render_master_user_data(
 ) -> str:
     """A master: the first runs ``kubeadm init``, the others ``kubeadm join --control-plane``."""
     if first:
-        kubeadm_docs = _yaml_docs(cluster_configuration(cluster), init_configuration(cluster, node))
+        kubeadm_docs = _yaml_docs(
+            cluster_configuration(cluster), init_configuration(cluster, node), kube_proxy_configuration()
+        )
         action, flags = "init", ["--skip-token-print"]
     else:
         kubeadm_docs = _yaml_docs(join_configuration(cluster, node, control_plane=True))
