@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -45,7 +46,14 @@ class KaasCluster(pulumi.ComponentResource):
     api_ready: ApiReadiness
     services: ManagedServices
 
-    def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        spec: ClusterSpec,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        alerting_secrets: Mapping[str, pulumi.Input[str]] | None = None,
+    ) -> None:
         # The policy pack reads the spec's facts (environment, backup interval, ...) from these inputs.
         super().__init__("kaas:index:Cluster", name, {"kaasPolicy": cluster_policy_facts(spec)}, opts)
         self.spec = spec
@@ -122,6 +130,7 @@ class KaasCluster(pulumi.ComponentResource):
                 # Without the API load balancer the cluster is unreachable: in-cluster objects go with it.
                 cluster=self.api_load_balancer.load_balancer,
                 ready=self.api_ready,
+                alerting_secrets=alerting_secrets or {},
             ),
             opts=child,
         )

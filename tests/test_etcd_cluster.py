@@ -360,7 +360,9 @@ def test_failing_upload_exits_nonzero_and_leaves_no_object(
 ) -> None:
     (dead_port,) = free_ports(1)
     last_success = "kaas_etcd_backup_last_success_timestamp_seconds"
-    before = [_samples(f).get(last_success) if (f := _metrics_file(etcd_cluster, i)).exists() else None for i in range(3)]
+    before = [
+        _samples(f).get(last_success) if (f := _metrics_file(etcd_cluster, i)).exists() else None for i in range(3)
+    ]
     results = [_run_backup(etcd_cluster, i, f"http://127.0.0.1:{dead_port}") for i in range(3)]
     leader = [r for r in results if "is not the etcd leader" not in r.stderr]
     assert len(leader) == 1 and leader[0].returncode == 1, [r.stderr for r in results]

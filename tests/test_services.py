@@ -173,7 +173,8 @@ EXPECTED_DEPENDENCIES = {
         "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-harbor-admin", "t1-harbor-swift",
     },
     "t1-harbor-robot-job": {"harbor", "t1-harbor-admin", "t1-harbor-robot"},
-    "velero": {"calico", "t1-ns-platform", "t1-velero-credentials"},
+    # Velero's ServiceMonitor and PrometheusRule need kube-prometheus-stack's CRDs.
+    "velero": {"calico", "t1-ns-platform", "t1-velero-credentials", "kube-prometheus-stack"},
     "headlamp": {"calico", "t1-ns-platform"},
     "t1-keystone-auth": {
         "calico", "t1-keystone-auth-tls", "t1-keystone-sync", "t1-keystone-auth-sa", "t1-keystone-auth-role",

@@ -12,14 +12,15 @@ releases that contain Ingresses do not); nothing else is serialised.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from kaas.services import monitoring as monitoring_values
 from kaas.services import names, objects, values
 from kaas.services.catalog import ChartName, chart_for
 from kaas.spec.models import ClusterSpec, Cni
@@ -46,6 +47,9 @@ class ServiceInputs:
     cluster: pulumi.Resource | None = None
     # The Kubernetes provider (and so every in-cluster object) waits for this: the API is ready.
     ready: pulumi.Resource | None = None
+    # Alert receivers' credentials by ``kaas`` config key (spec services.monitoring.alerting),
+    # read by the loader as Pulumi secrets.
+    alerting_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 _KINDS: dict[tuple[str, str], Any] = {
@@ -60,6 +64,7 @@ _KINDS: dict[tuple[str, str], Any] = {
     ("batch/v1", "Job"): k8s.batch.v1.Job,
     ("storage.k8s.io/v1", "StorageClass"): k8s.storage.v1.StorageClass,
     ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+    ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): k8s.rbac.v1.ClusterRole,
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
 }
@@ -333,9 +338,10 @@ class ManagedServices(pulumi.ComponentResource):
                 ),
                 monitoring, (self.namespace,),
             )  # fmt: skip
+            receivers = _alert_receivers(name, spec, inputs, kube, monitoring, self.namespace)
             stack = kube.release(
                 "kube-prometheus-stack", ChartName.KUBE_PROMETHEUS_STACK, svc.monitoring.chart_version, platform_ns,
-                values.monitoring_values(spec), monitoring, (*data_deps, grafana_secret),
+                values.monitoring_values(spec), monitoring, (*data_deps, grafana_secret, *receivers),
             )  # fmt: skip
             self.releases["monitoring"] = stack
             rbac = [
@@ -345,6 +351,10 @@ class ManagedServices(pulumi.ComponentResource):
             kube.apply(
                 f"{name}-apps-prometheus", objects.app_prometheus(spec), monitoring, (stack, *storage_deps, *rbac)
             )
+            if monitoring_values.replicas(spec) > 1:
+                kube.apply(
+                    f"{name}-apps-prometheus-pdb", objects.app_prometheus_pdb(spec), monitoring, (self.namespace,)
+                )
             for m in objects.app_prometheus_exposure(spec):
                 # The Ingress needs the ingress controller; the Service only its namespace.
                 needs = (self.namespace, *ingress_deps) if m["kind"] == "Ingress" else (self.namespace,)
@@ -440,9 +450,11 @@ class ManagedServices(pulumi.ComponentResource):
                 ),
                 backups, (self.namespace,),
             )  # fmt: skip
+            # Velero's ServiceMonitor and PrometheusRule need the monitoring CRDs (kube-prometheus-stack).
+            monitoring_crds = [self.releases["monitoring"]] if "monitoring" in self.releases else []
             self.releases["backups"] = kube.release(
                 "velero", ChartName.VELERO, svc.backups.chart_version, platform_ns,
-                values.velero_values(spec), backups, (cni_release, credentials),
+                values.velero_values(spec), backups, (cni_release, credentials, *monitoring_crds),
             )  # fmt: skip
             backups.done()
 
@@ -472,6 +484,23 @@ class ManagedServices(pulumi.ComponentResource):
         namespaces.done()
 
         self.register_outputs({"releases": {k: r.status for k, r in self.releases.items()}})
+
+
+def _alert_receivers(
+    name: str, spec: ClusterSpec, inputs: ServiceInputs, kube: _Kube, parent: ServiceGroup, namespace: pulumi.Resource
+) -> list[pulumi.Resource]:
+    """The Secret Alertmanager mounts: one key per receiver (and the heartbeat), each a Pulumi secret."""
+    keys = monitoring_values.secret_keys(spec)
+    if not keys:
+        return []
+    missing = sorted({config for config in keys.values() if config not in inputs.alerting_secrets})
+    if missing:
+        raise ValueError(f"alert receivers need the kaas config secrets {missing}; ServiceInputs has none for them")
+    data: dict[str, pulumi.Input[str]] = {
+        key: pulumi.Output.secret(inputs.alerting_secrets[config]) for key, config in keys.items()
+    }
+    manifest = objects.secret(spec, monitoring_values.RECEIVERS_SECRET, spec.platform_namespace, data)
+    return [kube.apply(f"{name}-alertmanager-receivers", manifest, parent, (namespace,))]
 
 
 def _kebab(kind: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 
 from kaas.platform import API_HOST_LABEL
-from kaas.services import names
+from kaas.services import monitoring, names
 from kaas.spec.models import CalicoEncapsulation, ClusterSpec, Cni
 
 Values = dict[str, Any]
@@ -221,7 +221,7 @@ def monitoring_values(spec: ClusterSpec) -> Values:
     """kube-prometheus-stack: the platform Prometheus (platform namespaces only), Grafana, Alertmanager."""
     mon = spec.services.monitoring
     platform_namespaces = {"matchLabels": {names.platform_label(spec): "true"}}
-    return {
+    base: Values = {
         "prometheus": {
             "ingress": _ingress(spec, "prometheus"),
             "prometheusSpec": {
@@ -250,6 +250,15 @@ def monitoring_values(spec: ClusterSpec) -> Values:
             },
         },
     }
+    # Scrape targets outside the pod network, HA, alert routing and the platform's own rules.
+    for extra in (
+        monitoring.scrape_values(spec),
+        monitoring.ha_values(spec),
+        monitoring.alertmanager_values(spec),
+        monitoring.rules_values(spec),
+    ):
+        base = monitoring.deep_merge(base, extra)
+    return base
 
 
 def app_prometheus_spec(spec: ClusterSpec) -> Values:
@@ -258,7 +267,19 @@ def app_prometheus_spec(spec: ClusterSpec) -> Values:
     customer = {"matchExpressions": [{"key": names.platform_label(spec), "operator": "DoesNotExist"}]}
     selector = {"matchLabels": {names.app_monitoring_label(spec): "true"}}
     return {
-        "replicas": 1,
+        # As the platform Prometheus: one replica per worker, at most 2, never two on one node
+        # (objects.app_prometheus_pdb keeps one running through a drain).
+        "replicas": monitoring.replicas(spec),
+        "affinity": {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": {"prometheus": names.APP_PROMETHEUS}},
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            }
+        },
         "retention": retention(mon.app_prometheus_retention_days),
         "serviceAccountName": names.APP_PROMETHEUS,
         "serviceMonitorSelector": selector,
@@ -433,6 +454,10 @@ def harbor_core_url(spec: ClusterSpec) -> str:
 
 
 def velero_values(spec: ClusterSpec) -> Values:
+    return monitoring.deep_merge(_velero_values(spec), monitoring.velero_metrics_values(spec))
+
+
+def _velero_values(spec: ClusterSpec) -> Values:
     backups = spec.services.backups
     return {
         "initContainers": [
