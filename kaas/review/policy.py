@@ -311,7 +311,8 @@ def alerts_routed(view: PlanView) -> list[Violation]:
         config = alertmanager.get("config") if isinstance(alertmanager, Mapping) else None
         config = config if isinstance(config, Mapping) else {}
         receivers = {r.get("name"): r for r in config.get("receivers") or [] if isinstance(r, Mapping)}
-        route = config.get("route") if isinstance(config.get("route"), Mapping) else {}
+        route = config.get("route")
+        route = route if isinstance(route, Mapping) else {}
         routed = {
             r.get("receiver") for r in _routes(route) if not any("Watchdog" in str(m) for m in r.get("matchers") or [])
         }
