@@ -35,7 +35,8 @@ from kaas.services.catalog import CATALOG, ChartName
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("KAAS_TOOLS_CACHE", ROOT / ".cache"))
-SHARED_CHARTS = ROOT.parent / "shared" / "charts"
+# KAAS_SHARED_CHARTS: a checkout that is not a sibling of shared/ (a git worktree) points here.
+SHARED_CHARTS = Path(os.environ.get("KAAS_SHARED_CHARTS", ROOT.parent / "shared" / "charts"))
 TOOLS_REQUIREMENTS = ROOT / "requirements-tools.txt"
 KUBE_VERSION = "1.34.0"
 
