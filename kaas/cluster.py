@@ -127,6 +127,7 @@ class KaasCluster(pulumi.ComponentResource):
                 keystone_auth_key_pem=self.bootstrap.keystone_auth_key_pem,
                 registry_swift_username=self.identity.registry_username,
                 registry_swift_password=self.identity.registry_password,
+                project_id=self.identity.project_id,
                 # Without the API load balancer the cluster is unreachable: in-cluster objects go with it.
                 cluster=self.api_load_balancer.load_balancer,
                 ready=self.api_ready,

@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 
 from kaas.offline import Plan, ResourceRecord, plan_spec, plan_stack
+from kaas.offline.render import plain
 from kaas.spec import parse_spec
 from kaas.spec.loader import STACKS_DIR
-from kaas.offline.render import plain
 from tests.helm import CACHE, chart_archive, helm_bin, render_release
 from tests.helpers import merge
 
@@ -90,7 +90,7 @@ def rendered(variant: str, release: str) -> tuple[dict[str, Any], ...]:
     path = RENDER_CACHE / f"{key}.json"
     if path.exists():
         return tuple(json.loads(path.read_text()))
-    objects = render_release(record)
+    objects = json.loads(json.dumps(render_release(record), default=str))
     RENDER_CACHE.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps(objects, default=str))

@@ -42,6 +42,8 @@ class ServiceInputs:
     # Harbor's Swift driver (distribution) authenticates with a Keystone user and password only.
     registry_swift_username: pulumi.Input[str] | None = None
     registry_swift_password: pulumi.Input[str] | None = None
+    # The Keystone project that owns the registry container (the Swift driver scopes its token to it).
+    project_id: pulumi.Input[str] | None = None
     # In-cluster objects are deleted_with this resource (the cluster's control plane); the
     # Kubernetes provider stands in when it is not given.
     cluster: pulumi.Resource | None = None
@@ -412,7 +414,7 @@ class ManagedServices(pulumi.ComponentResource):
             )  # fmt: skip
             harbor = kube.release(
                 names.HARBOR_RELEASE, ChartName.HARBOR, svc.registry.chart_version, platform_ns,
-                values.harbor_values(spec, inputs.registry_swift_username), registry,
+                values.harbor_values(spec, inputs.registry_swift_username, inputs.project_id), registry,
                 (*data_deps, harbor_admin, swift),
             )  # fmt: skip
             self.releases["registry"] = harbor

@@ -330,6 +330,9 @@ def opensearch_values(spec: ClusterSpec) -> Values:
     nodes = 3 if spec.is_production else 1
     return {
         "clusterName": names.OPENSEARCH_CLUSTER,
+        # The chart's Service is ``masterService`` (default "opensearch-cluster-master"), not
+        # derived from clusterName; Fluent Bit, Dashboards and the ISM Job reach it as opensearch_url().
+        "masterService": f"{names.OPENSEARCH_CLUSTER}-master",
         "singleNode": nodes == 1,
         "replicas": nodes,
         "persistence": {"enabled": True, "storageClass": names.STORAGE_CLASS_DEFAULT, "size": f"{log.volume_gb}Gi"},
@@ -367,7 +370,7 @@ def fluent_bit_values(spec: ClusterSpec) -> Values:
         [
             "[OUTPUT]",
             "    Name opensearch",
-            "    Match kube.*",
+            "    Match *",
             f"    Host {names.OPENSEARCH_CLUSTER}-master",
             "    Port 9200",
             "    HTTP_User admin",
@@ -389,14 +392,46 @@ def fluent_bit_values(spec: ClusterSpec) -> Values:
                 "valueFrom": {"secretKeyRef": {"name": names.OPENSEARCH_ADMIN, "key": "password"}},
             }
         ],
-        "config": {"outputs": outputs},
+        "config": {"outputs": outputs, "inputs": fluent_bit_inputs()},
+        # Every node, masters included: their kubelets' and static pods' logs too.
+        "tolerations": [{"operator": "Exists"}],
     }
+
+
+def fluent_bit_inputs() -> str:
+    """Container logs (``kube.*``) and the nodes' own services from the journal (``host.*``).
+
+    The chart's default inputs (fluent-bit 0.58.1 values.yaml ``config.inputs``) read the
+    journal for kubelet.service only; containerd's log is the node's other half. The
+    journal lives under /var/log/journal, which the chart's DaemonSet mounts with /var/log.
+    """
+    return "\n".join(
+        [
+            "[INPUT]",
+            "    Name tail",
+            "    Path /var/log/containers/*.log",
+            "    multiline.parser docker, cri",
+            "    Tag kube.*",
+            "    Mem_Buf_Limit 5MB",
+            "    Skip_Long_Lines On",
+            "",
+            "[INPUT]",
+            "    Name systemd",
+            "    Tag host.*",
+            "    Systemd_Filter _SYSTEMD_UNIT=kubelet.service",
+            "    Systemd_Filter _SYSTEMD_UNIT=containerd.service",
+            "    Read_From_Tail On",
+            "",
+        ]
+    )
 
 
 # --- Registry --------------------------------------------------------------------------
 
 
-def harbor_values(spec: ClusterSpec, swift_username: pulumi.Input[str]) -> Values:
+def harbor_values(
+    spec: ClusterSpec, swift_username: pulumi.Input[str], swift_project_id: pulumi.Input[str] | None = None
+) -> Values:
     reg = spec.services.registry
     name = host(spec, names.REGISTRY_HOST)
     return {
@@ -429,6 +464,10 @@ def harbor_values(spec: ClusterSpec, swift_username: pulumi.Input[str]) -> Value
                     "container": spec.container_name("registry"),
                     "region": spec.openstack.region,
                     "authversion": 3,
+                    # Keystone v3 scopes the token: the user's domain and the project that owns
+                    # the container (distribution's swift driver: domain, tenantid).
+                    "domain": spec.identity.domain,
+                    **({"tenantid": swift_project_id} if swift_project_id is not None else {}),
                     "existingSecret": names.HARBOR_SWIFT,
                 },
             },
