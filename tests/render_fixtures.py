@@ -18,7 +18,7 @@ import yaml
 
 from kaas.offline import Plan, ResourceRecord, plan_spec, plan_stack
 from kaas.offline.render import plain
-from kaas.spec import parse_spec
+from kaas.spec import ClusterSpec, load_stack_spec, parse_spec
 from kaas.spec.loader import STACKS_DIR
 from tests.helm import CACHE, chart_archive, helm_bin, render_release
 from tests.helpers import merge
@@ -29,18 +29,17 @@ STACKS = tuple(sorted(p.stem for p in STACKS_DIR.glob("*.yaml")))
 OPTIONAL = ("monitoring", "metrics_server", "logging", "registry", "backups", "dashboard", "ingress")
 
 
-def _acme_variant(**override: Any) -> Callable[[], Plan]:
-    def plan() -> Plan:
+def _acme_variant(**override: Any) -> Callable[[], ClusterSpec]:
+    def spec() -> ClusterSpec:
         data = yaml.safe_load((STACKS_DIR / "acme-prod.yaml").read_text())
-        return plan_spec(parse_spec(merge(data, {"environment": "demo", **override}), "<acme-prod variant>"))
+        return parse_spec(merge(data, {"environment": "demo", **override}), "<acme-prod variant>")
 
-    return plan
+    return spec
 
 
 # Each service switch off at least once, and the values that depend on another switch
 # (Velero's ServiceMonitor needs monitoring; cert-manager without the issuer; Harbor without Trivy).
-VARIANTS: dict[str, Callable[[], Plan]] = {
-    **{stack: (lambda s=stack: plan_stack(s)) for stack in STACKS},  # type: ignore[misc]
+VARIANT_SPECS: dict[str, Callable[[], ClusterSpec]] = {
     "optional-services-off": _acme_variant(services={name: {"enabled": False} for name in OPTIONAL}),
     "monitoring-off": _acme_variant(services={"monitoring": {"enabled": False}}),
     "no-scanning-no-cert-manager-canal": _acme_variant(
@@ -48,11 +47,18 @@ VARIANTS: dict[str, Callable[[], Plan]] = {
         services={"registry": {"scanning": False}, "ingress": {"cert_manager": False}},
     ),
 }
+VARIANTS = (*STACKS, *VARIANT_SPECS)
+
+
+@cache
+def spec_of(variant: str) -> ClusterSpec:
+    return load_stack_spec(variant) if variant in STACKS else VARIANT_SPECS[variant]()
 
 
 @cache
 def plan_of(variant: str) -> Plan:
-    return VARIANTS[variant]()
+    """A stack exactly as ``pulumi up -s <stack>`` runs it; a variant through the same program."""
+    return plan_stack(variant) if variant in STACKS else plan_spec(spec_of(variant))
 
 
 def releases(plan: Plan) -> dict[str, ResourceRecord]:
