@@ -24,3 +24,9 @@ KUBE_PROXY_METRICS_PORT = 10249  # kube-proxy metricsBindAddress (plain HTTP)
 # Where the Debian/Ubuntu prometheus-node-exporter package's textfile collector reads
 # (/etc/default/prometheus-node-exporter: --collector.textfile.directory).
 NODE_EXPORTER_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+
+# The etcd VMs are not Kubernetes nodes: rsyslog on each forwards its journal (RFC 5424 over
+# TCP) to Fluent Bit's syslog input, a NodePort on the workers (open to the node subnet).
+ETCD_LOG_NODE_PORT = 30514
+FLUENT_BIT_SYSLOG_PORT = 5140
+ETCD_LOG_TARGETS = 2  # the first workers' addresses: fixed while workers are added

@@ -8,6 +8,12 @@ plan's secrets and the pure values.
 from __future__ import annotations
 
 import functools
+import ipaddress
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +23,8 @@ from kaas import platform
 from kaas.bootstrap import cloudinit
 from kaas.offline import Plan, Secret, plan_spec, plan_stack, render, run_plan
 from kaas.offline.plan import OFFLINE_SECRET
+from kaas.openstack.addressing import plan_addresses
+from kaas.openstack.security import Role, security_rules
 from kaas.program import main
 from kaas.services import monitoring, values
 from kaas.spec import SpecError, load_stack_spec
@@ -220,3 +228,121 @@ def test_velero_is_scraped_and_alerted_only_with_monitoring() -> None:
     }
     off = values.velero_values(make_spec(environment="demo", services={"monitoring": {"enabled": False}}))
     assert off["metrics"] == {"enabled": True}
+
+
+# --- etcd nodes' logs ------------------------------------------------------------------------
+
+# Fluent Bit conf/parsers.conf, parser "syslog-rfc5424" (the one fluent_bit_inputs names), in
+# Python's named-group syntax.
+FLUENT_BIT_RFC5424 = re.compile(
+    r"^\<(?P<pri>[0-9]{1,5})\>1 (?P<time>[^ ]+) (?P<host>[^ ]+) (?P<ident>[^ ]+) (?P<pid>[-0-9]+) "
+    r"(?P<msgid>[^ ]+) (?P<extradata>(\[(.*?)\]|-)) (?P<message>.+)$"
+)
+
+
+def test_etcd_nodes_forward_their_logs_to_the_first_workers_fluent_bit() -> None:
+    bp = bootstrap_plan("acme-prod")
+    workers = plan_addresses(bp.spec).workers
+    for text in bp.texts("etcdUserData"):
+        assert "rsyslog" in yaml.safe_load(text)["packages"]
+        config = _files(text)[cloudinit.RSYSLOG_FORWARD_PATH]
+        assert re.findall(r'target="([^"]+)" port="(\d+)"', config) == [
+            (workers[0], "30514"),
+            (workers[1], "30514"),
+        ]
+    # Without logging nothing is forwarded (dev disables it).
+    for text in bootstrap_plan("dev").texts("etcdUserData"):
+        assert cloudinit.RSYSLOG_FORWARD_PATH not in _files(text)
+
+
+def test_adding_workers_leaves_the_etcd_user_data_alone() -> None:
+    three = bootstrap_plan("acme-prod").texts("etcdUserData")
+    spec = load_stack_spec("acme-prod")
+    bigger = spec.model_copy(update={"workers": spec.workers.model_copy(update={"count": 7})})
+    targets = plan_addresses(bigger).workers[: platform.ETCD_LOG_TARGETS]
+    assert targets == plan_addresses(spec).workers[: platform.ETCD_LOG_TARGETS]
+    assert all(cloudinit.rsyslog_forward_config(targets) in _files(t)[cloudinit.RSYSLOG_FORWARD_PATH] for t in three)
+
+
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_real_rsyslog_forwards_in_the_format_fluent_bits_parser_reads(tmp_path: Path) -> None:
+    """rsyslogd runs the generated forwarding rules: the first target is down, the fallback receives."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(1)  # re-send until rsyslogd is up (UDP before it listens is lost)
+    port = listener.getsockname()[1]
+    udp = _free_port(socket.SOCK_DGRAM)
+    dead = "127.0.0.2"  # nothing listens there: the primary action suspends
+    config = tmp_path / "rsyslog.conf"
+    config.write_text(
+        f'global(workDirectory="{tmp_path}")\n'
+        'module(load="imudp")\n'
+        f'input(type="imudp" address="127.0.0.1" port="{udp}")\n'
+        + cloudinit.rsyslog_forward_config([dead, "127.0.0.1"], port=port)
+    )
+    check = subprocess.run(["rsyslogd", "-N1", "-f", str(config)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+    daemon = subprocess.Popen(
+        ["rsyslogd", "-n", "-f", str(config), "-i", str(tmp_path / "rsyslogd.pid")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        received = b""
+        deadline = time.monotonic() + 20
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            while b"\n" not in received and time.monotonic() < deadline:
+                sender.sendto(
+                    b"<30>Dec  1 10:00:00 acme-prod-etcd-0 etcd[4242]: slow fdatasync took 1.2s", ("127.0.0.1", udp)
+                )
+                try:
+                    connection, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                connection.settimeout(10)
+                with connection:
+                    while b"\n" not in received:
+                        chunk = connection.recv(4096)
+                        if not chunk:
+                            break
+                        received += chunk
+        line = received.split(b"\n")[0].decode()
+        parsed = FLUENT_BIT_RFC5424.match(line)
+        assert parsed, line
+        assert parsed["host"] == "acme-prod-etcd-0" and parsed["ident"] == "etcd" and parsed["pid"] == "4242"
+        assert parsed["message"].strip() == "slow fdatasync took 1.2s"
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+        listener.close()
+
+
+def test_fluent_bit_listens_for_the_etcd_nodes_on_the_node_port() -> None:
+    from tests.render_fixtures import rendered
+
+    objects = rendered("acme-prod", "fluent-bit")
+    (service,) = [o for o in objects if o["kind"] == "Service"]
+    syslog = next(p for p in service["spec"]["ports"] if p["name"] == "syslog")
+    assert syslog["nodePort"] == platform.ETCD_LOG_NODE_PORT and service["spec"]["type"] == "NodePort"
+    (daemon_set,) = [o for o in objects if o["kind"] == "DaemonSet"]
+    ports = {
+        p["name"]: p["containerPort"] for c in daemon_set["spec"]["template"]["spec"]["containers"] for p in c["ports"]
+    }
+    assert ports["syslog"] == platform.FLUENT_BIT_SYSLOG_PORT
+    config = "\n".join(next(o for o in objects if o["kind"] == "ConfigMap")["data"].values())
+    assert f"Port {platform.FLUENT_BIT_SYSLOG_PORT}" in config and "Parser syslog-rfc5424" in config
+    # The planned security groups: NodePorts on the workers are open to the node subnet, where the etcd VMs are.
+    rows = [r for r in security_rules(load_stack_spec("acme-prod")) if r.group is Role.WORKER and r.covers(30514)]
+    etcd = plan_addresses(load_stack_spec("acme-prod")).etcd
+    assert any(
+        r.protocol == "tcp"
+        and r.remote_cidr
+        and all(ipaddress.ip_address(ip) in ipaddress.ip_network(r.remote_cidr) for ip in etcd)
+        for r in rows
+    )

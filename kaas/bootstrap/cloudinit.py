@@ -287,6 +287,8 @@ class EtcdNodeInput:
     key_pem: str
     backup: BackupTarget
     paths: EtcdPaths = field(default_factory=EtcdPaths)
+    # Worker addresses whose Fluent Bit NodePort receives this node's logs (none: logs stay local).
+    log_targets: tuple[str, ...] = ()
 
     @property
     def etcd_sha256(self) -> str:
@@ -294,6 +296,44 @@ class EtcdNodeInput:
         if version not in versions.ETCD_SHA256:
             raise ValueError(f"no verified sha256 for etcd {version}; add it to kaas/versions.py")
         return versions.ETCD_SHA256[version]
+
+
+RSYSLOG_FORWARD_PATH = "/etc/rsyslog.d/60-kaas-forward.conf"
+
+
+def rsyslog_forward_config(targets: Sequence[str], port: int = platform.ETCD_LOG_NODE_PORT) -> str:
+    """rsyslog: every message of this node to Fluent Bit (first target, the next when it is down).
+
+    The journal reaches rsyslog through journald's syslog socket (Debian/Ubuntu forward to
+    it); RFC 5424 (``RSYSLOG_SyslogProtocol23Format``) is what Fluent Bit's
+    ``syslog-rfc5424`` parser reads. The primary forwards directly; each fallback runs only
+    while the previous is suspended, and the last one queues on disk and retries forever, so
+    a worker restart loses nothing.
+    """
+    if not targets:
+        raise ValueError("rsyslog forwarding needs at least one target")
+    lines = ["# kaas: this etcd node's logs to the cluster's Fluent Bit (syslog input, NodePort on the workers)."]
+    for index, target in enumerate(targets):
+        options = [
+            'type="omfwd"',
+            f'target="{target}"',
+            f'port="{port}"',
+            'protocol="tcp"',
+            'template="RSYSLOG_SyslogProtocol23Format"',
+        ]
+        if index:
+            options.append('action.execOnlyWhenPreviousIsSuspended="on"')
+        if index == len(targets) - 1:
+            options += [
+                'action.resumeRetryCount="-1"',
+                'queue.type="LinkedList"',
+                'queue.filename="kaas-forward"',
+                'queue.maxDiskSpace="512m"',
+                'queue.saveOnShutdown="on"',
+            ]
+        selector = "*.* " if index == 0 else ""
+        lines.append(f"{selector}action({' '.join(options)})")
+    return "\n".join(lines) + "\n"
 
 
 def render_etcd_user_data(node: EtcdNodeInput) -> str:
@@ -350,13 +390,17 @@ def render_etcd_user_data(node: EtcdNodeInput) -> str:
             "0755",
         ),
     ]
+    packages = ["curl", "python3", "prometheus-node-exporter"]
+    if node.log_targets:
+        files.append(_file(RSYSLOG_FORWARD_PATH, rsyslog_forward_config(node.log_targets)))
+        packages.append("rsyslog")
     return cloud_config(
         {
             "hostname": member.name,
             "preserve_hostname": False,
             "package_update": True,
             # prometheus-node-exporter: the etcd VMs' disks, memory and the backup metrics, scraped.
-            "packages": ["curl", "python3", "prometheus-node-exporter"],
+            "packages": packages,
             "write_files": files,
             "runcmd": [[ETCD_INSTALL_SCRIPT]],
         }

@@ -113,6 +113,8 @@ class ClusterBootstrap(pulumi.ComponentResource):
             )
         )
         members = self.nodes.etcd
+        # The first workers' addresses: adding workers never changes the etcd nodes' user data.
+        log_targets = addresses.workers[: platform.ETCD_LOG_TARGETS] if spec.services.logging.enabled else ()
 
         def etcd_user_data(member: EtcdMember, v: list[Any]) -> str:
             return cloudinit.render_etcd_user_data(
@@ -125,6 +127,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
                     cert_pem=v[1],
                     key_pem=v[2],
                     backup=v[3],
+                    log_targets=log_targets,
                 )
             )
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pulumi
 
-from kaas.platform import API_HOST_LABEL
+from kaas.platform import API_HOST_LABEL, ETCD_LOG_NODE_PORT, FLUENT_BIT_SYSLOG_PORT
 from kaas.services import monitoring, names
 from kaas.spec.models import CalicoEncapsulation, ClusterSpec, Cni
 
@@ -395,11 +395,22 @@ def fluent_bit_values(spec: ClusterSpec) -> Values:
         "config": {"outputs": outputs, "inputs": fluent_bit_inputs()},
         # Every node, masters included: their kubelets' and static pods' logs too.
         "tolerations": [{"operator": "Exists"}],
+        # The etcd VMs' rsyslog (cloudinit.rsyslog_forward_config) reaches the syslog input here.
+        "service": {"type": "NodePort"},
+        "extraPorts": [
+            {
+                "name": "syslog",
+                "port": FLUENT_BIT_SYSLOG_PORT,
+                "containerPort": FLUENT_BIT_SYSLOG_PORT,
+                "protocol": "TCP",
+                "nodePort": ETCD_LOG_NODE_PORT,
+            }
+        ],
     }
 
 
 def fluent_bit_inputs() -> str:
-    """Container logs (``kube.*``) and the nodes' own services from the journal (``host.*``).
+    """Container logs (``kube.*``), the nodes' services from the journal (``host.*``), the etcd VMs.
 
     The chart's default inputs (fluent-bit 0.58.1 values.yaml ``config.inputs``) read the
     journal for kubelet.service only; containerd's log is the node's other half. The
@@ -421,6 +432,15 @@ def fluent_bit_inputs() -> str:
             "    Systemd_Filter _SYSTEMD_UNIT=kubelet.service",
             "    Systemd_Filter _SYSTEMD_UNIT=containerd.service",
             "    Read_From_Tail On",
+            "",
+            # The etcd VMs (not Kubernetes nodes): RFC 5424 over TCP from their rsyslog.
+            "[INPUT]",
+            "    Name syslog",
+            "    Mode tcp",
+            "    Listen 0.0.0.0",
+            f"    Port {FLUENT_BIT_SYSLOG_PORT}",
+            "    Parser syslog-rfc5424",
+            "    Tag etcd.syslog",
             "",
         ]
     )
