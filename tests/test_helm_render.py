@@ -257,16 +257,17 @@ def test_velero_backs_up_to_swift_and_snapshots_cinder(stack: str) -> None:
     assert snapshots["spec"]["provider"] == "community.openstack.org/openstack-cinder"
     (schedule,) = of_kind(objects, "Schedule")
     assert schedule["spec"]["template"]["storageLocation"] == location["metadata"]["name"]
-    # Watched: its metrics scraped and its failures alerted.
-    assert of_kind(objects, "ServiceMonitor")
-    (rules,) = of_kind(objects, "PrometheusRule")
-    alerts = {r["alert"] for g in rules["spec"]["groups"] for r in g["rules"]}
-    assert {"VeleroBackupFailed", "VeleroBackupTooOld"} <= alerts
-
-
-def test_velero_renders_no_monitoring_objects_without_monitoring() -> None:
-    objects = rendered("monitoring-off", "velero")
-    assert not of_kind(objects, "ServiceMonitor") and not of_kind(objects, "PrometheusRule")
+    # Watched: the chart's metrics Service is what our ServiceMonitor selects, on its port.
+    (service,) = of_kind(objects, "Service")
+    monitor = next(
+        plain(r.inputs, show_secrets=True)
+        for r in plan_of(stack).resources
+        if r.type.endswith(":ServiceMonitor") and r.name.endswith("-velero-monitor")
+    )
+    manifest = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", **monitor}
+    validate(manifest)
+    assert manifest["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert manifest["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
 
 
 @pytest.mark.parametrize("stack", PROMISE_STACKS)

@@ -219,15 +219,15 @@ def test_etcd_backup_alert_thresholds_follow_the_backup_interval() -> None:
 
 
 def test_velero_is_scraped_and_alerted_only_with_monitoring() -> None:
-    on = values.velero_values(make_spec())["metrics"]
-    assert on["serviceMonitor"] == {"enabled": True, "autodetect": False}
-    assert {r["alert"] for r in on["prometheusRule"]["spec"]} == {
-        "VeleroBackupFailed",
-        "VeleroBackupPartiallyFailed",
-        "VeleroBackupTooOld",
-    }
-    off = values.velero_values(make_spec(environment="demo", services={"monitoring": {"enabled": False}}))
-    assert off["metrics"] == {"enabled": True}
+    custom = "kubernetes:monitoring.coreos.com/v1:"
+    on = plan_spec(make_spec(environment="demo"))
+    monitor = on.find(custom + "ServiceMonitor", "t1-velero-monitor").inputs
+    assert monitor["spec"]["endpoints"][0]["port"] == "http-monitoring"
+    rules = on.find(custom + "PrometheusRule", "t1-velero-rules").inputs["spec"]["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} == {"VeleroBackupFailed", "VeleroBackupPartiallyFailed", "VeleroBackupTooOld"}
+    off = plan_spec(make_spec(environment="demo", services={"monitoring": {"enabled": False}}))
+    assert not [r for r in off.resources if r.type.startswith(custom)]
+    assert values.velero_values(make_spec())["metrics"] == {"enabled": True}
 
 
 # --- etcd nodes' logs ------------------------------------------------------------------------

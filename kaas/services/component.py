@@ -452,12 +452,18 @@ class ManagedServices(pulumi.ComponentResource):
                 ),
                 backups, (self.namespace,),
             )  # fmt: skip
-            # Velero's ServiceMonitor and PrometheusRule need the monitoring CRDs (kube-prometheus-stack).
-            monitoring_crds = [self.releases["monitoring"]] if "monitoring" in self.releases else []
-            self.releases["backups"] = kube.release(
+            velero = kube.release(
                 "velero", ChartName.VELERO, svc.backups.chart_version, platform_ns,
-                values.velero_values(spec), backups, (cni_release, credentials, *monitoring_crds),
+                values.velero_values(spec), backups, (cni_release, credentials),
             )  # fmt: skip
+            self.releases["backups"] = velero
+            if "monitoring" in self.releases:
+                # Watched: its metrics scraped, failures alerted (CRDs from kube-prometheus-stack);
+                # part of Monitoring, so they go with either switch.
+                after = (velero, self.releases["monitoring"])
+                watch = self.groups["Monitoring"]
+                kube.apply(f"{name}-velero-monitor", monitoring_values.velero_service_monitor(spec), watch, after)
+                kube.apply(f"{name}-velero-rules", monitoring_values.velero_prometheus_rule(spec), watch, after)
             backups.done()
 
         if svc.dashboard.enabled:

@@ -294,19 +294,32 @@ def velero_rules() -> list[Values]:
     ]
 
 
-def velero_metrics_values(spec: ClusterSpec) -> Values:
-    """Velero's ServiceMonitor and rules, when the platform Prometheus (and its CRDs) exist."""
-    if not spec.services.monitoring.enabled:
-        return {"metrics": {"enabled": True}}
-    # autodetect off: the CRDs come from kube-prometheus-stack, which the Velero release waits for.
+VELERO_SELECTOR = {"app.kubernetes.io/name": "velero", "app.kubernetes.io/instance": "velero"}
+
+
+def velero_service_monitor(spec: ClusterSpec) -> Values:
+    """Scrapes the metrics Service the Velero chart renders (``metrics.enabled``, port ``http-monitoring``).
+
+    Our object rather than the chart's ``metrics.serviceMonitor``: that needs the
+    monitoring CRDs when Velero installs, which would queue Velero behind
+    kube-prometheus-stack; this waits for both instead, and nothing waits for it.
+    """
     return {
-        "metrics": {
-            "enabled": True,
-            "serviceMonitor": {"enabled": True, "autodetect": False},
-            "prometheusRule": {
-                "enabled": True,
-                "autodetect": False,
-                "spec": velero_rules(),
-            },
-        }
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "velero", "namespace": spec.platform_namespace},
+        "spec": {
+            "selector": {"matchLabels": dict(VELERO_SELECTOR)},
+            "namespaceSelector": {"matchNames": [spec.platform_namespace]},
+            "endpoints": [{"port": "http-monitoring", "path": "/metrics", "interval": "30s"}],
+        },
+    }
+
+
+def velero_prometheus_rule(spec: ClusterSpec) -> Values:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "velero", "namespace": spec.platform_namespace},
+        "spec": {"groups": [{"name": "velero", "rules": velero_rules()}]},
     }

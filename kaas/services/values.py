@@ -513,12 +513,10 @@ def harbor_core_url(spec: ClusterSpec) -> str:
 
 
 def velero_values(spec: ClusterSpec) -> Values:
-    return monitoring.deep_merge(_velero_values(spec), monitoring.velero_metrics_values(spec))
-
-
-def _velero_values(spec: ClusterSpec) -> Values:
     backups = spec.services.backups
     return {
+        # The metrics Service; monitoring.velero_service_monitor scrapes it when monitoring is on.
+        "metrics": {"enabled": True},
         "initContainers": [
             {
                 "name": "velero-plugin-openstack",
