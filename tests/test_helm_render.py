@@ -23,9 +23,12 @@ from kaas.offline.render import plain
 from kaas.services.catalog import CATALOG, ChartName, chart_for
 from kaas.spec import load_stack_spec
 from tests.helm import KUBE_VERSION, ToolsMissingError, chart_archive, render_release
-from tests.render_fixtures import VARIANTS, all_rendered, plan_of, release_params, releases, rendered
+from tests.render_fixtures import VARIANTS, all_rendered, plan_of, release_params, releases, rendered, spec_of
 
 PROMISE_STACKS = ("acme-prod", "demo")
+# Type tokens kubernetes:<group>/<version>:<Kind> of built-in API groups (kubernetes-validate's).
+BUILT_IN_GROUPS = {"core", "apps", "batch", "policy", "networking.k8s.io", "rbac.authorization.k8s.io",
+                   "storage.k8s.io", "pulumi", "providers"}  # fmt: skip
 Obj = dict[str, Any]
 
 
@@ -88,6 +91,25 @@ def test_planned_release_renders_and_every_object_validates(variant: str, releas
             validate(obj)
         except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as error:
             pytest.fail(f"{variant}/{release}: {obj['kind']} {obj['metadata'].get('name')}: {error}")
+
+
+@pytest.mark.parametrize("variant", ["acme-prod", "demo", "dev"])
+def test_planned_custom_resources_validate_against_the_charts_crds(variant: str) -> None:
+    """Our own objects of chart-defined kinds (apps Prometheus, ClusterIssuer, Velero's monitor and rules)."""
+    custom = [
+        r
+        for r in plan_of(variant).resources
+        if r.type.startswith("kubernetes:") and r.custom and "helm.sh" not in r.type
+        and r.type.split(":")[1].split("/")[0] not in BUILT_IN_GROUPS
+    ]  # fmt: skip
+    kinds = set()
+    for record in custom:
+        manifest = plain(record.inputs, show_secrets=True)
+        assert (manifest["apiVersion"], manifest["kind"]) in crd_schemas(), record.type
+        validate(manifest)
+        kinds.add(manifest["kind"])
+    velero_watched = {"ServiceMonitor", "PrometheusRule"} if spec_of(variant).services.backups.enabled else set()
+    assert {"Prometheus", "ClusterIssuer"} | velero_watched <= kinds
 
 
 def test_validation_catches_a_broken_custom_resource() -> None:

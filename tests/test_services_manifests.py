@@ -13,7 +13,7 @@ from kaas.services import objects
 from tests.helpers import make_spec
 from tests.services_helpers import default_plan
 
-CUSTOM_RESOURCES = {"Prometheus", "ClusterIssuer"}  # CRDs from the charts: no schema in kubernetes-validate
+CUSTOM_RESOURCES = {"Prometheus", "ClusterIssuer", "ServiceMonitor", "PrometheusRule"}  # tests/test_helm_render.py
 
 
 def _plain(value: Any) -> Any:
