@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -22,6 +24,7 @@ from kaas.offline.mocks import floating_address
 from kaas.offline.render import plain
 from kaas.services.catalog import CATALOG, ChartName, chart_for
 from kaas.spec import load_stack_spec
+from tests.amtool import amtool_bin
 from tests.helm import KUBE_VERSION, ToolsMissingError, chart_archive, render_release
 from tests.render_fixtures import VARIANTS, all_rendered, plan_of, release_params, releases, rendered, spec_of
 
@@ -313,3 +316,49 @@ def test_etcd_is_scraped_at_its_members_and_its_rules_ship(stack: str) -> None:
 
 def test_all_rendered_is_every_release() -> None:
     assert len(all_rendered("dev")) == sum(len(rendered("dev", r)) for r in releases(plan_of("dev")))
+
+
+# --- Alertmanager reads the rendered configuration and routes as the spec says --------------
+
+
+def _rendered_alertmanager_config(stack: str) -> str:
+    import base64
+
+    secret = named(
+        rendered(stack, "kube-prometheus-stack"), "Secret", "alertmanager-kube-prometheus-stack-alertmanager"
+    )
+    return base64.b64decode(secret["data"]["alertmanager.yaml"]).decode()
+
+
+def _amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(amtool_bin()), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("stack", PROMISE_STACKS)
+def test_alertmanager_accepts_the_rendered_configuration(stack: str, tmp_path: Path) -> None:
+    config = tmp_path / "alertmanager.yaml"
+    config.write_text(_rendered_alertmanager_config(stack))
+    check = _amtool("check-config", str(config))
+    assert check.returncode == 0, check.stdout + check.stderr
+    # Not a rubber stamp: a field Alertmanager does not know is refused.
+    config.write_text("bogus_field: 1\n" + _rendered_alertmanager_config(stack))
+    assert _amtool("check-config", str(config)).returncode != 0
+
+
+def test_alertmanager_routes_acme_prods_alerts_by_severity_and_the_watchdog_to_the_heartbeat(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "alertmanager.yaml"
+    config.write_text(_rendered_alertmanager_config("acme-prod"))
+
+    def receivers(*labels: str) -> str:
+        routed = _amtool("config", "routes", "test", f"--config.file={config}", *labels)
+        assert routed.returncode == 0, routed.stderr
+        return routed.stdout.strip()
+
+    # stacks/acme-prod.yaml: oncall (PagerDuty) gets critical, ops-mail critical and warning.
+    assert receivers("alertname=EtcdBackupTooOld", "severity=critical") == "oncall,ops-mail"
+    assert receivers("alertname=KubePodCrashLooping", "severity=warning") == "ops-mail"
+    assert receivers("alertname=Watchdog", "severity=none") == "dead-mans-switch"
+    assert receivers("alertname=InfoInhibitor", "severity=none") == "null"
+    assert receivers("alertname=Something", "severity=info") == "null"
