@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kaas.handover.source import HandoverSource
-from kaas.offline.engine import Plan
+from kaas.offline.engine import Plan, ProgramExitError
 from kaas.outputs import OutputsError
 from kaas.review.git import BasePlanError, GitError
 from kaas.spec import ClusterSpec, SpecError
@@ -19,6 +19,7 @@ EXIT_CHANGES = 1  # diff --expect-no-changes found changes
 EXIT_VIOLATION = 1  # check found a mandatory violation
 EXIT_SPEC = 2
 EXIT_GIT = 3
+EXIT_NOT_VERIFIED = 1  # verify: a required check failed or could not run
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
@@ -52,18 +53,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _handover_source(args: argparse.Namespace) -> tuple[ClusterSpec, HandoverSource]:
-    """The stack's spec and its outputs: from ``--outputs FILE``, else a preview from the offline plan."""
+    """The spec (``--stack`` or ``--spec``) and its outputs: from ``--outputs FILE``, else a preview from the offline plan."""
     from kaas.handover.source import check_matches_spec, handover_outputs, read_outputs_file
-    from kaas.offline.plan import plan_stack
-    from kaas.spec import load_stack_spec
+    from kaas.spec import load_spec_file, load_stack_spec
 
-    spec = load_stack_spec(args.stack)
+    spec = load_spec_file(args.spec) if args.spec is not None else load_stack_spec(args.stack)
     if args.outputs is not None:
         outputs = read_outputs_file(args.outputs)
         check_matches_spec(outputs, spec, str(args.outputs))
-        return spec, HandoverSource(outputs, preview=False, origin=f"`pulumi stack output` of stack {args.stack}")
-    plan = plan_stack(args.stack)
-    return spec, HandoverSource(handover_outputs(plan), preview=True, origin=f"offline plan of stack {args.stack}")
+        stack = args.stack if args.stack is not None else spec.name
+        return spec, HandoverSource(outputs, preview=False, origin=f"`pulumi stack output` of stack {stack}")
+    target = f"spec {args.spec}" if args.spec is not None else f"stack {args.stack}"
+    return spec, HandoverSource(handover_outputs(plan_target(args)), preview=True, origin=f"offline plan of {target}")
 
 
 def _write(text: str, path: Path | None) -> None:
@@ -78,10 +79,113 @@ def cmd_handover(args: argparse.Namespace) -> int:
 
     spec, source = _handover_source(args)
     kind: Kind = args.kind or ("production" if spec.is_production else "demo")
-    _write(render(source.outputs, kind, args.format, source.preview, source.origin), args.output)
+    report = None
+    if args.verify_report is not None:
+        from kaas.verify.report import read_report
+
+        report = read_report(args.verify_report)
+        if report.cluster != source.outputs.cluster_name:
+            raise OutputsError(
+                str(args.verify_report),
+                [f"cluster: the report is of {report.cluster!r}, the outputs of {source.outputs.cluster_name!r}"],
+            )
+    _write(render(source.outputs, kind, args.format, source.preview, source.origin, report), args.output)
     if source.preview:
         print("PREVIEW: rendered from the offline plan; pass --outputs FILE for the real cluster", file=sys.stderr)
     return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """The pre-handover checks against the live cluster (see kaas/verify/)."""
+    import datetime as dt
+    import os
+
+    from kaas.handover.source import check_matches_spec, read_outputs_file
+    from kaas.offline.plan import plan_stack
+    from kaas.spec import load_stack_spec
+    from kaas.verify.checks import checks_for
+    from kaas.verify.context import Secrets, VerifyContext, planned
+    from kaas.verify.http import connect_to
+    from kaas.verify.runner import Policy, line, run_checks
+    from kaas.verify.source import automation_outputs
+
+    spec = load_stack_spec(args.stack)
+    if args.outputs is not None:
+        outputs = read_outputs_file(args.outputs)
+        check_matches_spec(outputs, spec, str(args.outputs))
+    else:
+        outputs = automation_outputs(args.stack, _repo())
+        check_matches_spec(outputs, spec, f"stack {args.stack}")
+    ctx = VerifyContext(
+        stack=args.stack,
+        outputs=outputs,
+        planned=planned(spec, plan_stack(args.stack)),
+        secrets=Secrets.from_environment(os.environ, outputs.openstack.keystone.initial_admin_user),
+        connector=connect_to(dict(args.connect_to)),
+        ca_bundle=args.ca_bundle,
+        kubeconfig=args.kubeconfig,
+        request_timeout=min(10.0, args.timeout),
+        backup_margin=dt.timedelta(minutes=args.backup_margin),
+        conformance_mode=args.conformance_mode,
+    )
+    checks = checks_for(ctx, with_conformance=args.conformance, conformance_timeout=args.conformance_timeout)
+    policy = Policy(timeout=args.timeout, retries=args.retries, delay=args.retry_delay)
+    print(f"Verifying cluster {outputs.cluster_name} (stack {args.stack}): {len(checks)} checks", file=sys.stderr)
+    report = run_checks(
+        checks, ctx, policy, progress=sys.stderr, on_result=None if args.json else lambda r: print(line(r), flush=True)
+    )
+    if args.output is not None:
+        args.output.write_text(report.to_json(), encoding="utf-8")
+    if args.json:
+        sys.stdout.write(report.to_json())
+    counts = {s: sum(c.status is s for c in report.checks) for s in {c.status for c in report.checks}}
+    summary = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items()))
+    print(f"{'VERIFIED' if report.passed else 'NOT VERIFIED'}: {summary}", file=sys.stderr)
+    return EXIT_OK if report.passed else EXIT_NOT_VERIFIED
+
+
+def _connect_to(text: str) -> tuple[tuple[str, int], tuple[str, int]]:
+    host, port, address, to_port = text.rsplit(":", 3)
+    try:
+        return (host, int(port)), (address, int(to_port))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT:ADDRESS:PORT") from None
+
+
+def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    verify = commands.add_parser("verify", help="run the pre-handover checks against the live cluster")
+    verify.add_argument("--stack", "-s", required=True, help="the stack (stacks/<STACK>.yaml)")
+    verify.add_argument(
+        "--outputs", type=Path, help="JSON of `pulumi stack output --json`; without it: the Pulumi Automation API"
+    )
+    verify.add_argument(
+        "--kubeconfig", type=Path, help="cluster-admin kubeconfig (default: the admin's Keystone token)"
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON instead of one line per check")
+    verify.add_argument("-o", "--output", type=Path, help="write the JSON report here (for handover --verify-report)")
+    verify.add_argument(
+        "--conformance", action="store_true", help="also run Sonobuoy (needs sonobuoy and --kubeconfig)"
+    )
+    verify.add_argument("--conformance-mode", default="quick", help="sonobuoy --mode (default: quick)")
+    verify.add_argument(
+        "--conformance-timeout", type=float, default=3600.0, help="seconds for the Sonobuoy run (default: 3600)"
+    )
+    verify.add_argument("--timeout", type=float, default=60.0, help="seconds per check attempt (default: 60)")
+    verify.add_argument("--retries", type=int, default=2, help="further attempts of a check that did not pass")
+    verify.add_argument("--retry-delay", type=float, default=5.0, help="seconds between attempts (default: 5)")
+    verify.add_argument(
+        "--backup-margin", type=float, default=30.0, help="minutes allowed past the etcd backup interval"
+    )
+    verify.add_argument("--ca-bundle", help="trust store for Keystone, service hosts, Harbor, S3 (default: system)")
+    verify.add_argument(
+        "--connect-to",
+        type=_connect_to,
+        action="append",
+        default=[],
+        metavar="HOST:PORT:ADDRESS:PORT",
+        help="connect there instead (like curl); TLS still verifies HOST",
+    )
+    verify.set_defaults(func=cmd_verify)
 
 
 def cmd_kubeconfig(args: argparse.Namespace) -> int:
@@ -98,7 +202,7 @@ def cmd_kubeconfig(args: argparse.Namespace) -> int:
 
 
 def _add_outputs_source(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", "-s", required=True, help="the stack (stacks/<STACK>.yaml)")
+    _add_target(parser)
     parser.add_argument(
         "--outputs", type=Path, help="JSON of `pulumi stack output --json`; without it: a preview from the offline plan"
     )
@@ -193,12 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_outputs_source(handover)
     handover.add_argument("--kind", choices=["production", "demo"], help="default: the spec's environment")
     handover.add_argument("--format", choices=["markdown", "html"], default="markdown")
+    handover.add_argument(
+        "--verify-report", type=Path, help="tick the pre-handover checklist from `kaas verify -o FILE`"
+    )
     handover.set_defaults(func=cmd_handover)
 
     kubeconfig = commands.add_parser("kubeconfig", help="a kubeconfig that logs in with Keystone credentials")
     _add_outputs_source(kubeconfig)
     kubeconfig.add_argument("--user", "-u", help="OpenStack user name (default: the initial admin user)")
     kubeconfig.set_defaults(func=cmd_kubeconfig)
+    _add_verify(commands)
+
     diff = commands.add_parser("diff", help="what a change does to a stack: the offline plans at a base and now")
     which = diff.add_mutually_exclusive_group(required=True)
     which.add_argument("--stack", "-s", help="diff stacks/<STACK>.yaml")
@@ -227,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except ProgramExitError as exited:  # the program has already said why on stderr
+        return exited.code if isinstance(exited.code, int) else EXIT_SPEC
     except (SpecError, OutputsError) as error:
         print(error, file=sys.stderr)
         return EXIT_SPEC

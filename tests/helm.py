@@ -35,8 +35,20 @@ from kaas.services.catalog import CATALOG, ChartName
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("KAAS_TOOLS_CACHE", ROOT / ".cache"))
-# KAAS_SHARED_CHARTS: a checkout that is not a sibling of shared/ (a git worktree) points here.
-SHARED_CHARTS = Path(os.environ.get("KAAS_SHARED_CHARTS", ROOT.parent / "shared" / "charts"))
+
+
+def _shared_charts() -> Path:
+    """``$KAAS_SHARED_CHARTS``, else the nearest ``shared/charts`` beside the checkout or an ancestor
+    (``../shared/charts`` for the main checkout, also found from a worktree or clone nested deeper)."""
+    if env := os.environ.get("KAAS_SHARED_CHARTS"):
+        return Path(env)
+    for ancestor in ROOT.parents:
+        if (ancestor / "shared" / "charts").is_dir():
+            return ancestor / "shared" / "charts"
+    return ROOT.parent / "shared" / "charts"
+
+
+SHARED_CHARTS = _shared_charts()
 TOOLS_REQUIREMENTS = ROOT / "requirements-tools.txt"
 KUBE_VERSION = "1.34.0"
 

@@ -1,14 +1,22 @@
-"""The offline engine records what the Pulumi engine would receive."""
+"""The offline engine runs __main__.py as the language host does and records what the Pulumi engine would receive."""
 
 from __future__ import annotations
+
+import gc
+import os
+import sys
+from pathlib import Path
 
 import pulumi
 import pulumi_openstack as openstack
 import pulumi_random as random
+import pytest
+import yaml
 
-from kaas.offline import Secret, plan_spec, plan_stack, run_plan
+from kaas.offline import ProgramExitError, Secret, plan_spec, plan_stack, run_plan, run_project
+from kaas.offline.engine import PROJECT_DIR, UNKNOWN, PlanError, invisible_to_preview
 from kaas.offline.mocks import stable_id
-from tests.helpers import make_spec
+from tests.helpers import make_spec, spec_data
 
 
 def small_program() -> None:
@@ -89,31 +97,107 @@ def test_stack_plan_runs_the_program_of_the_stack() -> None:
     assert [r.name for r in stack] == ["kaas-dev"]
 
 
-def test_stack_config_naming_another_cloud_is_refused_before_anything_is_registered() -> None:
-    from kaas import program
-    from kaas.spec import SpecError
+def test_the_language_host_setup_main_module_project_dir_on_path_cwd_and_stack_config(tmp_path: Path) -> None:
+    """What pulumi-language-python-exec gives the program, checked from inside a program."""
+    (tmp_path / "Pulumi.yaml").write_text(
+        "name: probe\nruntime: python\nconfig:\n  probe:size:\n    value: 3\n  flags:\n    value: [a, b]\n"
+    )
+    (tmp_path / "Pulumi.one.yaml").write_text("config:\n  probe:size: '5'\n  other:key: value\n")
+    (tmp_path / "__main__.py").write_text(
+        "import os, sys, pulumi\n"
+        "config = pulumi.Config()\n"
+        "pulumi.export('name', __name__)\n"
+        "pulumi.export('path0', sys.path[0])\n"
+        "pulumi.export('cwd', os.getcwd())\n"
+        "pulumi.export('argv', sys.argv)\n"
+        "pulumi.export('project', pulumi.get_project())\n"
+        "pulumi.export('size', config.get_int('size'))\n"
+        "pulumi.export('flags', config.get_object('flags'))\n"
+        "pulumi.export('other', pulumi.Config('other').get('key'))\n"
+        "pulumi.export('extra', config.get('extra'))\n"
+    )
+    cwd, argv, threshold = os.getcwd(), sys.argv, gc.get_threshold()
+    plan = run_project("one", config={"extra": "x"}, project_dir=tmp_path)
+    assert plan.outputs == {
+        "name": "__main__",
+        "path0": str(tmp_path),
+        "cwd": str(tmp_path),
+        "argv": [str(tmp_path)],
+        "project": "probe",
+        "size": 5,
+        "flags": ["a", "b"],
+        "other": "value",
+        "extra": "x",
+    }
+    assert [r.urn for r in plan.resources] == ["urn:pulumi:one::probe::pulumi:pulumi:Stack::probe-one"]
+    # The process the tests run in is left as it was.
+    assert (os.getcwd(), sys.argv, gc.get_threshold()) == (cwd, argv, threshold)
+    assert "__main__" not in sys.modules or sys.modules["__main__"].__name__ == "__main__"
+    assert str(tmp_path) not in sys.path
+
+
+def test_encrypted_stack_config_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: probe\nruntime: python\n")
+    (tmp_path / "Pulumi.one.yaml").write_text("config:\n  probe:password:\n    secure: AAABAKx=\n")
+    (tmp_path / "__main__.py").write_text("")
+    with pytest.raises(PlanError, match="probe:password is encrypted"):
+        run_project("one", project_dir=tmp_path)
+
+
+def test_stack_config_naming_another_cloud_exits_2_with_one_line_and_registers_nothing(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """__main__.py's SpecError path, run as the language host runs it (the config as `-c` would set it)."""
     from kaas.spec.loader import STACKS_DIR
 
-    recorded: list[str] = []
-
-    def guarded() -> None:
-        try:
-            program.main()
-        except SpecError as error:
-            recorded.append(str(error))
-
-    plan = run_plan(guarded, stack="dev", config={"openstack:cloud": "acme", "openstack:region": "RegionOne"})
-    assert recorded == [
+    with pytest.raises(ProgramExitError) as exited:
+        run_project("dev", config={"openstack:cloud": "acme"})
+    assert exited.value.code == 2
+    assert capfd.readouterr().err.splitlines() == [
         f"{STACKS_DIR / 'dev.yaml'}: openstack.cloud: the spec says 'dev' but Pulumi config openstack:cloud says 'acme'"
     ]
-    assert [r.type for r in plan.resources] == ["pulumi:pulumi:Stack"]
+    assert [r.type for r in exited.value.plan.resources] == ["pulumi:pulumi:Stack"]
+    assert exited.value.plan.outputs == {}
+
+
+def test_bad_spec_file_exits_2_with_one_line_per_problem(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    data = spec_data(workers={"count": -1}, bogus=1)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProgramExitError) as exited:
+        run_project("bad", config={"spec": str(path)})
+    assert exited.value.code == 2
+    lines = capfd.readouterr().err.splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"{path}: ") for line in lines), lines
+    assert any("workers.count" in line for line in lines) and any(
+        "bogus: is not a known field" in line for line in lines
+    )
+    assert [r.type for r in exited.value.plan.resources] == ["pulumi:pulumi:Stack"]
 
 
 def test_stack_config_matching_the_spec_plans_normally() -> None:
-    from kaas import program
-
-    plan = run_plan(program.main, stack="dev", config={"openstack:cloud": "dev", "openstack:region": "RegionOne"})
+    plan = run_project("dev", config={"openstack:cloud": "dev", "openstack:region": "RegionOne"})
     assert plan.outputs["clusterName"] == "dev"
+
+
+@pytest.mark.parametrize("stack", sorted(p.stem for p in (PROJECT_DIR / "stacks").glob("*.yaml")))
+def test_preview_registers_the_same_resources_as_the_full_run(stack: str) -> None:
+    full, preview = plan_stack(stack), plan_stack(stack, preview=True)
+    assert preview.preview and not full.preview
+    assert invisible_to_preview(full, preview) == []
+    # The preview really had unknowns: no custom resource has an ID there.
+    assert UNKNOWN in {r.inputs.get("networkId") for r in preview.resources if "networkId" in r.inputs}
+
+
+def test_a_resource_created_inside_apply_is_invisible_to_preview() -> None:
+    def program() -> None:
+        net = openstack.networking.Network("net", name="n")
+        net.id.apply(lambda _: openstack.networking.Router("router"))
+
+    full, preview = run_plan(program, stack="unit"), run_plan(program, stack="unit", preview=True)
+    assert invisible_to_preview(full, preview) == [
+        "urn:pulumi:unit::kaas::pulumi:pulumi:Stack$openstack:networking/router:Router::router"
+    ]
 
 
 def test_random_password_honours_its_minimum_character_classes() -> None:
@@ -131,3 +215,16 @@ def test_random_password_honours_its_minimum_character_classes() -> None:
         assert sum(c.isupper() for c in text) >= 2
         assert sum(c.islower() for c in text) >= 2
         assert sum(c.isdigit() for c in text) >= 3
+
+
+def test_kaas_plan_exits_with_the_programs_status_when_the_stack_config_refuses_the_spec(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A spec named like a stack is planned with that stack's config, as `pulumi up -s dev` would."""
+    from kaas.cli import main
+
+    path = tmp_path / "dev-elsewhere.yaml"
+    path.write_text(yaml.safe_dump(spec_data(name="dev", openstack={"cloud": "elsewhere"})))
+    assert main(["plan", "--spec", str(path)]) == 2
+    err = capfd.readouterr().err.splitlines()
+    assert err == [f"{path}: openstack.cloud: the spec says 'elsewhere' but Pulumi config openstack:cloud says 'dev'"]

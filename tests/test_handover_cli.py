@@ -135,3 +135,22 @@ def test_bad_outputs_file_has_no_traceback(tmp_path: Path) -> None:
 def test_missing_outputs_file_exits_2(tmp_path: Path) -> None:
     result = kaas("kubeconfig", "--stack", "demo", "--outputs", str(tmp_path / "nope.json"))
     assert result.returncode == 2 and "no such file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_handover_of_a_spec_file_that_is_not_a_stack_is_the_same_preview(tmp_path: Path) -> None:
+    spec_file = tmp_path / "prospect.yaml"
+    spec_file.write_text((REPO_ROOT / "stacks" / "acme-prod.yaml").read_text())
+    from_spec = kaas("handover", "--spec", str(spec_file))
+    from_stack = kaas("handover", "--stack", "acme-prod")
+    assert from_spec.returncode == 0, from_spec.stderr
+    assert "PREVIEW" in from_spec.stderr
+    assert f"offline plan of spec {spec_file}" in from_spec.stdout
+    assert from_spec.stdout.replace(f"spec {spec_file}", "stack acme-prod") == from_stack.stdout
+
+
+def test_handover_of_a_bad_spec_file_exits_2(tmp_path: Path) -> None:
+    spec_file = tmp_path / "prospect.yaml"
+    spec_file.write_text("name: x\n")
+    result = kaas("handover", "--spec", str(spec_file))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"{spec_file}: ") and "Traceback" not in result.stderr

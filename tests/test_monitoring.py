@@ -21,11 +21,11 @@ import yaml
 
 from kaas import platform
 from kaas.bootstrap import cloudinit
-from kaas.offline import Plan, Secret, plan_spec, plan_stack, render, run_plan
+from kaas.offline import Plan, Secret, plan_spec, plan_stack, render
+from kaas.offline.engine import run_project
 from kaas.offline.plan import OFFLINE_SECRET
 from kaas.openstack.addressing import plan_addresses
 from kaas.openstack.security import Role, security_rules
-from kaas.program import main
 from kaas.services import monitoring, values
 from kaas.spec import SpecError, load_stack_spec
 from tests.bootstrap_fixtures import bootstrap_plan
@@ -194,9 +194,9 @@ def test_receiver_credentials_are_pulumi_secrets_and_never_in_the_values() -> No
 
 
 def test_pulumi_up_without_a_receiver_secret_fails_naming_the_config_key() -> None:
-    # program.main as `pulumi up -s acme-prod` runs it, with no kaas:alerting* config set.
+    # __main__.py as `pulumi up -s acme-prod` runs it, with no kaas:alerting* config set.
     with pytest.raises(Exception, match="alertingPagerdutyRoutingKey"):
-        run_plan(main, stack="acme-prod")
+        run_project("acme-prod")
 
 
 def test_no_receiver_secret_without_alerting() -> None:

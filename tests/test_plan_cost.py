@@ -18,8 +18,8 @@ from kaas.spec import load_stack_spec
 from tests.bootstrap_fixtures import bootstrap_plan
 
 
-def test_the_runtimes_quiescence_loop_finds_no_outstanding_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before the engine settled the program, the loop re-armed a callback on ~2,400 Outputs per wake-up."""
+def _runtime_wait_sizes(monkeypatch: pytest.MonkeyPatch, workers: int) -> list[int]:
+    """Plan acme-prod with ``workers`` through __main__.py; the sizes of the runtime's quiescence-loop waits."""
     import pulumi.runtime.stack
 
     sizes: list[int] = []
@@ -32,13 +32,30 @@ def test_the_runtimes_quiescence_loop_finds_no_outstanding_outputs(monkeypatch: 
 
     monkeypatch.setattr(pulumi.runtime.stack.asyncio, "wait", counting_wait)
     data = load_stack_spec("acme-prod").model_dump(mode="json")
-    data["workers"]["count"] = 30
+    data["workers"]["count"] = workers
     spec = type(load_stack_spec("acme-prod")).model_validate(data)
     plan = plan_spec(spec)
-    assert len(plan.by_type("openstack:compute/instance:Instance")) == 5 + 3 + 30
-    # The engine's own settle waits once for everything; the runtime's loop only sees the
-    # stack outputs registered after the program returned.
-    assert sizes and max(sizes[1:], default=0) < 50, sizes[:5]
+    assert len(plan.by_type("openstack:compute/instance:Instance")) == 5 + 3 + workers
+    return sizes
+
+
+def test_the_runtimes_quiescence_loop_finds_no_outstanding_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The program settles its own registrations (kaas.program.registrations_settled) before the runtime waits."""
+    sizes = _runtime_wait_sizes(monkeypatch, 30)
+    # The runtime's loop only sees the stack outputs registered after the program returned.
+    assert max(sizes, default=0) < 50, sizes[:5]
+
+
+def test_without_settling_the_runtime_rearms_thousands_of_callbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the test above guards against (so it can fail): the program returning with its tasks pending."""
+    from kaas import program
+
+    async def returns_at_once() -> None:
+        return None
+
+    monkeypatch.setattr(program, "registrations_settled", returns_at_once)
+    sizes = _runtime_wait_sizes(monkeypatch, 3)
+    assert len(sizes) > 50 and max(sizes) > 1000, (len(sizes), max(sizes, default=0))
 
 
 class _PurePythonBlockDumper(yaml.SafeDumper):

@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from kaas.handover.demo_app import DEMO_NAME, DEMO_NAMESPACE, demo_host, demo_manifests_yaml
 from kaas.outputs import StackOutputs
+from kaas.verify.report import Report, Status
 
 Kind = Literal["production", "demo"]
 Format = Literal["markdown", "html"]
@@ -74,7 +75,71 @@ def binding_yaml(outputs: StackOutputs) -> str:
     return yaml.safe_dump(binding, sort_keys=False)
 
 
-def context(outputs: StackOutputs, kind: Kind, preview: bool, origin: str, html_output: bool) -> dict[str, Any]:
+# Each pre-handover checklist item and the `kaas verify` checks that prove it.
+CHECKLIST_PROOF: dict[str, tuple[str, ...]] = {
+    "dashboard": ("tls-dashboard", "nodes"),
+    "admin-access": ("api-admin", "nodes"),
+    "user-login": ("api-admin", "api-denied"),
+    "registry-pull": ("registry-pull",),
+}
+
+
+def _when(moment: Any) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "/").replace("\n", " ")
+
+
+class Checklist:
+    """The boxes of the pre-handover checklist: unticked without a report; with one, ticked
+    when every proving check passed (with its time), else marked failed or not verified."""
+
+    def __init__(self, report: Report | None) -> None:
+        self.report = report
+
+    def box(self, item: str) -> str:
+        if self.report is None:
+            return "[ ]"
+        results = [self.report.result(check) for check in CHECKLIST_PROOF[item]]
+        return "[x]" if all(r is not None and r.status is Status.PASSED for r in results) else "[ ]"
+
+    def note(self, item: str) -> str:
+        if self.report is None:
+            return ""
+        results = {check: self.report.result(check) for check in CHECKLIST_PROOF[item]}
+        failed = [(c, r) for c, r in results.items() if r is not None and r.status is Status.FAILED]
+        if failed:
+            what = "; ".join(f"`{c}`: {r.detail}" for c, r in failed)
+            return f" **FAILED** at {_when(failed[0][1].started_at)}: {what}"
+        unproven = [(c, r) for c, r in results.items() if r is None or r.status is not Status.PASSED]
+        if unproven:
+            what = "; ".join(
+                f"`{c}` " + ("was not run" if r is None else f"could not run: {r.detail}") for c, r in unproven
+            )
+            return f" **NOT VERIFIED**: {what}"
+        last = max(r.started_at for r in results.values() if r is not None)
+        return f" Verified at {_when(last)} by `kaas verify` ({', '.join(f'`{c}`' for c in results)})."
+
+    def rows(self) -> list[dict[str, str]]:
+        if self.report is None:
+            return []
+        label = {Status.PASSED: "passed", Status.FAILED: "**FAILED**", Status.COULD_NOT_RUN: "**could not run**"}
+        return [
+            {
+                "id": r.id,
+                "status": label[r.status] + ("" if r.required else " (optional)"),
+                "time": _when(r.started_at),
+                "detail": _cell(r.detail),
+            }
+            for r in self.report.checks
+        ]
+
+
+def context(
+    outputs: StackOutputs, kind: Kind, preview: bool, origin: str, html_output: bool, verify: Report | None = None
+) -> dict[str, Any]:
     ingress = outputs.networking.ingress
     default_sc = next((sc.name for sc in outputs.openstack.storage_classes if sc.is_default), "(none)")
     return {
@@ -92,21 +157,40 @@ def context(outputs: StackOutputs, kind: Kind, preview: bool, origin: str, html_
         "demo_name": DEMO_NAME,
         "registry_host": outputs.services.registry.url.removeprefix("https://") if outputs.services.registry else "",
         "default_storage_class": default_sc,
+        "checklist": Checklist(verify),
+        "verify": verify,
+        "when": _when,
     }
 
 
-def render_markdown(outputs: StackOutputs, kind: Kind, preview: bool = False, origin: str = "stack outputs") -> str:
-    return _render_markdown(outputs, kind, preview, origin, html_output=False)
+def render_markdown(
+    outputs: StackOutputs,
+    kind: Kind,
+    preview: bool = False,
+    origin: str = "stack outputs",
+    verify: Report | None = None,
+) -> str:
+    return _render_markdown(outputs, kind, preview, origin, html_output=False, verify=verify)
 
 
-def _render_markdown(outputs: StackOutputs, kind: Kind, preview: bool, origin: str, html_output: bool) -> str:
+def _render_markdown(
+    outputs: StackOutputs, kind: Kind, preview: bool, origin: str, html_output: bool, verify: Report | None = None
+) -> str:
+    if verify is not None and verify.cluster != outputs.cluster_name:
+        raise ValueError(f"the verify report is of cluster {verify.cluster!r}, not {outputs.cluster_name!r}")
     template = _environment(autoescape=False).get_template("handover.md.j2")
-    text = template.render(context(outputs, kind, preview, origin, html_output))
+    text = template.render(context(outputs, kind, preview, origin, html_output, verify))
     return re.sub(r"\n{3,}", "\n\n", text)
 
 
-def render_html(outputs: StackOutputs, kind: Kind, preview: bool = False, origin: str = "stack outputs") -> str:
-    markdown = _render_markdown(outputs, kind, preview, origin, html_output=True)
+def render_html(
+    outputs: StackOutputs,
+    kind: Kind,
+    preview: bool = False,
+    origin: str = "stack outputs",
+    verify: Report | None = None,
+) -> str:
+    markdown = _render_markdown(outputs, kind, preview, origin, html_output=True, verify=verify)
     env = _environment(autoescape=True)
     diagram = Markup(env.get_template("layout.svg.j2").render(layout_diagram(outputs)).strip())
     body = markdown_to_html(markdown).replace(
@@ -116,10 +200,17 @@ def render_html(outputs: StackOutputs, kind: Kind, preview: bool = False, origin
     return env.get_template("handover.html.j2").render(title=title, body=Markup(body), preview=preview)
 
 
-def render(outputs: StackOutputs, kind: Kind, fmt: Format, preview: bool = False, origin: str = "stack outputs") -> str:
+def render(
+    outputs: StackOutputs,
+    kind: Kind,
+    fmt: Format,
+    preview: bool = False,
+    origin: str = "stack outputs",
+    verify: Report | None = None,
+) -> str:
     if fmt == "html":
-        return render_html(outputs, kind, preview, origin)
-    return render_markdown(outputs, kind, preview, origin)
+        return render_html(outputs, kind, preview, origin, verify)
+    return render_markdown(outputs, kind, preview, origin, verify)
 
 
 # --- the cluster layout as SVG -------------------------------------------------------------
@@ -256,10 +347,15 @@ def markdown_to_html(markdown: str) -> Markup:
                 else:
                     items[-1][1].append(lines[i][4:])
                 i += 1
-            checklist = all(text.startswith("[ ] ") for text, _ in items)
+            checklist = all(text.startswith(("[ ] ", "[x] ")) for text, _ in items)
             parts = ['<ul class="checklist">' if checklist else "<ul>"]
             for text, children in items:
-                body_html = '<span class="box">&#9744;</span> ' + inline(text[4:]) if checklist else inline(text)
+                box = (
+                    '<span class="box">&#9745;</span> '
+                    if text.startswith("[x]")
+                    else '<span class="box">&#9744;</span> '
+                )
+                body_html = box + inline(text[4:]) if checklist else inline(text)
                 if children:
                     body_html += "<ul>" + "".join(f"<li>{inline(c)}</li>" for c in children) + "</ul>"
                 parts.append(f"<li>{body_html}</li>")

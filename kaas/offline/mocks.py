@@ -141,10 +141,18 @@ CALLS: dict[str, Callable[[MockCallArgs], State]] = {
 
 
 class CloudMocks(Mocks):
-    """Answers for the OpenStack and Kubernetes providers: stable IDs, echoed inputs, computed attributes."""
+    """Answers for the OpenStack and Kubernetes providers: stable IDs, echoed inputs, computed attributes.
+
+    In a preview (``pulumi preview``: nothing exists yet) a resource's answer is its inputs
+    only: no ID and nothing the provider computes, so the runtime leaves those unknown
+    and the program's ``apply`` callbacks on them do not run.
+    """
+
+    def __init__(self, preview: bool = False) -> None:
+        self.preview = preview
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, State]:
-        if not args.custom:
+        if not args.custom or self.preview:
             return None, dict(args.inputs)
         rid = stable_id(args.typ, args.name)
         handler = HANDLERS.get(args.typ)
