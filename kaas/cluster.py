@@ -183,7 +183,11 @@ class KaasCluster(pulumi.ComponentResource):
         )
 
     def stack_outputs(self) -> dict[str, Any]:
-        """Typed, non-secret outputs (kaas.outputs.StackOutputs, one key per field) + the secret kubeconfig."""
+        """Typed, non-secret outputs (kaas.outputs.StackOutputs, one key per field) + the secret kubeconfigs."""
         spec = self.spec
         dumped = self.facts().apply(lambda facts: build_stack_outputs(spec, facts).model_dump(mode="json"))
-        return {**export_keys(dumped), "adminKubeconfig": self.bootstrap.admin_kubeconfig}
+        return {
+            **export_keys(dumped),
+            "adminKubeconfig": self.bootstrap.admin_kubeconfig,
+            "breakGlassKubeconfig": self.bootstrap.break_glass_kubeconfig,
+        }

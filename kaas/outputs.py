@@ -30,7 +30,7 @@ from kaas.spec.models import ClusterSpec, Cni, NodeTierSpec
 SCHEMA: Literal["kaas.outputs/v1"] = "kaas.outputs/v1"
 SECRET_MASK = "[secret]"
 # Stack outputs that hold secrets: exported separately (as Pulumi secrets), never in the model.
-SECRET_OUTPUT_KEYS = frozenset({"adminKubeconfig", "kubeconfig"})
+SECRET_OUTPUT_KEYS = frozenset({"adminKubeconfig", "breakGlassKubeconfig", "kubeconfig"})
 
 # Names the platform gives things that the spec does not configure. The services layer
 # must install under exactly these names (see the report of the handover issue).

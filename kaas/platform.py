@@ -30,3 +30,8 @@ NODE_EXPORTER_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 ETCD_LOG_NODE_PORT = 30514
 FLUENT_BIT_SYSLOG_PORT = 5140
 ETCD_LOG_TARGETS = 2  # the first workers' addresses: fixed while workers are added
+
+
+def break_glass_group(provider_name: str) -> str:
+    """The break-glass certificate's group, bound to cluster-admin by ``<provider>:break-glass``."""
+    return f"{provider_name}:break-glass"

@@ -48,6 +48,7 @@ def bootstrap_program(spec: ClusterSpec) -> None:
     pulumi.export("masterUserData", bootstrap.master_user_data)
     pulumi.export("workerUserData", bootstrap.worker_user_data)
     pulumi.export("adminKubeconfig", bootstrap.admin_kubeconfig)
+    pulumi.export("breakGlassKubeconfig", bootstrap.break_glass_kubeconfig)
     pulumi.export("etcdEndpoints", bootstrap.etcd_endpoints)
     pulumi.export("kubernetesVersion", bootstrap.kubernetes_version)
     pulumi.export("caCertPem", bootstrap.ca_cert_pem)

@@ -105,7 +105,9 @@ def test_every_key_token_kubeconfig_and_user_data_is_secret() -> None:
 def test_private_keys_and_token_parts_are_secret_outputs_of_their_resources() -> None:
     plan = bootstrap_plan("acme-prod").plan
     keys = plan.by_type("tls:index/privateKey:PrivateKey")
-    assert len(keys) == 3 + 1 + 5 + 3  # CAs, service account, etcd members, etcd client + admin + keystone
+    assert (
+        len(keys) == 3 + 1 + 5 + 4
+    )  # CAs, service account, etcd members, etcd client + admin + break-glass + keystone
     assert all("privateKeyPem" in k.options["additionalSecretOutputs"] for k in keys)
     for record in plan.by_type("tls:index/locallySignedCert:LocallySignedCert"):
         assert isinstance(record.inputs["caPrivateKeyPem"], Secret)

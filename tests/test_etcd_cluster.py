@@ -1,9 +1,11 @@
 """A real etcd cluster from the generated configuration and certificates, and the backup script against it.
 
-Three Debian etcd (3.4) members run on 127.0.0.1 with distinct ports; their
-configuration comes from the same `etcd_config` the user data uses (loopback
-addresses substituted), their certificates from an offline plan of the PKI. The
-backup script runs for real against them and a moto S3 server on 127.0.0.1.
+Three etcd members run on 127.0.0.1 with distinct ports: the pinned etcd
+(kaas/versions.py, built by tools/controlplane/build.sh) when it is built, else
+Debian's older one. Their configuration comes from the same `etcd_config` the user
+data uses (loopback addresses substituted), their certificates from an offline plan
+of the PKI. The backup script runs for real against them (finding the same etcdctl
+and etcdutl on its PATH as on a node) and a moto S3 server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -33,8 +35,15 @@ from cryptography.x509.oid import NameOID
 from kaas.bootstrap import cloudinit
 from kaas.bootstrap.cloudinit import BackupTarget, EtcdMember, EtcdPaths
 from tests.bootstrap_fixtures import bootstrap_plan, reveal
+from tests.controlplane import BIN_DIR
 
-pytestmark = pytest.mark.skipif(shutil.which("etcd") is None or shutil.which("etcdctl") is None, reason="needs etcd")
+# The pinned etcd release when tools/controlplane/build.sh has built it, else the system's.
+ETCD_PATH = os.pathsep.join([str(BIN_DIR), os.environ["PATH"]]) if (BIN_DIR / "etcd").exists() else os.environ["PATH"]
+ETCD = shutil.which("etcd", path=ETCD_PATH)
+ETCDCTL = shutil.which("etcdctl", path=ETCD_PATH)
+ETCDUTL = shutil.which("etcdutl", path=ETCD_PATH)  # etcd >= 3.5; the restore procedure uses it
+
+pytestmark = pytest.mark.skipif(ETCD is None or ETCDCTL is None, reason="needs etcd")
 
 BACKUP_SCRIPT = Path(cloudinit.__file__).parent / "scripts" / "etcd-backup"
 BUCKET = "demo-etcd-backups"
@@ -64,7 +73,14 @@ class EtcdCluster:
         flags = tls if tls is not None else (f"--cacert={ca}", f"--cert={cert}", f"--key={key}")
         endpoint = endpoints or ",".join(m.client_url for m in self.members)
         return subprocess.run(
-            ["etcdctl", f"--endpoints={endpoint}", *flags, "--dial-timeout=2s", f"--command-timeout={timeout}s", *args],
+            [
+                str(ETCDCTL),
+                f"--endpoints={endpoint}",
+                *flags,
+                "--dial-timeout=2s",
+                f"--command-timeout={timeout}s",
+                *args,
+            ],
             capture_output=True,
             text=True,
             env={**os.environ, "ETCDCTL_API": "3"},
@@ -111,7 +127,9 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdClust
         config = cloudinit.etcd_config(member, members, f"{bp.spec.name}-etcd", member_paths)
         config_path = _write(root / member.name / "etcd.conf.yml", yaml.safe_dump(config))
         log = (root / f"{member.name}.log").open("wb")
-        processes.append(subprocess.Popen(["etcd", "--config-file", config_path], stdout=log, stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen([str(ETCD), "--config-file", config_path], stdout=log, stderr=subprocess.STDOUT)
+        )
         paths.append(member_paths)
     client = (
         str(root / "pki-ca.crt"),
@@ -194,7 +212,7 @@ def _run_backup(
         [sys.executable, str(BACKUP_SCRIPT), "--env-file", env_file],
         capture_output=True,
         text=True,
-        env={"PATH": os.environ["PATH"]},
+        env={"PATH": ETCD_PATH},
         timeout=60,
     )
 
@@ -297,9 +315,10 @@ def test_backup_is_uploaded_by_the_leader_only_and_restores_into_a_fresh_member(
     _s3(s3_server).download_file(BUCKET, key, str(snapshot))  # type: ignore[attr-defined]
     client_port, peer_port = free_ports(2)
     data_dir = tmp_path / "restored"
+    # README: `etcdutl snapshot restore`; etcd 3.4 has no etcdutl: `etcdctl snapshot restore`.
     restore = subprocess.run(
         [
-            "etcdctl",
+            str(ETCDUTL or ETCDCTL),
             "snapshot",
             "restore",
             str(snapshot),
@@ -316,7 +335,7 @@ def test_backup_is_uploaded_by_the_leader_only_and_restores_into_a_fresh_member(
     assert restore.returncode == 0, restore.stderr
     fresh = subprocess.Popen(
         [
-            "etcd",
+            str(ETCD),
             "--name=restored",
             f"--data-dir={data_dir}",
             f"--listen-client-urls=http://127.0.0.1:{client_port}",

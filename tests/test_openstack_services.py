@@ -27,7 +27,7 @@ def plan() -> Plan:
 def test_dns_names_are_fully_qualified_under_the_cluster() -> None:
     names = dns_names(make_spec(name="c9", domain="k8s.example.org"))
     assert (names.zone, names.api, names.wildcard) == (
-        "k8s.example.org.",
+        "c9.k8s.example.org.",
         "api.c9.k8s.example.org.",
         "*.c9.k8s.example.org.",
     )
@@ -35,7 +35,7 @@ def test_dns_names_are_fully_qualified_under_the_cluster() -> None:
 
 def test_api_record_points_at_the_api_floating_ip_and_wildcard_at_the_ingress_ip(plan: Plan) -> None:
     [zone] = plan.by_type(ZONE)
-    assert zone.inputs["name"] == "k8s.example.com." and zone.inputs["email"] == "hostmaster@example.com"
+    assert zone.inputs["name"] == "t1.k8s.example.com." and zone.inputs["email"] == "hostmaster@example.com"
     api = plan.find(RECORD, "t1-api-record")
     wildcard = plan.find(RECORD, "t1-wildcard-record")
     assert (api.inputs["name"], api.inputs["type"]) == ("api.t1.k8s.example.com.", "A")
@@ -91,7 +91,7 @@ def test_credentials_are_secrets_for_the_layers_that_consume_them() -> None:
     assert plan.outputs["appCredentialSecret"] == Secret(hashlib.sha256(("appcred" + app_id).encode()).hexdigest())
     # The stack outputs of the program itself are plain facts; the only secret is the admin kubeconfig.
     plain = plan_spec(spec).outputs
-    assert [k for k, v in plain.items() if isinstance(v, Secret)] == ["adminKubeconfig"]
+    assert [k for k, v in plain.items() if isinstance(v, Secret)] == ["adminKubeconfig", "breakGlassKubeconfig"]
     assert not {str(v) for v in plain.values()} & {str(plan.outputs["ec2Secret"].value)}
 
 
@@ -144,7 +144,7 @@ def test_acme_prod_plan_shows_the_whole_openstack_layer() -> None:
     } <= components
     assert plan.outputs["api"]["url"] == "https://api.acme-prod.k8s.acme.example:6443"
     assert plan.outputs["layout"]["etcd"]["addresses"] == [f"10.20.0.{16 + n}" for n in range(5)]
-    assert [k for k, v in plan.outputs.items() if isinstance(v, Secret)] == ["adminKubeconfig"]
+    assert [k for k, v in plan.outputs.items() if isinstance(v, Secret)] == ["adminKubeconfig", "breakGlassKubeconfig"]
     [provider] = plan.by_type("pulumi:providers:openstack")
     for record in plan.resources:
         if record.custom and record.type.startswith("openstack:"):

@@ -13,7 +13,12 @@ from kaas.services import objects
 from tests.helpers import make_spec
 from tests.services_helpers import default_plan
 
-CUSTOM_RESOURCES = {"Prometheus", "ClusterIssuer", "ServiceMonitor", "PrometheusRule"}  # tests/test_helm_render.py
+CUSTOM_RESOURCES = {
+    "Prometheus",
+    "ClusterIssuer",
+    "PrometheusRule",
+    "ServiceMonitor",
+}  # CRDs from the charts: validated against them in tests/test_helm_render.py
 
 
 def _plain(value: Any) -> Any:

@@ -15,6 +15,8 @@ for etcd and runs ``kubeadm init``; the other masters and the workers retry
 from __future__ import annotations
 
 import ipaddress
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -49,6 +51,41 @@ AUTHN_WEBHOOK_PATH = f"{APISERVER_CONFIG_DIR}/keystone-authn-webhook.kubeconfig"
 AUTHZ_WEBHOOK_PATH = f"{APISERVER_CONFIG_DIR}/keystone-authz-webhook.kubeconfig"
 AUTHENTICATION_CONFIG_PATH = f"{APISERVER_CONFIG_DIR}/authentication-config.yaml"
 ANONYMOUS_PATHS = ("/healthz", "/livez", "/readyz")
+CERT_RENEW_SCRIPT = "/usr/local/sbin/kaas-cert-renew"
+CERT_METRICS_DIR = "/var/lib/kaas/metrics"  # node-exporter's textfile collector reads it
+CERT_RENEW_BEFORE_DAYS = 90
+STATIC_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+KUBEADM_KUBECONFIGS = tuple(
+    f"/etc/kubernetes/{name}.conf" for name in ("admin", "super-admin", "controller-manager", "scheduler")
+)
+
+# Every value a template interpolates is one shell word and one systemd token: letters,
+# digits and ``._:/=@+,-``. Templates write shell scripts and systemd units, where a
+# quote, '$', '%', ';', a space or a newline would be syntax; such a value is refused
+# here instead of being quoted for one of the two languages and wrong for the other.
+_TEMPLATE_TOKEN = re.compile(r"[A-Za-z0-9._:/=@+,-]*")
+
+
+class TemplateValueError(ValueError):
+    """A value a template would interpolate that is not a plain token."""
+
+
+class Verbatim(str):
+    """Text kaas composes itself from numbers and constants (a systemd calendar), never from spec strings."""
+
+    __slots__ = ()
+
+
+def _inert_token(value: Any) -> Any:
+    if isinstance(value, Verbatim):
+        return value
+    text = str(value)
+    if not _TEMPLATE_TOKEN.fullmatch(text):
+        raise TemplateValueError(
+            f"{text!r} cannot be written into a shell script or systemd unit: only letters, digits and '._:/=@+,-'"
+        )
+    return value
+
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("kaas.bootstrap", "templates"),
@@ -57,6 +94,7 @@ _TEMPLATES = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     autoescape=False,
+    finalize=_inert_token,
 )
 
 
@@ -267,8 +305,8 @@ def environment_file(values: dict[str, str]) -> str:
     """systemd EnvironmentFile syntax, every value double-quoted."""
 
     def quote(value: str) -> str:
-        if "\n" in value:
-            raise ValueError("environment values must be single-line")
+        if any(unicodedata.category(c)[0] == "C" or c in "\u2028\u2029" for c in value):
+            raise ValueError("environment values must be single-line, without control characters")
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     return "".join(f"{key}={quote(value)}\n" for key, value in values.items())
@@ -375,7 +413,7 @@ def render_etcd_user_data(node: EtcdNodeInput) -> str:
             render_template(
                 "etcd-backup.timer.j2",
                 interval_hours=node.backup.interval_hours,
-                on_calendar=on_calendar(node.backup.interval_hours),
+                on_calendar=Verbatim(on_calendar(node.backup.interval_hours)),
             ),
         ),
         _file(
@@ -645,14 +683,19 @@ def webhook_kubeconfig(name: str, url: str, ca_cert_pem: str) -> dict[str, Any]:
 
 
 def admin_kubeconfig(
-    cluster_name: str, server: str, ca_cert_pem: str, client_cert_pem: str, client_key_pem: str
+    cluster_name: str,
+    server: str,
+    ca_cert_pem: str,
+    client_cert_pem: str,
+    client_key_pem: str,
+    role: str = "admin",
 ) -> str:
     import base64
 
     def b64(text: str) -> str:
         return base64.b64encode(text.encode()).decode()
 
-    user = f"{cluster_name}-admin"
+    user = f"{cluster_name}-{role}"
     document = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -673,6 +716,9 @@ def admin_kubeconfig(
 
 def _node_base_files(cluster: KubernetesCluster) -> list[dict[str, str]]:
     return [
+        # node-exporter's textfile collector reads this directory on every node; a missing
+        # directory would be a scrape error (and the chart's NodeTextFileCollectorScrapeError).
+        _file(f"{CERT_METRICS_DIR}/README", "Prometheus textfile metrics (*.prom) written by kaas timers.\n"),
         _file("/etc/modules-load.d/kubernetes.conf", "overlay\nbr_netfilter\n"),
         _file(
             "/etc/sysctl.d/90-kubernetes.conf",
@@ -740,6 +786,37 @@ def _bootstrap_script(
     )
 
 
+def certificate_renewal_files(cluster: KubernetesCluster) -> list[dict[str, str]]:
+    """The daily certificate check on a master: renew kubeadm's certificates 90 days before
+    expiry (kubeadm issues them for a year), restart the static pods, export every expiry."""
+    members = [url.removeprefix("https://") for url in cluster.etcd_endpoints]
+    return [
+        _file(
+            CERT_RENEW_SCRIPT,
+            render_template(
+                "kaas-cert-renew.sh.j2",
+                pki_dir=KUBERNETES_PKI_DIR,
+                renew_before_seconds=CERT_RENEW_BEFORE_DAYS * 86400,
+                metrics_file=f"{CERT_METRICS_DIR}/certificates.prom",
+                manifests_dir="/etc/kubernetes/manifests",
+                restart_pause_seconds=30,
+                kubeconfigs=list(KUBEADM_KUBECONFIGS),
+                static_pods=list(STATIC_PODS),
+                etcd_members=members,
+            ),
+            "0755",
+        ),
+        _file(
+            "/etc/systemd/system/kaas-cert-renew.service",
+            render_template("kaas-cert-renew.service.j2", metrics_dir=CERT_METRICS_DIR, script_path=CERT_RENEW_SCRIPT),
+        ),
+        _file(
+            "/etc/systemd/system/kaas-cert-renew.timer",
+            render_template("kaas-cert-renew.timer.j2", renew_before_days=CERT_RENEW_BEFORE_DAYS),
+        ),
+    ]
+
+
 def render_master_user_data(
     cluster: KubernetesCluster,
     node: KubernetesNode,
@@ -790,11 +867,18 @@ def render_master_user_data(
             ),
             "0755",
         ),
+        *certificate_renewal_files(cluster),
     ]
-    return _kubernetes_node_config(cluster, node, files)
+    enable_renewal = ["systemctl", "enable", "--now", "kaas-cert-renew.timer"]
+    return _kubernetes_node_config(cluster, node, files, after_join=[enable_renewal])
 
 
-def _kubernetes_node_config(cluster: KubernetesCluster, node: KubernetesNode, files: list[dict[str, str]]) -> str:
+def _kubernetes_node_config(
+    cluster: KubernetesCluster,
+    node: KubernetesNode,
+    files: list[dict[str, str]],
+    after_join: Sequence[list[str]] = (),
+) -> str:
     """The cloud-config of a master or worker: host name, pinned packages, files, then the kubeadm script."""
     return cloud_config(
         {
@@ -802,7 +886,7 @@ def _kubernetes_node_config(cluster: KubernetesCluster, node: KubernetesNode, fi
             "preserve_hostname": False,
             **_apt_and_packages(cluster),
             "write_files": files,
-            "runcmd": [[KUBEADM_BOOTSTRAP_SCRIPT]],
+            "runcmd": [[KUBEADM_BOOTSTRAP_SCRIPT], *after_join],
         }
     )
 

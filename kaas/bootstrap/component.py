@@ -68,6 +68,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
     master_user_data: list[pulumi.Output[str]]
     worker_user_data: list[pulumi.Output[str]]
     admin_kubeconfig: pulumi.Output[str]
+    break_glass_kubeconfig: pulumi.Output[str]
     api_server_url: str
     etcd_endpoints: list[str]
     kubernetes_version: str
@@ -92,6 +93,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
             name,
             [EtcdMemberName(m.name, m.ip) for m in self.nodes.etcd],
             opts=pulumi.ResourceOptions(parent=self),
+            break_glass_group=platform.break_glass_group(spec.provider_name),
         )
         pki = self.pki
         self.kubernetes_version = spec.versions.kubernetes.lstrip("v")
@@ -185,9 +187,19 @@ class ClusterBootstrap(pulumi.ComponentResource):
                 lambda v: cloudinit.admin_kubeconfig(spec.name, self.api_server_url, v[0], v[1], v[2])
             )
         )
+        self.break_glass_kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(
+                pki.kubernetes_ca.cert_pem, pki.break_glass_client.cert_pem, pki.break_glass_client.key_pem
+            ).apply(
+                lambda v: cloudinit.admin_kubeconfig(
+                    spec.name, self.api_server_url, v[0], v[1], v[2], role="break-glass"
+                )
+            )
+        )
         self.register_outputs(
             {
                 "adminKubeconfig": self.admin_kubeconfig,
+                "breakGlassKubeconfig": self.break_glass_kubeconfig,
                 "apiServerUrl": self.api_server_url,
                 "etcdEndpoints": self.etcd_endpoints,
                 "kubernetesVersion": self.kubernetes_version,

@@ -34,6 +34,12 @@ PEER_USES = ["digital_signature", "key_encipherment", "server_auth", "client_aut
 BOOTSTRAP_TOKEN_PATTERN = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
 ADMIN_COMMON_NAME = "kubernetes-admin"
 ADMIN_ORGANIZATION = "system:masters"
+# The break-glass credential: a client certificate for a group that an ordinary
+# ClusterRoleBinding makes cluster-admin (deleting the binding revokes it, which no
+# system:masters certificate allows), valid for hours. Every `pulumi up` after it
+# expires issues a new one: minting it needs the stack's secrets, which is the glass.
+BREAK_GLASS_COMMON_NAME = "kaas-break-glass"
+BREAK_GLASS_VALIDITY_HOURS = 8
 
 
 def discovery_ca_hash(ca_cert_pem: str) -> str:
@@ -78,6 +84,7 @@ class ClusterPki(pulumi.ComponentResource):
     etcd_members: list[CertKey]
     apiserver_etcd_client: CertKey
     admin_client: CertKey
+    break_glass_client: CertKey
     keystone_auth: CertKey
     bootstrap_token: pulumi.Output[str]
     ca_cert_hash: pulumi.Output[str]
@@ -87,6 +94,7 @@ class ClusterPki(pulumi.ComponentResource):
         name: str,
         etcd_members: Sequence[EtcdMemberName],
         opts: pulumi.ResourceOptions | None = None,
+        break_glass_group: str = "kaas:break-glass",
     ) -> None:
         super().__init__("kaas:bootstrap:Pki", name, None, opts)
         self._name = name
@@ -118,6 +126,14 @@ class ClusterPki(pulumi.ComponentResource):
             common_name=ADMIN_COMMON_NAME,
             organization=ADMIN_ORGANIZATION,
             uses=CLIENT_USES,
+        )
+        self.break_glass_client = self._leaf(
+            "break-glass",
+            self.kubernetes_ca,
+            common_name=BREAK_GLASS_COMMON_NAME,
+            organization=break_glass_group,
+            uses=CLIENT_USES,
+            validity_hours=BREAK_GLASS_VALIDITY_HOURS,
         )
         # k8s-keystone-auth listens on 127.0.0.1 of every master (kaas.platform.KEYSTONE_AUTH_WEBHOOK_URL).
         self.keystone_auth = self._leaf(
@@ -189,6 +205,7 @@ class ClusterPki(pulumi.ComponentResource):
         organization: str | None = None,
         dns_names: list[str] | None = None,
         ip_addresses: list[str] | None = None,
+        validity_hours: int = LEAF_VALIDITY_HOURS,
     ) -> CertKey:
         key = self._key(purpose)
         request = tls.CertRequest(
@@ -204,7 +221,7 @@ class ClusterPki(pulumi.ComponentResource):
             cert_request_pem=request.cert_request_pem,
             ca_cert_pem=ca.cert_pem,
             ca_private_key_pem=ca.key_pem,
-            validity_period_hours=LEAF_VALIDITY_HOURS,
+            validity_period_hours=validity_hours,
             allowed_uses=uses,
             opts=pulumi.ResourceOptions(parent=self),
         )

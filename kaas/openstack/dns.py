@@ -4,6 +4,17 @@
 ``*.<cluster>.<domain>`` at the ingress floating IP. The ingress address is allocated
 here, before Kubernetes exists, so the DNS record is stable: the Kubernetes layer's
 ingress controller claims it later (OCCM honours a pre-allocated ``loadBalancerIP``).
+
+One cluster, one zone: the stack owns the zone ``<cluster>.<domain>.``, never the
+customer's ``<domain>.``, so two clusters on one domain share no Designate object and
+destroying one stack deletes only its own zone. Designate lets a project create a zone
+below one it owns, but not inside another project's zone ("one tenant cannot create
+zones that lie within the zone of another tenant", Designate user guide, Managing
+Zones); for that case, and for customers who keep their domain elsewhere, the spec
+names an existing zone (``dns.existing_zone_id``) and the stack adds only its two
+records to it. Resolvers find an owned ``<cluster>.<domain>.`` zone once the parent
+domain delegates it (NS records at ``<cluster>.<domain>`` naming Designate's
+nameservers): that delegation is the customer's, listed in the handover.
 """
 
 from __future__ import annotations
@@ -25,9 +36,11 @@ class DnsNames:
 
 
 def dns_names(spec: ClusterSpec) -> DnsNames:
-    """Fully qualified (trailing dot) names, as Designate wants them."""
+    """Fully qualified (trailing dot) names, as Designate wants them; the zone is the cluster's own."""
+    owned = spec.dns.existing_zone_id is None
+    zone = spec.cluster_domain if owned else (spec.dns.existing_zone_name or spec.domain)
     return DnsNames(
-        zone=f"{spec.domain}.",
+        zone=f"{zone}.",
         api=f"{API_HOST_LABEL}.{spec.cluster_domain}.",
         wildcard=f"*.{spec.cluster_domain}.",
     )
@@ -76,7 +89,7 @@ class ClusterDns(pulumi.ComponentResource):
                     email=spec.dns.email,
                     ttl=spec.dns.ttl,
                     type="PRIMARY",
-                    description=f"kaas {spec.name}",
+                    description=f"kaas {spec.name}: owned by this stack, holds only this cluster's records",
                     opts=child,
                 ).id
             self.api_record = openstack.dns.RecordSet(

@@ -20,9 +20,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from kaas.services import alerts, names, objects, values
 from kaas.services import monitoring as monitoring_values
-from kaas.services import names, objects, values
 from kaas.services.catalog import ChartName, chart_for
+from kaas.services.passwords import password_arguments
 from kaas.spec.models import ClusterSpec, Cni
 
 
@@ -129,16 +130,11 @@ class _Kube:
         )
 
 
-def _password(name: str, parent: pulumi.Resource, mixed: bool = False) -> random.RandomPassword:
-    """32 letters and digits; ``mixed`` guarantees an upper and a lower case letter and a digit."""
-    at_least_one = 1 if mixed else None
+def _password(name: str, parent: pulumi.Resource) -> random.RandomPassword:
+    """A password every consumer's policy accepts (:mod:`kaas.services.passwords`)."""
     return random.RandomPassword(
         name,
-        length=32,
-        special=False,
-        min_upper=at_least_one,
-        min_lower=at_least_one,
-        min_numeric=at_least_one,
+        **password_arguments(),
         opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["result"]),
     )
 
@@ -184,6 +180,7 @@ class ManagedServices(pulumi.ComponentResource):
         namespaces = group("Namespaces")
         self.namespace = kube.apply(f"{name}-ns-platform", objects.platform_namespace(spec), namespaces)
         platform_ns: pulumi.Input[str] = self.namespace.metadata.name  # type: ignore[attr-defined]
+        kube.apply(f"{name}-break-glass", objects.break_glass_cluster_role_binding(spec), namespaces)
 
         # CNI first: nothing schedules a pod before it.
         cni = group("Cni")
@@ -343,9 +340,12 @@ class ManagedServices(pulumi.ComponentResource):
             receivers = _alert_receivers(name, spec, inputs, kube, monitoring, self.namespace)
             stack = kube.release(
                 "kube-prometheus-stack", ChartName.KUBE_PROMETHEUS_STACK, svc.monitoring.chart_version, platform_ns,
-                values.monitoring_values(spec), monitoring, (*data_deps, grafana_secret, *receivers),
+                alerts.with_certificate_report(values.monitoring_values(spec)), monitoring,
+                (*data_deps, grafana_secret, *receivers),
             )  # fmt: skip
             self.releases["monitoring"] = stack
+            # The PrometheusRule CRD comes with the chart.
+            kube.apply(f"{name}-certificate-expiry", alerts.certificate_expiry_rule(spec), monitoring, (stack,))
             rbac = [
                 kube.apply(f"{name}-apps-prometheus-{m['kind'].lower()}", m, monitoring, (self.namespace,))
                 for m in objects.app_prometheus_rbac(spec)
@@ -420,7 +420,7 @@ class ManagedServices(pulumi.ComponentResource):
             self.releases["registry"] = harbor
             # The pull robot: its secret (Harbor's rules: upper, lower, digit) goes to a platform
             # Secret the registering Job reads and into every customer namespace's pull Secret.
-            robot_pw = _password(f"{name}-registry-pull", registry, mixed=True)
+            robot_pw = _password(f"{name}-registry-pull", registry)
             robot_secret = kube.apply(
                 f"{name}-harbor-robot",
                 objects.secret(spec, names.HARBOR_ROBOT, spec.platform_namespace, {"ROBOT_SECRET": robot_pw.result}),

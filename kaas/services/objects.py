@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from kaas.platform import KEYSTONE_AUTH_PORT
+from kaas.platform import KEYSTONE_AUTH_PORT, break_glass_group
 from kaas.services import catalog, harbor_robot, names, values
 from kaas.spec.models import ClusterSpec
 
@@ -216,6 +216,18 @@ def admin_cluster_role_binding(spec: ClusterSpec, admin_role_id: pulumi.Input[st
         "kind": "ClusterRoleBinding",
         "metadata": _meta(spec, admin_binding_name(spec)),
         "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": admin_role_id}],
+        "roleRef": {"kind": "ClusterRole", "name": "cluster-admin", "apiGroup": "rbac.authorization.k8s.io"},
+    }
+
+
+def break_glass_cluster_role_binding(spec: ClusterSpec) -> Manifest:
+    """cluster-admin for the short-lived break-glass certificate's group; delete it to revoke."""
+    group = break_glass_group(spec.provider_name)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": _meta(spec, group),
+        "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": group}],
         "roleRef": {"kind": "ClusterRole", "name": "cluster-admin", "apiGroup": "rbac.authorization.k8s.io"},
     }
 

@@ -8,6 +8,7 @@ carry a secret and can be shown in a plan as they are.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pulumi
@@ -107,14 +108,27 @@ def flannel_values(spec: ClusterSpec) -> Values:
 # --- OpenStack integration -------------------------------------------------------------
 
 
+# cloud-provider-openstack reads cloud.conf with gcfg (git-config syntax): ';' and '#'
+# start a comment, '"' and '\\' quote and escape, a newline starts a new key. A value
+# is written bare only when it is none of those; anything else is refused.
+_INI_VALUE = re.compile(r"[A-Za-z0-9._~%/:@+=-]*")
+
+
+def ini_line(key: str, value: str) -> str:
+    """``key=value`` for cloud.conf, or ValueError when the value would be INI syntax."""
+    if not _INI_VALUE.fullmatch(value):
+        raise ValueError(f"cloud.conf {key}: {value!r} holds characters an INI value cannot carry bare")
+    return f"{key}={value}"
+
+
 def cloud_config(spec: ClusterSpec, app_credential_id: str, app_credential_secret: str) -> str:
     """The ``cloud.conf`` both OCCM and Cinder CSI read (INI, application-credential auth)."""
     lines = [
         "[Global]",
-        f"auth-url={spec.openstack.auth_url}",
-        f"application-credential-id={app_credential_id}",
-        f"application-credential-secret={app_credential_secret}",
-        f"region={spec.openstack.region}",
+        ini_line("auth-url", spec.openstack.auth_url),
+        ini_line("application-credential-id", app_credential_id),
+        ini_line("application-credential-secret", app_credential_secret),
+        ini_line("region", spec.openstack.region),
     ]
     return "\n".join(lines) + "\n"
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kaas import versions
 
@@ -22,6 +23,42 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 _LABEL_RULE = "1-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+
+# Unicode categories no spec value may contain: control (Cc: NUL, newline, tab, ESC,
+# NEL), format (Cf: zero-width and bidi overrides), surrogates and private use, and
+# the line/paragraph separators (Zl, Zp) that YAML and some parsers treat as newlines.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def control_character(value: str) -> str | None:
+    """The first character of ``value`` that no spec string may contain, or None."""
+    for char in value:
+        if unicodedata.category(char) in _FORBIDDEN_CATEGORIES or (char.isspace() and char != " "):
+            return char
+    return None
+
+
+def _printable(value: object) -> object:
+    """Every spec string, at any depth: no control characters, which would end a line in some artifact."""
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    for item in items:
+        if isinstance(item, str):
+            char = control_character(item)
+            if char is not None:
+                raise ValueError(f"contains the control character {char!r} (U+{ord(char):04X}); values are one line")
+    return value
+
+
+def _grammar(pattern: str, rule: str, max_length: int) -> AfterValidator:
+    """A validator for a name that lands in an API, a file or a command: the destination's grammar."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if len(value) > max_length or not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not valid here: use {rule} (at most {max_length} characters)")
+        return value
+
+    return AfterValidator(check)
 
 
 def _dns_label(value: str) -> str:
@@ -55,15 +92,47 @@ def _ipv4_address(value: str) -> str:
         raise ValueError(f"{value!r} is not an IPv4 address") from None
 
 
+# Host: DNS name or IPv4 address; port; a path of RFC 3986 unreserved characters, '%'
+# escapes and '/', ':', '@' only: no quote, '$', '(', ';' or '\\' can reach an INI value,
+# a shell word or a YAML scalar through a URL. No query, no fragment, no user info.
+_URL = re.compile(r"^(https?)://([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:\d{1,5})?(/[A-Za-z0-9._~%/:@-]*)?$")
+
+
 def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$", value):
-        raise ValueError(f"{value!r} is not an http(s) URL")
+    match = _URL.fullmatch(value)
+    if not match or (match.group(4) and not 0 < int(match.group(4)[1:]) < 65536):
+        raise ValueError(
+            f"{value!r} is not an http(s) URL: scheme, host, optional port and a path of letters, digits "
+            "and ._~%/:@- (no query, quotes or spaces)"
+        )
     return value.rstrip("/")
 
 
 def _version(value: str) -> str:
     if not re.match(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", value):
         raise ValueError(f"{value!r} is not a version like 1.2.3")
+    return value
+
+
+def _email(value: str) -> str:
+    local, at, domain = value.partition("@")
+    if not at:
+        raise ValueError(f"{value!r} is not an e-mail address: no '@'")
+    if not re.fullmatch(r"[A-Za-z0-9._%+-]{1,64}", local):
+        raise ValueError(f"{value!r} is not an e-mail address (local part: letters, digits and ._%+-)")
+    try:
+        _dns_domain(domain.lower())
+    except ValueError:
+        raise ValueError(f"{value!r} is not an e-mail address: {domain!r} is not a DNS domain") from None
+    return value
+
+
+def _cron(value: str) -> str:
+    from kaas.spec.cron import cron_problem
+
+    problem = cron_problem(value)
+    if problem is not None:
+        raise ValueError(f"{value!r} is not a cron schedule: {problem}")
     return value
 
 
@@ -74,12 +143,53 @@ IPv4 = Annotated[str, AfterValidator(_ipv4_address)]
 Version = Annotated[str, AfterValidator(_version)]
 HttpUrlText = Annotated[str, AfterValidator(_http_url)]
 NonEmpty = Annotated[str, Field(min_length=1)]
+Email = Annotated[str, AfterValidator(_email)]
+CronSchedule = Annotated[str, AfterValidator(_cron)]
+# OpenStack resource names, per destination. Nova, Neutron, Glance and Keystone accept
+# almost any text; these grammars keep what real clouds use and nothing a file or a
+# command line would read as syntax.
+# clouds.yaml cloud names, Keystone region IDs, availability zones (Nova forbids ':').
+OpenStackName = Annotated[
+    str, _grammar(r"[A-Za-z0-9][A-Za-z0-9._-]*", "letters, digits and '._-', starting with a letter or digit", 64)
+]
+# Display names that may hold single spaces: images ("Ubuntu 24.04 (Noble)"), flavors,
+# networks, projects.
+DisplayName = Annotated[
+    str,
+    _grammar(
+        r"[A-Za-z0-9]([A-Za-z0-9._:+()@-]| (?! ))*[A-Za-z0-9.)]|[A-Za-z0-9]",
+        "letters, digits, single spaces and '._:+()@-', starting with a letter or digit",
+        255,
+    ),
+]
+# Nova key pairs: letters, digits, spaces, '_', '-', '.', '@' (compute API 2.92 keypair name).
+KeyPairName = Annotated[
+    str,
+    _grammar(
+        r"[A-Za-z0-9@._-]([A-Za-z0-9@._ -]*[A-Za-z0-9@._-])?",
+        "letters, digits, inner spaces and '@._-'",
+        255,
+    ),
+]
+# Keystone user and role names as the customer's directory spells them (e-mail-like
+# user names included).
+KeystoneName = Annotated[
+    str,
+    _grammar(r"[A-Za-z0-9][A-Za-z0-9@._:+-]*", "letters, digits and '@._:+-', starting with a letter or digit", 255),
+]
+# IDs of existing OpenStack objects: UUIDs, with or without dashes (or a test's token).
+OpenStackId = Annotated[str, _grammar(r"[A-Za-z0-9][A-Za-z0-9-]*", "letters, digits and '-' (an ID)", 64)]
 
 
 class SpecModel(BaseModel):
     """Base of every spec section: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        return _printable(value)
 
 
 class Environment(StrEnum):
@@ -112,7 +222,7 @@ class OctaviaProvider(StrEnum):
 class Flavor(SpecModel):
     """A Nova flavor and the size it promises (used for checks and the handover)."""
 
-    name: NonEmpty
+    name: DisplayName
     vcpus: int = Field(ge=1)
     ram_gb: int = Field(ge=1)
     disk_gb: int = Field(ge=1)
@@ -143,14 +253,14 @@ class WorkerTierSpec(NodeTierSpec):
 
 
 class OpenStackSpec(SpecModel):
-    cloud: NonEmpty = Field(description="Cloud name in clouds.yaml.")
+    cloud: OpenStackName = Field(description="Cloud name in clouds.yaml.")
     auth_url: HttpUrlText = Field(description="Keystone v3 URL; the cluster's cloud-config uses it.")
     s3_endpoint: HttpUrlText = Field(description="Swift's S3-compatible endpoint (s3api) for backups.")
-    region: NonEmpty = "RegionOne"
-    external_network: NonEmpty = Field(description="Name of the external (floating IP) network.")
-    image: NonEmpty = "ubuntu-24.04"
-    key_pair: NonEmpty | None = None
-    availability_zones: tuple[NonEmpty, ...] = Field(default=("nova",), min_length=1)
+    region: OpenStackName = "RegionOne"
+    external_network: DisplayName = Field(description="Name of the external (floating IP) network.")
+    image: DisplayName = "ubuntu-24.04"
+    key_pair: KeyPairName | None = None
+    availability_zones: tuple[OpenStackName, ...] = Field(default=("nova",), min_length=1)
     octavia_provider: OctaviaProvider = OctaviaProvider.AMPHORA
 
 
@@ -164,8 +274,8 @@ class NetworkingSpec(SpecModel):
     mtu: int = Field(default=1450, ge=1280, le=9000, description="MTU of the Neutron network.")
     allowed_api_cidrs: tuple[Cidr, ...] = Field(default=("0.0.0.0/0",), min_length=1)
     admin_ssh_cidrs: tuple[Cidr, ...] = ()
-    existing_network_id: NonEmpty | None = None
-    existing_subnet_id: NonEmpty | None = None
+    existing_network_id: OpenStackId | None = None
+    existing_subnet_id: OpenStackId | None = None
 
     @model_validator(mode="after")
     def _existing_network_pair(self) -> NetworkingSpec:
@@ -181,9 +291,18 @@ class LoadBalancerSpec(SpecModel):
 
 
 class DnsSpec(SpecModel):
+    """Designate: by default the stack owns the zone ``<cluster>.<domain>.`` and its two records.
+
+    With ``existing_zone_id`` the records go into a zone the stack does not own (named
+    ``existing_zone_name``, default ``domain``), and destroying the stack removes only them.
+    """
+
     enabled: bool = True
-    existing_zone_id: NonEmpty | None = None
-    email: NonEmpty = "hostmaster@example.com"
+    existing_zone_id: OpenStackId | None = None
+    existing_zone_name: DnsDomain | None = Field(
+        default=None, description="Name of the existing zone; defaults to the spec's domain."
+    )
+    email: Email = "hostmaster@example.com"
     ttl: int = Field(default=300, ge=30)
 
 
@@ -196,10 +315,10 @@ class ObjectStorageSpec(SpecModel):
 
 
 class IdentitySpec(SpecModel):
-    admin_role_name: NonEmpty | None = Field(default=None, description="Defaults to <cluster>-cluster-admin.")
-    initial_admin_user: NonEmpty
-    project: NonEmpty | None = Field(default=None, description="Project name; defaults to the cloud's project.")
-    domain: NonEmpty = Field(
+    admin_role_name: KeystoneName | None = Field(default=None, description="Defaults to <cluster>-cluster-admin.")
+    initial_admin_user: KeystoneName
+    project: DisplayName | None = Field(default=None, description="Project name; defaults to the cloud's project.")
+    domain: DisplayName = Field(
         default="Default", description="Keystone domain of the cluster's users (customer kubeconfigs log in there)."
     )
 
@@ -207,7 +326,7 @@ class IdentitySpec(SpecModel):
 class EtcdBackupSpec(SpecModel):
     interval_hours: int = Field(default=8, ge=1, le=24)
     retention_days: int = Field(default=14, ge=1)
-    s3_region: NonEmpty = Field(
+    s3_region: OpenStackName = Field(
         default="us-east-1",
         description="Region the S3 signatures name; Swift's s3api answers to its 'location' (default us-east-1).",
     )
@@ -231,7 +350,7 @@ class CniServiceSpec(ServiceSpec):
 class IngressSpec(ServiceSpec):
     replicas: int = Field(default=2, ge=1)
     cert_manager: bool = True
-    acme_email: NonEmpty | None = None
+    acme_email: Email | None = None
 
 
 class AlertSeverity(StrEnum):
@@ -330,7 +449,7 @@ class RegistrySpec(ServiceSpec):
 
 
 class BackupSpec(ServiceSpec):
-    schedule: NonEmpty = "0 2 * * *"
+    schedule: CronSchedule = Field(default="0 2 * * *", description="Velero schedule: 5-field cron or @daily-style.")
     retention_days: int = Field(default=30, ge=1)
 
 

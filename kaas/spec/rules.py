@@ -98,6 +98,46 @@ def ssh_not_open_to_world(spec: ClusterSpec) -> Iterator[Problem]:
             )
 
 
+# RFC 1918 private ranges and RFC 6598 shared address space: the only ranges a pod or
+# Service network may take. Any other range shadows real internet addresses for every
+# pod (traffic to them never leaves the cluster).
+PRIVATE_RANGES = tuple(
+    ipaddress.IPv4Network(cidr) for cidr in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+)
+
+
+def cluster_networks_private(spec: ClusterSpec) -> Iterator[Problem]:
+    for name in ("pod_cidr", "service_cidr"):
+        cidr = ipaddress.IPv4Network(getattr(spec.networking, name))
+        if not any(cidr.subnet_of(private) for private in PRIVATE_RANGES):
+            yield Problem(
+                f"networking.{name}",
+                f"{cidr} is not a private range: use one inside {', '.join(str(p) for p in PRIVATE_RANGES)}",
+            )
+
+
+def production_https(spec: ClusterSpec) -> Iterator[Problem]:
+    """Keystone and S3 carry credentials: plain http is allowed only for a demo cluster."""
+    for name in ("auth_url", "s3_endpoint"):
+        url: str = getattr(spec.openstack, name)
+        if not url.startswith("https://"):
+            yield Problem(
+                f"openstack.{name}", f"a production cluster needs https; got {url} (or set environment: demo)"
+            )
+
+
+def dns_zone_holds_the_cluster(spec: ClusterSpec) -> Iterator[Problem]:
+    dns = spec.dns
+    if dns.existing_zone_name is not None and dns.existing_zone_id is None:
+        yield Problem("dns.existing_zone_name", "names an existing zone: give its dns.existing_zone_id too")
+    zone = dns.existing_zone_name
+    if zone is not None and not (spec.cluster_domain == zone or spec.cluster_domain.endswith("." + zone)):
+        yield Problem(
+            "dns.existing_zone_name",
+            f"{zone} does not contain the cluster's names {spec.cluster_domain}; use {spec.domain} or a parent of it",
+        )
+
+
 def production_control_plane(spec: ClusterSpec) -> Iterator[Problem]:
     if spec.masters.count < PRODUCTION_MIN_MASTERS:
         yield Problem(
@@ -145,8 +185,10 @@ ALWAYS: tuple[Rule, ...] = (
     node_cidr_fits_nodes,
     worker_flavor_minimum,
     ssh_not_open_to_world,
+    cluster_networks_private,
+    dns_zone_holds_the_cluster,
 )
-PRODUCTION: tuple[Rule, ...] = (production_control_plane, production_operations)
+PRODUCTION: tuple[Rule, ...] = (production_control_plane, production_operations, production_https)
 
 
 def problems(spec: ClusterSpec) -> list[Problem]:

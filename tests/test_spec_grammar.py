@@ -1,0 +1,170 @@
+"""Spec strings typed for their destination, and renderers that refuse what they cannot write."""
+
+from __future__ import annotations
+
+import configparser
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kaas.bootstrap import cloudinit
+from kaas.services import values
+from kaas.spec import SpecError
+from kaas.spec.cron import cron_problem
+from tests.helpers import make_spec
+
+
+def problems_of(**override: object) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        make_spec(**override)
+    return caught.value.problems
+
+
+def test_production_needs_https_for_keystone_and_s3() -> None:
+    problems = problems_of(
+        openstack={"auth_url": "http://keystone.test.example:5000/v3", "s3_endpoint": "http://swift.test.example"}
+    )
+    assert problems == [
+        "openstack.auth_url: a production cluster needs https; got http://keystone.test.example:5000/v3 "
+        "(or set environment: demo)",
+        "openstack.s3_endpoint: a production cluster needs https; got http://swift.test.example "
+        "(or set environment: demo)",
+    ]
+
+
+def test_demo_may_use_http() -> None:
+    spec = make_spec(
+        environment="demo", etcd={"count": 1}, openstack={"auth_url": "http://keystone.test.example:5000/v3"}
+    )
+    assert spec.openstack.auth_url.startswith("http://")
+
+
+@pytest.mark.parametrize("field", ["pod_cidr", "service_cidr"])
+def test_pod_and_service_networks_must_be_private(field: str) -> None:
+    (problem,) = problems_of(networking={field: "8.0.0.0/8"})
+    assert problem.startswith(f"networking.{field}: 8.0.0.0/8 is not a private range")
+
+
+@pytest.mark.parametrize("cidr", ["172.16.0.0/16", "192.168.0.0/20", "100.64.0.0/16"])
+def test_private_and_shared_ranges_are_fine(cidr: str) -> None:
+    assert make_spec(networking={"service_cidr": cidr}).networking.service_cidr == cidr
+
+
+# Velero's `velero create schedule` reference: minute 0-59, hour 0-23, day of month 1-31,
+# month 1-12, day of week 0-6, or "@every <duration>"; robfig/cron's descriptors.
+@pytest.mark.parametrize(
+    "schedule",
+    ["0 2 * * *", "*/15 * * * *", "0 1-5/2 1,15 JAN-jun mon-FRI", "0 0 ? * 0", "@daily", "@every 6h30m"],
+)
+def test_velero_accepts_these_schedules(schedule: str) -> None:
+    assert cron_problem(schedule) is None
+
+
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        ("0 24 * * *", "hour: '24' is outside 0-23"),
+        ("60 * * * *", "minute: '60' is outside 0-59"),
+        ("0 0 0 * *", "day of month: '0' is outside 1-31"),
+        ("0 0 * 13 *", "month: '13' is outside 1-12"),
+        ("0 0 * * 7", "day of week: '7' is outside 0-6"),
+        ("0 2 * *", "five fields"),
+        ("0 2 * * * *", "five fields"),
+        ("*/0 * * * *", "minute: step '0' must be a positive number"),
+        ("5-1 * * * *", "minute: '5-1' is outside 0-59"),
+        ("@sometimes", "use one of"),
+        ("@every 6 hours", "is not a duration"),
+        ("? * * * *", "minute: '?' only stands for a day"),
+    ],
+)
+def test_schedules_velero_rejects_are_refused(schedule: str, problem: str) -> None:
+    found = cron_problem(schedule)
+    assert found is not None and problem in found
+    (line,) = problems_of(services={"backups": {"schedule": schedule}})
+    assert line.startswith("services.backups.schedule: ") and problem in line
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("openstack", "region", "Region One"),
+        ("openstack", "cloud", "acme/prod"),
+        ("openstack", "availability_zones", ["az:1"]),
+        ("openstack", "image", "ubuntu  24.04"),
+        ("openstack", "image", " ubuntu"),
+        ("openstack", "key_pair", "ops;key"),
+        ("identity", "initial_admin_user", "alice smith"),
+        ("dns", "email", "hostmaster"),
+        ("dns", "existing_zone_id", "zone id"),
+        ("etcd_backup", "s3_region", "us east"),
+    ],
+)
+def test_names_outside_their_destinations_grammar_are_refused(section: str, field: str, value: object) -> None:
+    problem, *_ = problems_of(**{section: {field: value}})
+    assert problem.startswith(f"{section}.{field}") and " is not " in problem and "\n" not in problem
+
+
+def test_control_characters_are_refused_everywhere_with_the_character_named() -> None:
+    (problem,) = problems_of(openstack={"region": "RegionOne\ntls-insecure=true"})
+    assert problem == "openstack.region: contains the control character '\\n' (U+000A); values are one line"
+
+
+# --- renderers --------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_cloud_conf_value_is_refused_or_read_back_exactly(value: str) -> None:
+    try:
+        line = values.ini_line("region", value)
+    except ValueError:
+        return
+    parser = configparser.ConfigParser(interpolation=None, delimiters=("=",))
+    parser.read_string(f"[Global]\n{line}\n")
+    assert dict(parser["Global"]) == {"region": value}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_template_value_is_refused_or_one_shell_word(value: str) -> None:
+    try:
+        script = cloudinit.render_template(
+            "etcd-health.sh.j2", name=value, endpoint="https://10.0.0.1:2379", ca_cert="a", cert="b", key="c"
+        )
+    except cloudinit.TemplateValueError:
+        return
+    result = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True, timeout=30)
+    assert result.returncode == 0
+    assert f'echo "etcd member {value} is not healthy"' in script
+    assert not set(value) & set("$`\"'\\;&|<>()% \n")
+
+
+def test_template_refuses_command_substitution() -> None:
+    with pytest.raises(cloudinit.TemplateValueError, match="cannot be written into a shell script"):
+        cloudinit.render_template("etcd-backup.service.j2", bucket="x$(reboot)", env_path="/e", script_path="/s")
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\x00b", "a\u2028b", "a\x1bb"])
+def test_environment_file_refuses_multi_line_and_control_characters(value: str) -> None:
+    with pytest.raises(ValueError, match="single-line"):
+        cloudinit.environment_file({"S3_REGION": value})
+
+
+def test_cloud_conf_refuses_a_region_that_would_add_a_key_even_past_the_spec() -> None:
+    """Defence in depth: a spec built without validation still cannot inject into cloud.conf."""
+    spec = make_spec()
+    forged = spec.model_copy(
+        update={"openstack": spec.openstack.model_copy(update={"region": "RegionOne\ntls-insecure=true"})}
+    )
+    with pytest.raises(ValueError, match=r"cloud\.conf region"):
+        values.cloud_config(forged, "id", "secret")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(values.cloud_config(spec, "id", "secret"))
+    assert dict(parser["Global"]) == {
+        "auth-url": "https://keystone.test.example:5000/v3",
+        "application-credential-id": "id",
+        "application-credential-secret": "secret",
+        "region": "RegionOne",
+    }
