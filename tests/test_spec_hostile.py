@@ -36,7 +36,6 @@ from kaas.offline.plan import plan_spec
 from kaas.offline.render import plan_json
 from kaas.spec import ClusterSpec, SpecError, parse_spec
 from kaas.spec.models import control_character
-from tests.helpers import merge
 
 FieldPath = tuple[str, ...]
 
@@ -84,7 +83,18 @@ MARKERS: dict[FieldPath, Any] = {
     ("services", "logging", "dashboards_host"): "hxkibana",
     ("services", "backups", "schedule"): "17 3 * * *",
     ("services", "customer_namespaces"): ("hxteam",),
+    # One email receiver carries every receiver field (kind: email, see LIST_OF_MODELS).
+    ("services", "monitoring", "alerting", "receivers", "name"): "hxreceiver",
+    ("services", "monitoring", "alerting", "receivers", "secret_config"): "hxsecretconfig",
+    ("services", "monitoring", "alerting", "receivers", "email_to"): "hxto@hxmail.example",
+    ("services", "monitoring", "alerting", "receivers", "email_from"): "hxfrom@hxmail.example",
+    ("services", "monitoring", "alerting", "receivers", "smarthost"): "hxsmtp.hxmail.example:587",
+    ("services", "monitoring", "alerting", "receivers", "email_username"): "hxsmtpuser",
+    ("services", "monitoring", "alerting", "dead_mans_switch", "secret_config"): "hxheartbeat",
 }
+# Fields holding a tuple of models: the baseline holds one element, and a path through them
+# addresses that element.
+LIST_OF_MODELS: frozenset[FieldPath] = frozenset({("services", "monitoring", "alerting", "receivers")})
 _SERVICES = ("cni", "cloud_controller", "cinder_csi", "keystone_auth", "ingress", "monitoring")
 _SERVICES += ("metrics_server", "logging", "registry", "backups", "dashboard")
 MARKERS.update({("services", s, "chart_version"): f"0.0.{i + 1}-hxchart{i}" for i, s in enumerate(_SERVICES)})
@@ -175,17 +185,39 @@ STRING_FIELDS = tuple(string_fields(ClusterSpec))
 
 
 def _nested(path: FieldPath, value: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {path[-1]: value}
-    for key in reversed(path[:-1]):
-        data = {key: data}
-    return data
+    data: Any = {path[-1]: value}
+    for depth in range(len(path) - 1, 0, -1):
+        if path[:depth] in LIST_OF_MODELS:
+            data = [data]
+        data = {path[depth - 1]: data}
+    return dict(data)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``merge``, and one-element lists of models merged element by element."""
+    out = dict(base)
+    for key, value in override.items():
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            out[key] = _merge(old, value)
+        elif isinstance(value, list) and isinstance(old, list) and value and isinstance(value[0], dict):
+            out[key] = [_merge(old[0], value[0])]
+        else:
+            out[key] = value
+    return out
 
 
 BASE: dict[str, Any] = {
     tier: {"flavor": {"vcpus": 4, "ram_gb": 8, "disk_gb": 40}} for tier in ("etcd", "masters", "workers")
 }
+BASE = _merge(BASE, {"services": {"monitoring": {"alerting": {"receivers": [{"kind": "email"}]}}}})
 for _path, _marker in MARKERS.items():
-    BASE = merge(BASE, _nested(_path, list(_marker) if isinstance(_marker, tuple) else _marker))
+    BASE = _merge(BASE, _nested(_path, list(_marker) if isinstance(_marker, tuple) else _marker))
+
+
+def _field(model: Any, name: str) -> Any:
+    value = getattr(model, name)
+    return value[0] if isinstance(value, tuple) and value and isinstance(value[0], BaseModel) else value
 
 
 def test_every_string_field_has_a_marker() -> None:
@@ -329,21 +361,25 @@ def assert_refused_in_one_line_per_problem(error: SpecError, path: FieldPath) ->
     for problem in error.problems:
         assert "\n" not in problem and control_character(problem) is None, repr(problem)
     assert str(error).count("\n") == len(error.problems) - 1
-    assert any(p.startswith(_path_text(path)) for p in error.problems), (path, error.problems)
+    # The loader names list elements by index: receivers.0.email_to.
+    parts = [part for depth in range(1, len(path) + 1) for part in (
+        (path[depth - 1], "0") if path[:depth] in LIST_OF_MODELS else (path[depth - 1],)
+    )]  # fmt: skip
+    assert any(p.startswith(".".join(parts)) for p in error.problems), (path, error.problems)
 
 
 def check_hostile(path: FieldPath, value: str) -> bool:
     """Refused (True) or inert across the whole plan (False); fails the test otherwise."""
     marker = MARKERS[path]
     data_value: Any = [value] if isinstance(marker, tuple) else value
-    data = merge(BASE, _nested(path, data_value))
+    data = _merge(BASE, _nested(path, data_value))
     try:
         spec = parse_spec(data, "<hostile>")
     except SpecError as err:
         assert_refused_in_one_line_per_problem(err, path)
         return True
     plain_marker = marker[0] if isinstance(marker, tuple) else marker
-    accepted = getattr(functools.reduce(getattr, path[:-1], spec), path[-1])
+    accepted = getattr(functools.reduce(_field, path[:-1], spec), path[-1])
     accepted_text = accepted[0] if isinstance(accepted, tuple) else accepted
     assert control_character(accepted_text) is None
     got = plan_document(spec)
