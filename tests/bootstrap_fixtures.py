@@ -55,6 +55,7 @@ def bootstrap_program(spec: ClusterSpec) -> None:
     pulumi.export("keystoneAuthCertPem", bootstrap.keystone_auth_cert_pem)
     pulumi.export("keystoneAuthKeyPem", bootstrap.keystone_auth_key_pem)
     pulumi.export("caCertHash", pki.ca_cert_hash)
+    pulumi.export("apiVip", plan_addresses(spec).api_vip)
     pulumi.export("bootstrapToken", pki.bootstrap_token)
     pulumi.export("etcdCaCertPem", pki.etcd_ca.cert_pem)
     pulumi.export("etcdCaKeyPem", pki.etcd_ca.key_pem)

@@ -17,6 +17,8 @@ MINIMAL: dict[str, Any] = {
         "availability_zones": ["az1", "az2", "az3"],
     },
     "identity": {"initial_admin_user": "admin"},
+    # Production specs need an ACME contact Let's Encrypt accepts (kaas.spec.rules.production_acme_contact).
+    "services": {"ingress": {"acme_email": "certificates@t1-operations.net"}},
 }
 
 

@@ -126,7 +126,9 @@ def test_first_master_runs_kubeadm_init_against_external_etcd(stack: str) -> Non
     cluster = kubeadm["ClusterConfiguration"]
     assert cluster["apiVersion"] == "kubeadm.k8s.io/v1beta4"
     assert cluster["kubernetesVersion"] == f"v{spec.versions.kubernetes}"
-    assert cluster["controlPlaneEndpoint"] == f"api.{spec.cluster_domain}:6443"
+    # Nodes and kube-proxy reach the API at the load balancer's internal VIP.
+    assert cluster["controlPlaneEndpoint"] == f"{bp.output('apiVip')}:6443"
+    assert {f"api.{spec.cluster_domain}", bp.output("apiVip")} <= set(cluster["apiServer"]["certSANs"])
     assert cluster["etcd"]["external"]["endpoints"] == bp.output("etcdEndpoints")
     assert cluster["networking"]["podSubnet"] == spec.networking.pod_cidr
     assert cluster["networking"]["serviceSubnet"] == spec.networking.service_cidr
@@ -137,6 +139,8 @@ def test_first_master_runs_kubeadm_init_against_external_etcd(stack: str) -> Non
     assert init["bootstrapTokens"][0]["token"] == bp.output("bootstrapToken").value
     kubelet_args = {a["name"]: a["value"] for a in init["nodeRegistration"]["kubeletExtraArgs"]}
     assert kubelet_args["cloud-provider"] == "external"
+    # kubelet-config ConfigMap: serving certificates from the cluster CA, for every node.
+    assert kubeadm["KubeletConfiguration"]["serverTLSBootstrap"] is True
     script = _files(doc)[cloudinit.KUBEADM_BOOTSTRAP_SCRIPT]["content"]
     assert "kubeadm init --config" in script
     assert "--provider-id=openstack:///${instance_id}" in script
@@ -155,8 +159,9 @@ def test_other_masters_join_the_control_plane_with_the_shared_certificates() -> 
         assert set(kubeadm) == {"JoinConfiguration"}
         join = kubeadm["JoinConfiguration"]
         assert "controlPlane" in join
-        assert join["discovery"]["bootstrapToken"]["caCertHashes"] == [bp.output("caCertHash")]
+        assert join["discovery"] == {"file": {"kubeConfigPath": cloudinit.DISCOVERY_KUBECONFIG_PATH}}
         files = _files(doc)
+        assert files[cloudinit.DISCOVERY_KUBECONFIG_PATH]["permissions"] == "0600"
         for rel in (
             "ca.crt",
             "ca.key",
@@ -186,19 +191,22 @@ def test_apiserver_allows_anonymous_only_on_health_endpoints_and_uses_keystone_w
         assert base64.b64decode(cluster["certificate-authority-data"]).decode() == bp.output("caCertPem")
 
 
-def test_workers_join_with_the_token_and_ca_hash_only() -> None:
+def test_workers_join_by_file_discovery_at_the_vip_with_the_ca_and_token_only() -> None:
     bp = bootstrap_plan("demo")
     for text in bp.texts("workerUserData"):
         doc = _doc(text)
         join = _kubeadm(doc)["JoinConfiguration"]
         assert "controlPlane" not in join
-        discovery = join["discovery"]["bootstrapToken"]
-        assert discovery["token"] == bp.output("bootstrapToken").value
-        assert discovery["caCertHashes"] == [bp.output("caCertHash")]
-        assert discovery["apiServerEndpoint"] == f"api.{bp.spec.cluster_domain}:6443"
-        assert not any(
-            "PRIVATE KEY" in f["content"] for f in doc["write_files"] if f["path"] != cloudinit.KUBEADM_CONFIG_PATH
-        )
+        assert join["discovery"] == {"file": {"kubeConfigPath": cloudinit.DISCOVERY_KUBECONFIG_PATH}}
+        files = _files(doc)
+        discovery = yaml.safe_load(files[cloudinit.DISCOVERY_KUBECONFIG_PATH]["content"])
+        assert files[cloudinit.DISCOVERY_KUBECONFIG_PATH]["permissions"] == "0600"
+        [cluster] = discovery["clusters"]
+        assert cluster["cluster"]["server"] == f"https://{bp.output('apiVip')}:6443"
+        assert base64.b64decode(cluster["cluster"]["certificate-authority-data"]).decode() == bp.output("caCertPem")
+        [user] = discovery["users"]
+        assert user["user"] == {"token": bp.output("bootstrapToken").value}
+        assert not any("PRIVATE KEY" in f["content"] for f in doc["write_files"])
 
 
 def test_admin_kubeconfig_points_at_the_api_endpoint() -> None:

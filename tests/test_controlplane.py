@@ -8,6 +8,7 @@ only add objects the others do not look at.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import uuid
@@ -167,8 +168,15 @@ def joinable(control_plane: ControlPlane) -> ControlPlane:
     return control_plane
 
 
-def _join_configuration(cp: ControlPlane, user_data: str, root: Path, ca_cert_hash: str | None = None) -> Path:
-    """The node's generated JoinConfiguration, pointed at the fixture's API server (the only change)."""
+def _join_configuration(
+    cp: ControlPlane,
+    user_data: str,
+    root: Path,
+    ca_cert_hash: str | None = None,
+    discovery_ca_pem: str | None = None,
+) -> Path:
+    """The node's generated JoinConfiguration, pointed at the fixture's API server (the only change;
+    ``ca_cert_hash`` / ``discovery_ca_pem`` replace what pins the cluster, for the refusal tests)."""
     node = install_user_data(user_data, root)
     docs = kubeadm_documents(node)
     join = docs["JoinConfiguration"]
@@ -182,7 +190,11 @@ def _join_configuration(cp: ControlPlane, user_data: str, root: Path, ca_cert_ha
         if not path.is_relative_to(node.root):
             path = node.path(str(path))
         discovery["file"]["kubeConfigPath"] = str(path)
-        write(path, yaml.safe_dump(with_server(yaml.safe_load(path.read_text()), lambda _: cp.server)))
+        kubeconfig = with_server(yaml.safe_load(path.read_text()), lambda _: cp.server)
+        if discovery_ca_pem is not None:
+            for cluster in kubeconfig["clusters"]:
+                cluster["cluster"]["certificate-authority-data"] = base64.b64encode(discovery_ca_pem.encode()).decode()
+        write(path, yaml.safe_dump(kubeconfig))
     join.setdefault("timeouts", {})["discovery"] = DISCOVERY_TIMEOUT
     return write(root / "kubeadm-local.yaml", yaml.safe_dump_all(docs.values(), sort_keys=False))
 
@@ -196,13 +208,8 @@ def _join_preflight(cp: ControlPlane, config: Path) -> subprocess.CompletedProce
     )
 
 
-ISSUE_12 = pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: token discovery reads cluster-info anonymously, which the AuthenticationConfiguration refuses",
-)
-
-
-@ISSUE_12
+# Issue 12 replaced token discovery (which reads cluster-info anonymously, refused by the
+# AuthenticationConfiguration) with file discovery authenticated by the bootstrap token.
 @pytest.mark.parametrize("node", ["worker", "second-master"])
 def test_join_discovery_succeeds_with_the_generated_join_configuration(
     joinable: ControlPlane, node: str, tmp_path: Path
@@ -222,17 +229,23 @@ def test_join_discovery_succeeds_with_the_generated_join_configuration(
         assert "Running pre-flight checks before initializing the new control plane instance" in output, output
 
 
-@ISSUE_12
 def test_join_discovery_refuses_a_cluster_whose_ca_is_not_pinned(joinable: ControlPlane, tmp_path: Path) -> None:
+    # Token discovery pins the CA by caCertHashes; file discovery by the CA in the discovery
+    # kubeconfig, which client-go verifies the API server against
+    # (cmd/kubeadm/app/discovery/file/file.go ValidateConfigInfo).
     worker = joinable.plan.texts("workerUserData")[0]
-    foreign_ca_hash = discovery_ca_hash(make_ca_pem())
-    config = _join_configuration(joinable, worker, tmp_path / "worker", ca_cert_hash=foreign_ca_hash)
+    foreign_ca = make_ca_pem()
+    config = _join_configuration(
+        joinable, worker, tmp_path / "worker", ca_cert_hash=discovery_ca_hash(foreign_ca), discovery_ca_pem=foreign_ca
+    )
     (join,) = (d for d in yaml.safe_load_all(config.read_text()) if d["kind"] == "JoinConfiguration")
-    if "bootstrapToken" not in join["discovery"]:
-        pytest.skip("file discovery: the CA comes with the discovery kubeconfig, no hash is pinned")
     result = _join_preflight(joinable, config)
+    output = result.stderr + result.stdout
     assert result.returncode != 0
-    assert "none of the public keys" in result.stderr + result.stdout
+    if "bootstrapToken" in join["discovery"]:
+        assert "none of the public keys" in output
+    else:
+        assert "certificate signed by unknown authority" in output, output
 
 
 # ---------------------------------------------------------------------------------

@@ -108,7 +108,11 @@ def test_preview_is_marked_and_real_outputs_are_not() -> None:
     assert "PREVIEW" in render_html(outputs, "demo", preview=True) and "PREVIEW" not in render_html(outputs, "demo")
 
 
-@pytest.mark.parametrize("spec_override", [{}, {"services": {"ingress": {"cert_manager": False}}}])
+# Without cert-manager, logging goes too (OpenSearch's certificates come from it).
+@pytest.mark.parametrize(
+    "spec_override",
+    [{}, {"environment": "demo", "services": {"ingress": {"cert_manager": False}, "logging": {"enabled": False}}}],
+)
 def test_demo_manifests_validate_against_the_kubernetes_schema(spec_override: dict[str, Any]) -> None:
     outputs = make_outputs(**spec_override)
     manifests = demo_manifests(outputs)

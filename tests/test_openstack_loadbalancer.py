@@ -31,10 +31,28 @@ def amphora() -> Plan:
     )
 
 
-def test_listener_is_tcp_6443_restricted_to_the_allowed_cidrs(amphora: Plan) -> None:
+def test_listener_is_tcp_6443_restricted_to_the_allowed_cidrs_and_the_node_subnet(amphora: Plan) -> None:
     [listener] = amphora.by_type(LISTENER)
     assert (listener.inputs["protocol"], listener.inputs["protocolPort"]) == ("TCP", 6443)
-    assert listener.inputs["allowedCidrs"] == ["198.51.100.0/24", "203.0.113.0/24"]
+    # People's CIDRs, then the node subnet: kubelets and kube-proxy reach the API at the VIP.
+    assert listener.inputs["allowedCidrs"] == ["198.51.100.0/24", "203.0.113.0/24", "10.0.0.0/22"]
+
+
+def test_listener_idle_timeouts_fit_streaming(amphora: Plan) -> None:
+    # Octavia's default timeout_client_data/timeout_member_data is 50 s (openstack/octavia
+    # octavia/common/constants.py DEFAULT_TIMEOUT_CLIENT_DATA = 50000), which cuts
+    # `kubectl exec`, `logs -f`, port-forwards and idle watches; streams get an hour.
+    [listener] = amphora.by_type(LISTENER)
+    assert listener.inputs["timeoutClientData"] == 3_600_000
+    assert listener.inputs["timeoutMemberData"] == 3_600_000
+
+
+def test_ovn_listener_sends_no_timeouts_it_does_not_support() -> None:
+    # Octavia's feature-matrix-listener.ini: timeout_client_data / timeout-member-data are
+    # "missing" for the ovn driver, which rejects options it does not support.
+    plan = plan_spec(make_spec(openstack={"octavia_provider": "ovn"}))
+    [listener] = plan.by_type(LISTENER)
+    assert "timeoutClientData" not in listener.inputs and "timeoutMemberData" not in listener.inputs
 
 
 def test_one_member_per_master_on_6443_at_the_planned_address(amphora: Plan) -> None:

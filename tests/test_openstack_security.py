@@ -68,6 +68,7 @@ def test_control_plane_and_etcd_rules_are_exact() -> None:
     rows = [r for r in security_rules(spec) if r.group in (Role.ETCD, Role.API_LB) or r.port_min == API_SERVER_PORT]
     assert {(r.group, r.port_min, r.remote) for r in rows} == {
         (Role.API_LB, 6443, "198.51.100.0/24"),
+        (Role.API_LB, 6443, "10.20.0.0/22"),  # nodes reach the API at the VIP
         (Role.MASTER, 6443, "api-lb"),
         (Role.MASTER, 6443, "10.20.0.0/22"),
         (Role.ETCD, 2379, "master"),

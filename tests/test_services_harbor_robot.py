@@ -145,7 +145,7 @@ def test_robot_job_runs_unprivileged_from_a_pinned_image() -> None:
 
 def test_registry_off_removes_the_robot_job_and_its_secret() -> None:
     off = plan_services(make_spec(services={"customer_namespaces": ["shop"], "registry": {"enabled": False}}))
-    assert [r.name for r in off.by_type(JOB)] == ["t1-ism-policy-job"]
+    assert sorted(r.name for r in off.by_type(JOB)) == ["t1-ism-policy-job", "t1-opensearch-security"]
     assert {r.name for r in off.by_type(SECRET)}.isdisjoint({"t1-harbor-robot", "t1-harbor-admin", "t1-pull-shop"})
 
 

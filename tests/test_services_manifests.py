@@ -16,6 +16,8 @@ from tests.services_helpers import default_plan
 CUSTOM_RESOURCES = {
     "Prometheus",
     "ClusterIssuer",
+    "Issuer",
+    "Certificate",
     "PrometheusRule",
     "ServiceMonitor",
 }  # CRDs from the charts: validated against them in tests/test_helm_render.py

@@ -158,3 +158,29 @@ def test_node_cidr_must_hold_the_workers() -> None:
 
 def test_etcd_tier_is_capped_at_nine() -> None:
     assert problems_of(etcd={"count": 11}) == ["etcd.count: must be <= 9; got 11"]
+
+
+# Let's Encrypt refuses contacts on reserved domains (letsencrypt/boulder policy/pa.go
+# validEmail: "contact email has forbidden domain"), so no certificate would ever be issued.
+@pytest.mark.parametrize(
+    "email", ["hostmaster@example.com", "ops@k8s.example.org", "me@acme.example", "a@b.test", "x@host.invalid"]
+)
+def test_production_refuses_an_acme_contact_on_a_reserved_domain(email: str) -> None:
+    (problem,) = problems_of(services={"ingress": {"acme_email": email}})
+    assert problem.startswith("services.ingress.acme_email:") and "reserved" in problem
+
+
+def test_production_needs_an_acme_contact_while_cert_manager_runs() -> None:
+    (problem,) = problems_of(services={"ingress": {"acme_email": None}})
+    assert problem.startswith("services.ingress.acme_email:")
+    demo = make_spec(environment="demo", services={"ingress": {"acme_email": None}})
+    from kaas.services.values import cluster_issuer_spec
+
+    # A demo registers its ACME account without a contact rather than with a refused one.
+    assert "email" not in cluster_issuer_spec(demo)["acme"]
+    assert cluster_issuer_spec(make_spec())["acme"]["email"] == "certificates@t1-operations.net"
+
+
+def test_logging_needs_cert_manager_for_its_certificates() -> None:
+    (problem,) = problems_of(environment="demo", services={"ingress": {"cert_manager": False}})
+    assert problem.startswith("services.logging.enabled:") and "cert-manager" in problem

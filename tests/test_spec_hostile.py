@@ -79,7 +79,8 @@ MARKERS: dict[FieldPath, Any] = {
     ("identity", "project"): "hxproject",
     ("identity", "domain"): "hxdomain",
     ("etcd_backup", "s3_region"): "hxs3region",
-    ("services", "ingress", "acme_email"): "hxacme@hx.example.com",
+    # Not on a reserved example domain: production refuses an ACME contact Let's Encrypt rejects.
+    ("services", "ingress", "acme_email"): "hxacme@hxoperations.net",
     ("services", "logging", "dashboards_host"): "hxkibana",
     ("services", "backups", "schedule"): "17 3 * * *",
     ("services", "customer_namespaces"): ("hxteam",),

@@ -43,6 +43,8 @@ BACKUP_PREFIX = "etcd-snapshots/"
 BACKUP_METRICS_FILE = f"{platform.NODE_EXPORTER_TEXTFILE_DIR}/etcd-backup.prom"
 NODE_EXPORTER_DEFAULTS_PATH = "/etc/default/prometheus-node-exporter"
 KUBEADM_CONFIG_PATH = "/etc/kaas/kubeadm.yaml"
+# kubeadm join's file discovery: the API address, the cluster CA and the bootstrap token.
+DISCOVERY_KUBECONFIG_PATH = "/etc/kaas/discovery.kubeconfig"
 KUBEADM_BOOTSTRAP_SCRIPT = "/usr/local/sbin/kaas-kubeadm-bootstrap"
 SHARED_PKI_DIR = "/etc/kaas/pki"  # survives `kubeadm reset`; copied into /etc/kubernetes/pki
 KUBERNETES_PKI_DIR = "/etc/kubernetes/pki"
@@ -455,20 +457,30 @@ class KubernetesCluster:
 
     name: str
     api_endpoint_host: str
+    api_vip: str
     kubernetes_version: str
     containerd_version: str
     pod_cidr: str
     service_cidr: str
     etcd_endpoints: tuple[str, ...]
     bootstrap_token: str
-    ca_cert_hash: str
     kubernetes_ca_cert_pem: str
     api_cert_sans: tuple[str, ...] = ()
     api_port: int = platform.API_SERVER_PORT
 
     @property
     def control_plane_endpoint(self) -> str:
-        return f"{self.api_endpoint_host}:{self.api_port}"
+        """Where nodes and control-plane components reach the API: the load balancer's internal VIP.
+
+        The public name (``api_endpoint_host``, resolving to the floating IP) is for people;
+        a node using it would come from the router's SNAT address, which the listener's
+        allowed CIDRs would then have to admit for every tenant of the external network.
+        """
+        return f"{self.api_vip}:{self.api_port}"
+
+    @property
+    def node_api_server_url(self) -> str:
+        return f"https://{self.control_plane_endpoint}"
 
     @property
     def minor(self) -> str:
@@ -537,8 +549,26 @@ def _node_registration(node: KubernetesNode) -> dict[str, Any]:
     }
 
 
+def kubelet_configuration() -> dict[str, Any]:
+    """Cluster-wide kubelet settings (kubeadm stores them in the ``kubelet-config`` ConfigMap).
+
+    ``serverTLSBootstrap``: each kubelet requests its serving certificate from the cluster
+    CA (signer ``kubernetes.io/kubelet-serving``) instead of signing one itself, so
+    metrics-server and the API server can verify it; the kubelet-csr-approver in the
+    services layer approves the requests (the controller manager never approves serving
+    certificates on its own).
+    """
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "systemd",
+        "serverTLSBootstrap": True,
+        "rotateCertificates": True,
+    }
+
+
 def cluster_configuration(cluster: KubernetesCluster) -> dict[str, Any]:
-    sans = [cluster.api_endpoint_host, *cluster.api_cert_sans]
+    sans = [cluster.api_endpoint_host, cluster.api_vip, *cluster.api_cert_sans]
     return {
         "apiVersion": KUBEADM_API,
         "kind": "ClusterConfiguration",
@@ -632,17 +662,45 @@ def init_configuration(cluster: KubernetesCluster, node: KubernetesNode) -> dict
     }
 
 
+def discovery_kubeconfig(cluster: KubernetesCluster) -> dict[str, Any]:
+    """kubeadm join's discovery file: the VIP, the cluster CA and the bootstrap token as credentials.
+
+    With credentials in the file, kubeadm's file discovery (cmd/kubeadm/app/discovery/file)
+    reads ``cluster-info`` as the bootstrap token's user; RBAC grants that ConfigMap to
+    anonymous only, so the answer is 403, which kubeadm accepts ("the TLS cert is valid so
+    proceeding"). The join then TLS-bootstraps with the same token. Token discovery would
+    instead read ``cluster-info`` anonymously, which the API server refuses (401).
+    """
+    import base64
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster.name,
+                "cluster": {
+                    "server": cluster.node_api_server_url,
+                    "certificate-authority-data": base64.b64encode(cluster.kubernetes_ca_cert_pem.encode()).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "tls-bootstrap-token-user", "user": {"token": cluster.bootstrap_token}}],
+        "contexts": [
+            {
+                "name": f"tls-bootstrap-token-user@{cluster.name}",
+                "context": {"cluster": cluster.name, "user": "tls-bootstrap-token-user"},
+            }
+        ],
+        "current-context": f"tls-bootstrap-token-user@{cluster.name}",
+    }
+
+
 def join_configuration(cluster: KubernetesCluster, node: KubernetesNode, control_plane: bool) -> dict[str, Any]:
     document: dict[str, Any] = {
         "apiVersion": KUBEADM_API,
         "kind": "JoinConfiguration",
-        "discovery": {
-            "bootstrapToken": {
-                "apiServerEndpoint": cluster.control_plane_endpoint,
-                "token": cluster.bootstrap_token,
-                "caCertHashes": [cluster.ca_cert_hash],
-            },
-        },
+        "discovery": {"file": {"kubeConfigPath": DISCOVERY_KUBECONFIG_PATH}},
         "nodeRegistration": _node_registration(node),
         "timeouts": {"discovery": "30m0s", "tlsBootstrap": "10m0s"},
     }
@@ -826,15 +884,21 @@ def render_master_user_data(
     """A master: the first runs ``kubeadm init``, the others ``kubeadm join --control-plane``."""
     if first:
         kubeadm_docs = _yaml_docs(
-            cluster_configuration(cluster), init_configuration(cluster, node), kube_proxy_configuration()
+            cluster_configuration(cluster),
+            init_configuration(cluster, node),
+            kubelet_configuration(),
+            kube_proxy_configuration(),
         )
         action, flags = "init", ["--skip-token-print"]
+        discovery: list[dict[str, str]] = []
     else:
         kubeadm_docs = _yaml_docs(join_configuration(cluster, node, control_plane=True))
         action, flags = "join", []
+        discovery = [_discovery_file(cluster)]
     shared = certificates.files()
     files = [
         *_node_base_files(cluster),
+        *discovery,
         *(_secret_file(f"{SHARED_PKI_DIR}/{rel}", content) for rel, content in shared.items()),
         _secret_file(KUBEADM_CONFIG_PATH, kubeadm_docs),
         _file(AUTHENTICATION_CONFIG_PATH, _safe_dump(authentication_configuration())),
@@ -873,6 +937,10 @@ def render_master_user_data(
     return _kubernetes_node_config(cluster, node, files, after_join=[enable_renewal])
 
 
+def _discovery_file(cluster: KubernetesCluster) -> dict[str, str]:
+    return _secret_file(DISCOVERY_KUBECONFIG_PATH, _safe_dump(discovery_kubeconfig(cluster)))
+
+
 def _kubernetes_node_config(
     cluster: KubernetesCluster,
     node: KubernetesNode,
@@ -892,9 +960,10 @@ def _kubernetes_node_config(
 
 
 def render_worker_user_data(cluster: KubernetesCluster, node: KubernetesNode) -> str:
-    """A worker: ``kubeadm join`` with the bootstrap token, pinned to the CA by its hash."""
+    """A worker: ``kubeadm join`` with file discovery (VIP, cluster CA, bootstrap token)."""
     files = [
         *_node_base_files(cluster),
+        _discovery_file(cluster),
         _secret_file(KUBEADM_CONFIG_PATH, _yaml_docs(join_configuration(cluster, node, control_plane=False))),
         _file(
             KUBEADM_BOOTSTRAP_SCRIPT,

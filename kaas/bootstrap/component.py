@@ -142,19 +142,19 @@ class ClusterBootstrap(pulumi.ComponentResource):
             for member, certkey in zip(members, pki.etcd_members, strict=True)
         ]
 
-        cluster = pulumi.Output.all(pki.bootstrap_token, pki.ca_cert_hash, pki.kubernetes_ca.cert_pem).apply(
+        cluster = pulumi.Output.all(pki.bootstrap_token, pki.kubernetes_ca.cert_pem).apply(
             lambda v: KubernetesCluster(
                 name=spec.name,
                 api_endpoint_host=api_endpoint_host,
+                api_vip=addresses.api_vip,
                 kubernetes_version=spec.versions.kubernetes,
                 containerd_version=spec.versions.containerd,
                 pod_cidr=spec.networking.pod_cidr,
                 service_cidr=spec.networking.service_cidr,
                 etcd_endpoints=tuple(self.etcd_endpoints),
                 bootstrap_token=v[0],
-                ca_cert_hash=v[1],
-                kubernetes_ca_cert_pem=v[2],
-                api_cert_sans=(addresses.api_vip, *api_cert_sans),
+                kubernetes_ca_cert_pem=v[1],
+                api_cert_sans=tuple(api_cert_sans),
             )
         )
         certificates = pulumi.Output.all(

@@ -72,7 +72,16 @@ def demo_manifests(outputs: StackOutputs) -> list[dict[str, Any]]:
     ingress = outputs.networking.ingress
     if ingress is not None:
         host = demo_host(outputs)
-        annotations = {"cert-manager.io/cluster-issuer": ingress.cluster_issuer} if ingress.cluster_issuer else {}
+        # edit-in-place: the nginx.org controller serves one Ingress per host, so the HTTP-01
+        # solver must add its path to this Ingress rather than create its own.
+        annotations = (
+            {
+                "cert-manager.io/cluster-issuer": ingress.cluster_issuer,
+                "acme.cert-manager.io/http01-edit-in-place": "true",
+            }
+            if ingress.cluster_issuer
+            else {}
+        )
         spec: dict[str, Any] = {
             "ingressClassName": ingress.ingress_class,
             "rules": [

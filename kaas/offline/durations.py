@@ -96,10 +96,12 @@ HELM_DEFAULT = 60.0
 LOCAL_DEFAULT = 0.1  # pulumi-tls, pulumi-random: computed on the operator's machine
 KUBERNETES_OBJECT = 1.0  # an API write; Pulumi's await for most kinds is immediate
 # Kinds whose Pulumi await waits for pods: a Job until it completes (image pull + a short
-# script), a DaemonSet until its rollout is done on every matching node.
+# script), a DaemonSet until its rollout is done on every matching node, a Deployment until
+# its replicas are ready (image pull + start; the kubelet-csr-approver).
 BY_KUBERNETES_KIND: dict[str, float] = {
     "kubernetes:batch/v1:Job": 20.0,
     "kubernetes:apps/v1:DaemonSet": 30.0,
+    "kubernetes:apps/v1:Deployment": 20.0,
 }
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -32,14 +32,28 @@ class BalancingPolicy:
     url_path: str | None
     http_method: str | None
     expected_codes: str | None
+    # Listener timeout_client_data / timeout_member_data (ms); None where the provider has none.
+    data_timeout_ms: int | None = None
 
 
-def balancing_policy(provider: OctaviaProvider) -> BalancingPolicy:
-    """The ovn provider only balances by SOURCE_IP_PORT and only checks TCP (or UDP)."""
+def balancing_policy(provider: OctaviaProvider, data_timeout_ms: int | None = None) -> BalancingPolicy:
+    """The ovn provider only balances by SOURCE_IP_PORT and only checks TCP (or UDP).
+
+    Idle timeouts: amphorae (HAProxy) cut a connection idle for 50 s by default, which
+    ends ``kubectl exec``/``logs -f``/port-forwards and watches; the listener gets the
+    spec's ``stream_timeout_ms`` (1 h by default). Octavia's listener feature matrix
+    (doc/source/user/feature-classification/feature-matrix-listener.ini) marks
+    timeout_client_data/timeout_member_data "missing" for ovn, so none is sent there.
+    """
     if provider is OctaviaProvider.OVN:
         return BalancingPolicy("SOURCE_IP_PORT", "TCP", None, None, None)
     # /readyz is readable anonymously (system:public-info-viewer); amphorae skip TLS verification.
-    return BalancingPolicy("ROUND_ROBIN", "HTTPS", "/readyz", "GET", "200")
+    return BalancingPolicy("ROUND_ROBIN", "HTTPS", "/readyz", "GET", "200", data_timeout_ms)
+
+
+def listener_allowed_cidrs(spec: ClusterSpec) -> list[str]:
+    """The people's CIDRs plus the node subnet: nodes reach the API at the VIP (kubeadm's endpoint)."""
+    return list(dict.fromkeys((*spec.networking.allowed_api_cidrs, spec.networking.node_cidr)))
 
 
 class ApiLoadBalancer(pulumi.ComponentResource):
@@ -68,8 +82,8 @@ class ApiLoadBalancer(pulumi.ComponentResource):
     ) -> None:
         super().__init__("kaas:openstack:ApiLoadBalancer", f"{name}-api", None, opts)
         addresses = plan_addresses(spec)
-        policy = balancing_policy(spec.openstack.octavia_provider)
         lb_settings = spec.load_balancer
+        policy = balancing_policy(spec.openstack.octavia_provider, lb_settings.stream_timeout_ms)
 
         def child(*after: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(after))
@@ -97,7 +111,9 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             loadbalancer_id=self.load_balancer.id,
             protocol="TCP",
             protocol_port=API_SERVER_PORT,
-            allowed_cidrs=list(spec.networking.allowed_api_cidrs),
+            allowed_cidrs=listener_allowed_cidrs(spec),
+            timeout_client_data=policy.data_timeout_ms,
+            timeout_member_data=policy.data_timeout_ms,
             opts=child(self.load_balancer),
         )
         self.pool = openstack.loadbalancer.Pool(

@@ -177,6 +177,8 @@ def security_rules(spec: ClusterSpec) -> list[RuleRow]:
     nodes = net.node_cidr
     rows: list[RuleRow] = [
         *(_tcp(Role.API_LB, API_SERVER_PORT, "Kubernetes API (allowed CIDR)", cidr=c) for c in net.allowed_api_cidrs),
+        # Nodes and control-plane components reach the API at the VIP (kubeadm's controlPlaneEndpoint).
+        _tcp(Role.API_LB, API_SERVER_PORT, "Kubernetes API from the node subnet (VIP)", cidr=nodes),
         _tcp(Role.MASTER, API_SERVER_PORT, "Kubernetes API from the load balancer", src=Role.API_LB),
         _tcp(Role.MASTER, API_SERVER_PORT, "Kubernetes API from the node subnet", cidr=nodes),
     ]

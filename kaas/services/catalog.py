@@ -85,6 +85,11 @@ VELERO_PLUGIN_COMPATIBLE_MINORS = ("1.15", "1.16", "1.17")
 KEYSTONE_AUTH_IMAGE = "registry.k8s.io/provider-os/k8s-keystone-auth:v1.36.0"
 
 
+# postfinance/kubelet-csr-approver tag v1.2.14 (ko publishes ghcr.io/postfinance/<name>:<tag>);
+# installed as plain objects (its deploy/k8s manifests), no chart.
+KUBELET_CSR_APPROVER_IMAGE = "ghcr.io/postfinance/kubelet-csr-approver:v1.2.14"
+
+
 def chart_for(name: ChartName, override: str | None = None) -> Chart:
     """The catalog's chart ``name``, at ``override`` when the spec pins another version."""
     chart = CATALOG[name]

@@ -64,6 +64,7 @@ _KINDS: dict[tuple[str, str], Any] = {
     ("v1", "Service"): k8s.core.v1.Service,
     ("networking.k8s.io/v1", "Ingress"): k8s.networking.v1.Ingress,
     ("apps/v1", "DaemonSet"): k8s.apps.v1.DaemonSet,
+    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
     ("batch/v1", "Job"): k8s.batch.v1.Job,
     ("storage.k8s.io/v1", "StorageClass"): k8s.storage.v1.StorageClass,
     ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
@@ -130,11 +131,15 @@ class _Kube:
         )
 
 
-def _password(name: str, parent: pulumi.Resource) -> random.RandomPassword:
-    """A password every consumer's policy accepts (:mod:`kaas.services.passwords`)."""
+def _password(name: str, parent: pulumi.Resource, length: int | None = None) -> random.RandomPassword:
+    """A password every consumer's policy accepts (:mod:`kaas.services.passwords`); ``length``
+    where the consumer fixes it (Harbor's 16-character secrets, its 32-character XSRF key)."""
+    arguments = password_arguments()
+    if length is not None:
+        arguments["length"] = length
     return random.RandomPassword(
         name,
-        **password_arguments(),
+        **arguments,
         opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["result"]),
     )
 
@@ -308,11 +313,30 @@ class ManagedServices(pulumi.ComponentResource):
                 kube.apply(f"{name}-cluster-issuer", objects.cluster_issuer(spec), ingress, (cert_manager, controller))
             ingress.done()
 
+        # Kubelet serving certificates: kubelets request them from the cluster CA
+        # (serverTLSBootstrap); the approver approves requests from the cluster's nodes.
+        kubelet_certs = group("KubeletServingCerts")
+        approver_rbac = [
+            kube.apply(f"{name}-kubelet-csr-approver-{suffix}", manifest, kubelet_certs)
+            for suffix, manifest in (
+                ("sa", objects.kubelet_csr_approver_service_account(spec)),
+                ("role", objects.kubelet_csr_approver_cluster_role(spec)),
+                ("binding", objects.kubelet_csr_approver_cluster_role_binding(spec)),
+            )
+        ]
+        approver = kube.apply(
+            f"{name}-kubelet-csr-approver",
+            objects.kubelet_csr_approver_deployment(spec),
+            kubelet_certs,
+            (cni_release, *approver_rbac),
+        )
+        kubelet_certs.done()
+
         if svc.metrics_server.enabled:
             metrics = group("MetricsServer")
             self.releases["metrics_server"] = kube.release(
                 "metrics-server", ChartName.METRICS_SERVER, svc.metrics_server.chart_version, names.KUBE_SYSTEM,
-                values.metrics_server_values(spec), metrics, (cni_release,),
+                values.metrics_server_values(spec), metrics, (cni_release, approver),
             )  # fmt: skip
             metrics.done()
 
@@ -364,29 +388,7 @@ class ManagedServices(pulumi.ComponentResource):
             monitoring.done()
 
         if svc.logging.enabled:
-            logging = group("Logging")
-            os_pw = _password(f"{name}-opensearch-admin", logging)
-            os_secret = kube.apply(
-                f"{name}-opensearch-admin",
-                objects.secret(spec, names.OPENSEARCH_ADMIN, spec.platform_namespace, {"password": os_pw.result}),
-                logging, (self.namespace,),
-            )  # fmt: skip
-            opensearch = kube.release(
-                "opensearch", ChartName.OPENSEARCH, svc.logging.chart_version, platform_ns,
-                values.opensearch_values(spec), logging, (*data_deps, os_secret),
-            )  # fmt: skip
-            self.releases["logging"] = opensearch
-            self.releases["logging_dashboards"] = kube.release(
-                "opensearch-dashboards", ChartName.OPENSEARCH_DASHBOARDS, None, platform_ns,
-                values.opensearch_dashboards_values(spec), logging, web_deps,
-            )  # fmt: skip
-            self.releases["logging_shipper"] = kube.release(
-                "fluent-bit", ChartName.FLUENT_BIT, None, platform_ns,
-                values.fluent_bit_values(spec), logging, (cni_release, os_secret),
-            )  # fmt: skip
-            policy = kube.apply(f"{name}-ism-policy", objects.ism_policy_config_map(spec), logging, (self.namespace,))
-            kube.apply(f"{name}-ism-policy-job", objects.ism_policy_job(spec), logging, (opensearch, policy))
-            logging.done()
+            self._logging(name, spec, kube, group("Logging"), platform_ns, cni_release, data_deps, web_deps)
 
         pull_config: pulumi.Output[str] | None = None
         if svc.registry.enabled:
@@ -412,10 +414,33 @@ class ManagedServices(pulumi.ComponentResource):
                 ),
                 registry, (self.namespace,),
             )  # fmt: skip
+            # Every secret Harbor's chart would otherwise default ("not-a-secure-key", "changeit",
+            # the published registry credentials) is generated here.
+            internal = kube.apply(
+                f"{name}-harbor-internal",
+                objects.secret(
+                    spec, names.HARBOR_INTERNAL, spec.platform_namespace,
+                    {
+                        key: _password(
+                            f"{name}-{values.harbor_internal_password_name(key)}", registry, length=length
+                        ).result
+                        for key, length in values.HARBOR_INTERNAL_KEYS.items()
+                    },
+                ),
+                registry, (self.namespace,),
+            )  # fmt: skip
+            database_pw = _password(f"{name}-harbor-database", registry)
+            registry_pw = _password(f"{name}-harbor-registry-credentials", registry)
+            kube.apply(
+                f"{name}-harbor-redis-policy", objects.harbor_redis_network_policy(spec), registry, (self.namespace,)
+            )
             harbor = kube.release(
                 names.HARBOR_RELEASE, ChartName.HARBOR, svc.registry.chart_version, platform_ns,
-                values.harbor_values(spec, inputs.registry_swift_username, inputs.project_id), registry,
-                (*data_deps, harbor_admin, swift),
+                values.harbor_values(
+                    spec, inputs.registry_swift_username, database_pw.result, registry_pw.result,
+                    swift_project_id=inputs.project_id,
+                ),
+                registry, (*data_deps, harbor_admin, swift, internal),
             )  # fmt: skip
             self.releases["registry"] = harbor
             # The pull robot: its secret (Harbor's rules: upper, lower, digit) goes to a platform
@@ -492,6 +517,79 @@ class ManagedServices(pulumi.ComponentResource):
         namespaces.done()
 
         self.register_outputs({"releases": {k: r.status for k, r in self.releases.items()}})
+
+    def _logging(
+        self,
+        name: str,
+        spec: ClusterSpec,
+        kube: _Kube,
+        logging: ServiceGroup,
+        platform_ns: pulumi.Input[str],
+        cni_release: pulumi.Resource,
+        data_deps: Sequence[pulumi.Resource],
+        web_deps: Sequence[pulumi.Resource],
+    ) -> None:
+        """OpenSearch without its demo security: certificates from the platform CA, users from Secrets.
+
+        The releases that mount cert-manager-issued Secrets (OpenSearch, Dashboards, Fluent Bit)
+        do not wait for cert-manager: the kubelet retries a Secret volume until it exists, and
+        cert-manager issues them within seconds of starting, long before Helm's 900 s timeout;
+        waiting would queue every logging release behind the cert-manager release. Only the
+        Jobs that call OpenSearch wait for it (and for the admin certificate they present).
+        """
+        svc = spec.services
+        ns = spec.platform_namespace
+
+        def account(secret_name: str, username: str, **extra: pulumi.Input[str]) -> pulumi.Resource:
+            password = _password(f"{name}-{secret_name}", logging)
+            return kube.apply(
+                f"{name}-{secret_name}",
+                objects.secret(spec, secret_name, ns, {"username": username, "password": password.result, **extra}),
+                logging, (self.namespace,),
+            )  # fmt: skip
+
+        admin = account(names.OPENSEARCH_ADMIN, "admin")
+        writer = account(names.OPENSEARCH_FLUENT_BIT, values.OPENSEARCH_FLUENT_BIT_USER)
+        cookie = _password(f"{name}-opensearch-dashboards-cookie", logging)
+        dashboards_account = account(
+            names.OPENSEARCH_DASHBOARDS, values.OPENSEARCH_DASHBOARDS_USER, cookie=cookie.result
+        )
+        # The platform CA and OpenSearch's certificates (cert-manager; a spec rule requires it).
+        cert_manager = self.releases["cert_manager"]
+        ca_deps: list[pulumi.Resource] = [cert_manager, self.namespace]
+        for manifest in objects.platform_ca_objects(spec):
+            ca_deps = [
+                cert_manager,
+                kube.apply(
+                    f"{name}-{manifest['kind'].lower()}-{manifest['metadata']['name']}", manifest, logging, ca_deps
+                ),
+            ]
+        _node_cert, admin_cert = (
+            kube.apply(f"{name}-certificate-{m['metadata']['name']}", m, logging, ca_deps)
+            for m in objects.opensearch_certificates(spec)
+        )
+        opensearch = kube.release(
+            "opensearch", ChartName.OPENSEARCH, svc.logging.chart_version, platform_ns,
+            values.opensearch_values(spec), logging, data_deps,
+        )  # fmt: skip
+        self.releases["logging"] = opensearch
+        kube.apply(
+            f"{name}-opensearch-security",
+            objects.opensearch_security_job(spec),
+            logging,
+            (opensearch, admin_cert, admin, writer, dashboards_account),
+        )
+        self.releases["logging_dashboards"] = kube.release(
+            "opensearch-dashboards", ChartName.OPENSEARCH_DASHBOARDS, None, platform_ns,
+            values.opensearch_dashboards_values(spec), logging, (*web_deps, dashboards_account),
+        )  # fmt: skip
+        self.releases["logging_shipper"] = kube.release(
+            "fluent-bit", ChartName.FLUENT_BIT, None, platform_ns,
+            values.fluent_bit_values(spec), logging, (cni_release, writer),
+        )  # fmt: skip
+        policy = kube.apply(f"{name}-ism-policy", objects.ism_policy_config_map(spec), logging, (self.namespace,))
+        kube.apply(f"{name}-ism-policy-job", objects.ism_policy_job(spec), logging, (opensearch, policy, admin_cert))
+        logging.done()
 
 
 def _alert_receivers(

@@ -15,9 +15,17 @@ INGRESS_RELEASE = "ingress-nginx"
 GRAFANA_ADMIN = "grafana-admin"
 OPENSEARCH_ADMIN = "opensearch-admin"
 OPENSEARCH_CLUSTER = "opensearch"
+OPENSEARCH_SERVICE = "opensearch-master"  # the chart's Service (clusterName + "-" + nodeGroup)
+OPENSEARCH_FLUENT_BIT = "opensearch-fluent-bit"  # Fluent Bit's writer account (keys username, password)
+OPENSEARCH_DASHBOARDS = "opensearch-dashboards-account"  # the kibanaserver account (username, password, cookie)
+OPENSEARCH_NODE_TLS = "opensearch-node-tls"  # node certificate (cert-manager; keys tls.crt, tls.key, ca.crt)
+OPENSEARCH_ADMIN_TLS = "opensearch-admin-tls"  # the security admin's client certificate
+PLATFORM_CA = "platform-ca"  # the platform's private CA (Secret and cert-manager Issuer)
+PLATFORM_SELF_SIGNED = "platform-selfsigned"
 HARBOR_RELEASE = "harbor"
 HARBOR_ADMIN = "harbor-admin"
 HARBOR_SWIFT = "harbor-swift"
+HARBOR_INTERNAL = "harbor-internal"  # Harbor's generated shared secrets (values.HARBOR_INTERNAL_KEYS)
 HARBOR_PULL = "registry-pull"  # the docker-config Secret in every customer namespace
 HARBOR_ROBOT = "registry-pull-robot"  # the pull robot's secret in the platform namespace (key ROBOT_SECRET)
 HARBOR_ROBOT_PREFIX = "robot$"  # Harbor's default robot_name_prefix (ROBOT_NAME_PREFIX)
@@ -31,6 +39,7 @@ KEYSTONE_AUTH_SYNC = "keystone-sync-policy"
 REGISTRY_HOST = "registry"
 DASHBOARD_HOST = "dashboard"
 KUBE_SYSTEM = "kube-system"
+KUBELET_CSR_APPROVER = "kubelet-csr-approver"
 
 
 def platform_label(spec: ClusterSpec) -> str:

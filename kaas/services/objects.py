@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pulumi
 
 from kaas.platform import KEYSTONE_AUTH_PORT, break_glass_group
 from kaas.services import catalog, harbor_robot, names, values
+from kaas.services.values import Values
 from kaas.spec.models import ClusterSpec
 
 Manifest = dict[str, Any]
@@ -92,6 +94,28 @@ def secret(
         "metadata": _meta(spec, name, namespace),
         "type": secret_type,
         "stringData": string_data,
+    }
+
+
+def harbor_redis_network_policy(spec: ClusterSpec) -> Manifest:
+    """Only Harbor's pods reach its internal Redis, which the chart runs without a password.
+
+    goharbor/harbor-helm v1.18.1: Redis pods carry ``harbor.matchLabels`` (release, app)
+    plus ``component: redis`` (templates/redis/statefulset.yaml); every Harbor pod carries
+    the release and app labels.
+    """
+    harbor = {"release": names.HARBOR_RELEASE, "app": "harbor"}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(spec, f"{names.HARBOR_RELEASE}-redis", spec.platform_namespace),
+        "spec": {
+            "podSelector": {"matchLabels": {**harbor, "component": "redis"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [{"podSelector": {"matchLabels": harbor}}], "ports": [{"protocol": "TCP", "port": 6379}]}
+            ],
+        },
     }
 
 
@@ -201,6 +225,114 @@ def keystone_auth_daemon_set(spec: ClusterSpec) -> Manifest:
         "spec": {
             "selector": {"matchLabels": labels},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+# --- Kubelet serving certificates --------------------------------------------------------
+#
+# Kubelets run with serverTLSBootstrap (kaas.bootstrap.cloudinit.kubelet_configuration):
+# each asks for a serving certificate through a CSR for signer kubernetes.io/kubelet-serving,
+# which kube-controller-manager signs with the cluster CA once approved, but never approves
+# itself. postfinance/kubelet-csr-approver approves only CSRs whose DNS names match the
+# node-name regex and whose IPs lie in the node subnet; these objects follow its
+# deploy/k8s/{serviceaccount,clusterrole,rolebinding,deployment}.yaml at tag v1.2.14.
+# Node names do not resolve in cluster DNS, hence BYPASS_DNS_RESOLUTION (the regex and IP
+# prefix checks stay).
+
+
+def kubelet_node_name_regex(spec: ClusterSpec) -> str:
+    """Host names of the Kubernetes nodes (kaas.openstack.addressing.node_name)."""
+    return rf"^{re.escape(spec.name)}-(master|worker)-[0-9]+$"
+
+
+def kubelet_csr_approver_service_account(spec: ClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(spec, names.KUBELET_CSR_APPROVER, names.KUBE_SYSTEM),
+    }
+
+
+def kubelet_csr_approver_cluster_role(spec: ClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta(spec, names.KUBELET_CSR_APPROVER),
+        "rules": [
+            {
+                "apiGroups": ["certificates.k8s.io"],
+                "resources": ["certificatesigningrequests"],
+                "verbs": ["get", "list", "watch"],
+            },
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]},
+            {
+                "apiGroups": ["certificates.k8s.io"],
+                "resources": ["certificatesigningrequests/approval"],
+                "verbs": ["update"],
+            },
+            {
+                "apiGroups": ["certificates.k8s.io"],
+                "resources": ["signers"],
+                "resourceNames": ["kubernetes.io/kubelet-serving"],
+                "verbs": ["approve"],
+            },
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        ],
+    }
+
+
+def kubelet_csr_approver_cluster_role_binding(spec: ClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": _meta(spec, names.KUBELET_CSR_APPROVER),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": names.KUBELET_CSR_APPROVER,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": names.KUBELET_CSR_APPROVER, "namespace": names.KUBE_SYSTEM}],
+    }
+
+
+def kubelet_csr_approver_deployment(spec: ClusterSpec) -> Manifest:
+    labels = {"app.kubernetes.io/name": names.KUBELET_CSR_APPROVER}
+    container = {
+        "name": names.KUBELET_CSR_APPROVER,
+        "image": catalog.KUBELET_CSR_APPROVER_IMAGE,
+        "args": ["-metrics-bind-address", ":8080", "-health-probe-bind-address", ":8081", "-leader-election"],
+        "env": [
+            {"name": "PROVIDER_REGEX", "value": kubelet_node_name_regex(spec)},
+            {"name": "PROVIDER_IP_PREFIXES", "value": spec.networking.node_cidr},
+            {"name": "BYPASS_DNS_RESOLUTION", "value": "true"},
+            {"name": "MAX_EXPIRATION_SEC", "value": str(367 * 24 * 3600)},
+        ],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8081}},
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    pod_spec = {
+        "serviceAccountName": names.KUBELET_CSR_APPROVER,
+        "priorityClassName": "system-cluster-critical",
+        "tolerations": [{"key": CONTROL_PLANE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [container],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(spec, names.KUBELET_CSR_APPROVER, names.KUBE_SYSTEM, **labels),
+        "spec": {
+            "replicas": 2 if spec.is_production else 1,
+            "selector": {"matchLabels": labels},
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
@@ -318,7 +450,7 @@ def app_prometheus_exposure(spec: ClusterSpec) -> list[Manifest]:
             "kind": "Ingress",
             "metadata": {
                 **_meta(spec, name, ns),
-                "annotations": {"cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER},
+                "annotations": dict(values.CERT_ANNOTATIONS),
             },
             "spec": {
                 "ingressClassName": values.INGRESS_CLASS,
@@ -366,31 +498,28 @@ def ism_policy_config_map(spec: ClusterSpec) -> Manifest:
     }
 
 
-def ism_policy_job(spec: ClusterSpec) -> Manifest:
-    """A Job that installs the ISM policy once OpenSearch answers (409: already there)."""
-    url = f"{values.opensearch_url()}/_plugins/_ism/policies/{ISM_POLICY_ID}"
-    script = (
-        "until code=$(curl -sk -o /tmp/out -w '%{http_code}' -u \"admin:${OPENSEARCH_PASSWORD}\" "
-        f"-H 'Content-Type: application/json' -X PUT '{url}' --data @/policy/policy.json); "
-        '[ "$code" = 200 ] || [ "$code" = 201 ] || [ "$code" = 409 ]; do sleep 10; done; cat /tmp/out'
+def _opensearch_admin_curl() -> str:
+    """curl as the security admin: the admin client certificate, OpenSearch's CA verified."""
+    return (
+        "curl -s --cacert /admin/ca.crt --cert /admin/tls.crt --key /admin/tls.key -H 'Content-Type: application/json'"
     )
+
+
+def _opensearch_admin_job(
+    spec: ClusterSpec, name: str, script: str, env: list[Manifest], volumes: list[Manifest], mounts: list[Manifest]
+) -> Manifest:
     container = {
-        "name": "install-policy",
+        "name": name,
         "image": ISM_JOB_IMAGE,
         "command": ["/bin/sh", "-c", script],
-        "env": [
-            {
-                "name": "OPENSEARCH_PASSWORD",
-                "valueFrom": {"secretKeyRef": {"name": names.OPENSEARCH_ADMIN, "key": "password"}},
-            }
-        ],
-        "volumeMounts": [{"name": "policy", "mountPath": "/policy", "readOnly": True}],
+        "env": env,
+        "volumeMounts": [{"name": "admin-tls", "mountPath": "/admin", "readOnly": True}, *mounts],
         "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
     }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _meta(spec, "opensearch-ism-policy", spec.platform_namespace),
+        "metadata": _meta(spec, name, spec.platform_namespace),
         "spec": {
             "backoffLimit": 6,
             "activeDeadlineSeconds": 3600,
@@ -398,11 +527,163 @@ def ism_policy_job(spec: ClusterSpec) -> Manifest:
                 "spec": {
                     "restartPolicy": "OnFailure",
                     "containers": [container],
-                    "volumes": [{"name": "policy", "configMap": {"name": "opensearch-ism-policy"}}],
+                    "volumes": [
+                        {"name": "admin-tls", "secret": {"secretName": names.OPENSEARCH_ADMIN_TLS}},
+                        *volumes,
+                    ],
                 }
             },
         },
     }
+
+
+def ism_policy_job(spec: ClusterSpec) -> Manifest:
+    """A Job that installs the ISM policy once OpenSearch answers (409: already there)."""
+    url = f"{values.opensearch_url()}/_plugins/_ism/policies/{ISM_POLICY_ID}"
+    script = (
+        f"until code=$({_opensearch_admin_curl()} -o /tmp/out -w '%{{http_code}}' "
+        f"-X PUT '{url}' --data @/policy/policy.json); "
+        '[ "$code" = 200 ] || [ "$code" = 201 ] || [ "$code" = 409 ]; do sleep 10; done; cat /tmp/out'
+    )
+    return _opensearch_admin_job(
+        spec,
+        "opensearch-ism-policy",
+        script,
+        [],
+        [{"name": "policy", "configMap": {"name": "opensearch-ism-policy"}}],
+        [{"name": "policy", "mountPath": "/policy", "readOnly": True}],
+    )
+
+
+def opensearch_security_job(spec: ClusterSpec) -> Manifest:
+    """Creates OpenSearch's users and the log writer role through the security REST API.
+
+    Authenticated by the admin client certificate (``plugins.security.authcz.admin_dn``),
+    so no user exists before this Job makes them: ``admin`` (backend role ``admin``, which
+    the security plugin's default roles_mapping maps to ``all_access``), ``kibanaserver``
+    (mapped to ``kibana_server`` by the same file) and the Fluent Bit writer with only the
+    ``log_writer`` role. A PUT replaces a user, so a rerun resets each password to its
+    Secret. Passwords are letters and digits (pulumi-random, no specials), safe in JSON.
+    """
+    base = f"{values.opensearch_url()}/_plugins/_security/api"
+    curl = _opensearch_admin_curl()
+
+    def put(path: str, data: str) -> str:
+        return (
+            f"until code=$({curl} -o /tmp/out -w '%{{http_code}}' -X PUT '{base}/{path}' --data {data}); "
+            '[ "$code" = 200 ] || [ "$code" = 201 ]; do cat /tmp/out 2>/dev/null; sleep 10; done'
+        )
+
+    def user(name: str, password_var: str, extra: str = "") -> str:
+        # The body is written by printf, so the password never appears in the command line of curl.
+        body = f"/tmp/{name}.json"
+        write = f'printf \'{{"password":"%s"{extra}}}\' "${password_var}" > {body}'
+        return f"{write} && {put(f'internalusers/{name}', '@' + body)}"
+
+    def literal(document: Values) -> str:
+        return "'" + json.dumps(document, separators=(",", ":")) + "'"  # JSON without single quotes
+
+    script = " && ".join(
+        [
+            user("admin", "ADMIN_PASSWORD", ',"backend_roles":["admin"]'),
+            user(values.OPENSEARCH_DASHBOARDS_USER, "DASHBOARDS_PASSWORD"),
+            user(values.OPENSEARCH_FLUENT_BIT_USER, "FLUENT_BIT_PASSWORD"),
+            put(f"roles/{values.OPENSEARCH_LOG_WRITER_ROLE}", literal(values.opensearch_log_writer_role())),
+            put(
+                f"rolesmapping/{values.OPENSEARCH_LOG_WRITER_ROLE}",
+                literal({"users": [values.OPENSEARCH_FLUENT_BIT_USER]}),
+            ),
+        ]
+    )
+
+    def from_secret(var: str, secret_name: str) -> Manifest:
+        return {"name": var, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "password"}}}
+
+    return _opensearch_admin_job(
+        spec,
+        "opensearch-security",
+        script,
+        [
+            from_secret("ADMIN_PASSWORD", names.OPENSEARCH_ADMIN),
+            from_secret("DASHBOARDS_PASSWORD", names.OPENSEARCH_DASHBOARDS),
+            from_secret("FLUENT_BIT_PASSWORD", names.OPENSEARCH_FLUENT_BIT),
+        ],
+        [],
+        [],
+    )
+
+
+# The platform's private CA (cert-manager): a self-signed Issuer signs the CA certificate,
+# whose Issuer signs the in-cluster certificates (OpenSearch nodes and its admin client).
+# cert-manager puts the issuing CA into each certificate Secret's ``ca.crt``.
+
+
+def platform_ca_objects(spec: ClusterSpec) -> list[Manifest]:
+    ns = spec.platform_namespace
+    issuer_api = "cert-manager.io/v1"
+    return [
+        {
+            "apiVersion": issuer_api,
+            "kind": "Issuer",
+            "metadata": _meta(spec, names.PLATFORM_SELF_SIGNED, ns),
+            "spec": {"selfSigned": {}},
+        },
+        {
+            "apiVersion": issuer_api,
+            "kind": "Certificate",
+            "metadata": _meta(spec, names.PLATFORM_CA, ns),
+            "spec": {
+                "isCA": True,
+                "commonName": f"{spec.name} platform CA",
+                "secretName": names.PLATFORM_CA,
+                "duration": "87600h",
+                "privateKey": {"algorithm": "ECDSA", "size": 256},
+                "issuerRef": {"kind": "Issuer", "name": names.PLATFORM_SELF_SIGNED},
+            },
+        },
+        {
+            "apiVersion": issuer_api,
+            "kind": "Issuer",
+            "metadata": _meta(spec, names.PLATFORM_CA, ns),
+            "spec": {"ca": {"secretName": names.PLATFORM_CA}},
+        },
+    ]
+
+
+def opensearch_certificates(spec: ClusterSpec) -> list[Manifest]:
+    """The node certificate (transport + HTTP) and the security admin's client certificate.
+
+    The security plugin reads PKCS#8 keys only (``pemkey_filepath``), hence ``encoding: PKCS8``.
+    """
+    ns = spec.platform_namespace
+
+    def certificate(name: str, secret_name: str, common_name: str, usages: list[str], **extra: Any) -> Manifest:
+        return {
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": _meta(spec, name, ns),
+            "spec": {
+                "secretName": secret_name,
+                "commonName": common_name,
+                "duration": "8760h",
+                "renewBefore": "720h",
+                "privateKey": {"algorithm": "RSA", "size": 2048, "encoding": "PKCS8", "rotationPolicy": "Always"},
+                "usages": ["digital signature", "key encipherment", *usages],
+                "issuerRef": {"kind": "Issuer", "name": names.PLATFORM_CA},
+                **extra,
+            },
+        }
+
+    return [
+        certificate(
+            "opensearch-node",
+            names.OPENSEARCH_NODE_TLS,
+            values.OPENSEARCH_NODE_CN,
+            ["server auth", "client auth"],
+            dnsNames=values.opensearch_node_dns_names(spec),
+        ),
+        certificate("opensearch-admin", names.OPENSEARCH_ADMIN_TLS, values.OPENSEARCH_ADMIN_CN, ["client auth"]),
+    ]
 
 
 # --- Registry: the pull robot ----------------------------------------------------------

@@ -12,10 +12,12 @@ import re
 from typing import Any
 
 import pulumi
+import yaml
 
 from kaas.platform import API_HOST_LABEL, ETCD_LOG_NODE_PORT, FLUENT_BIT_SYSLOG_PORT
 from kaas.services import monitoring, names
 from kaas.spec.models import CalicoEncapsulation, ClusterSpec, Cni
+from kaas.spec.rules import acme_contact
 
 Values = dict[str, Any]
 
@@ -23,6 +25,16 @@ VXLAN_OVERHEAD = 50  # bytes of a VXLAN header (outer IP 20 + UDP 8 + VXLAN 8 + 
 IPIP_OVERHEAD = 20
 INGRESS_CLASS = "nginx"
 CSI_PROVISIONER = "cinder.csi.openstack.org"
+
+# Annotations on every Ingress the platform serves. cert-manager's ingress-shim turns
+# ``cluster-issuer`` into a Certificate; ``http01-edit-in-place`` makes the HTTP-01 solver
+# add its challenge path to this Ingress: the nginx.org controller accepts one Ingress
+# per host (a second one for the same host is rejected, "host collision"), so a separate
+# solver Ingress would never be served.
+CERT_ANNOTATIONS: dict[str, str] = {
+    "cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER,
+    "acme.cert-manager.io/http01-edit-in-place": "true",
+}
 
 
 def host(spec: ClusterSpec, label: str) -> str:
@@ -45,7 +57,7 @@ def pod_mtu(spec: ClusterSpec) -> int:
 def _ingress(spec: ClusterSpec, label: str, ingress_class: bool = True) -> Values:
     name = host(spec, label)
     values: Values = {"enabled": True, "hosts": [name], "tls": [{"secretName": f"{label}-tls", "hosts": [name]}]}
-    values["annotations"] = {"cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER}
+    values["annotations"] = dict(CERT_ANNOTATIONS)
     if ingress_class:
         values["ingressClassName"] = INGRESS_CLASS
     return values
@@ -200,16 +212,23 @@ def cert_manager_values(spec: ClusterSpec) -> Values:
 
 
 def cluster_issuer_spec(spec: ClusterSpec) -> Values:
-    """ACME (Let's Encrypt) HTTP-01 through the NGINX ingress class for every ingress host."""
-    email = spec.services.ingress.acme_email or spec.dns.email
-    return {
-        "acme": {
-            "email": email,
-            "server": "https://acme-v02.api.letsencrypt.org/directory",
-            "privateKeySecretRef": {"name": f"{names.CLUSTER_ISSUER}-account"},
-            "solvers": [{"http01": {"ingress": {"ingressClassName": INGRESS_CLASS}}}],
-        }
+    """ACME (Let's Encrypt) HTTP-01 through the NGINX ingress class for every ingress host.
+
+    The contact is left out when it is on a reserved example domain (only a demo spec can
+    get there): Let's Encrypt refuses such an account, but registers one without contact.
+    Every Ingress carries ``acme.cert-manager.io/http01-edit-in-place`` (see
+    :data:`CERT_ANNOTATIONS`): the solver adds its path to that Ingress instead of creating
+    a second Ingress for the same host, which the nginx.org controller rejects.
+    """
+    acme: Values = {
+        "server": "https://acme-v02.api.letsencrypt.org/directory",
+        "privateKeySecretRef": {"name": f"{names.CLUSTER_ISSUER}-account"},
+        "solvers": [{"http01": {"ingress": {"ingressClassName": INGRESS_CLASS}}}],
     }
+    contact = acme_contact(spec)
+    if contact is not None:
+        acme = {"email": contact, **acme}
+    return {"acme": acme}
 
 
 # --- Monitoring ------------------------------------------------------------------------
@@ -339,58 +358,160 @@ def ism_policy_json(spec: ClusterSpec) -> str:
     return json.dumps(ism_policy(spec), indent=2, sort_keys=True)
 
 
+# OpenSearch security (opensearch-project/security): the image installs demo certificates and
+# users unless DISABLE_INSTALL_DEMO_CONFIG is true (opensearch-project/opensearch-build
+# docker/release/config/opensearch/opensearch-docker-entrypoint-2.x.sh). The default
+# internal_users.yml of the security plugin ships the demo users with published password
+# hashes, so ours has none: the users are created by the security setup Job through the
+# REST API, authenticated with the admin client certificate (``authcz.admin_dn``).
+OPENSEARCH_CERT_DIR = "/usr/share/opensearch/config/certs"
+OPENSEARCH_NODE_CN = "opensearch-node"
+OPENSEARCH_ADMIN_CN = "opensearch-admin"
+OPENSEARCH_FLUENT_BIT_USER = "fluent-bit"
+OPENSEARCH_DASHBOARDS_USER = "kibanaserver"  # the security plugin's roles_mapping maps kibana_server to it
+OPENSEARCH_LOG_WRITER_ROLE = "log_writer"
+
+
+def opensearch_security_yaml() -> str:
+    ssl = {
+        "pemcert_filepath": "certs/tls.crt",
+        "pemkey_filepath": "certs/tls.key",
+        "pemtrustedcas_filepath": "certs/ca.crt",
+    }
+    config = {
+        "cluster.name": names.OPENSEARCH_CLUSTER,
+        "network.host": "0.0.0.0",
+        # Transport connections go to the pods' IP addresses, which no certificate names; the
+        # peers are still authenticated by the platform CA and nodes_dn.
+        "plugins.security.ssl.transport": {**ssl, "enforce_hostname_verification": False},
+        "plugins.security.ssl.http": {"enabled": True, **ssl},
+        "plugins.security.allow_default_init_securityindex": True,
+        "plugins.security.authcz.admin_dn": [f"CN={OPENSEARCH_ADMIN_CN}"],
+        "plugins.security.nodes_dn": [f"CN={OPENSEARCH_NODE_CN}"],
+        "plugins.security.restapi.roles_enabled": ["all_access", "security_rest_api_access"],
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
 def opensearch_values(spec: ClusterSpec) -> Values:
     log = spec.services.logging
     nodes = 3 if spec.is_production else 1
     return {
         "clusterName": names.OPENSEARCH_CLUSTER,
-        # The chart's Service is ``masterService`` (default "opensearch-cluster-master"), not
-        # derived from clusterName; Fluent Bit, Dashboards and the ISM Job reach it as opensearch_url().
-        "masterService": f"{names.OPENSEARCH_CLUSTER}-master",
+        # The chart's Service is ``masterService`` (default "opensearch-cluster-master", not
+        # derived from clusterName); clients and the node certificate use names.OPENSEARCH_SERVICE.
+        "masterService": names.OPENSEARCH_SERVICE,
         "singleNode": nodes == 1,
         "replicas": nodes,
         "persistence": {"enabled": True, "storageClass": names.STORAGE_CLASS_DEFAULT, "size": f"{log.volume_gb}Gi"},
-        "extraEnvs": [
+        "extraEnvs": [{"name": "DISABLE_INSTALL_DEMO_CONFIG", "value": "true"}],
+        "config": {"opensearch.yml": opensearch_security_yaml()},
+        "secretMounts": [{"name": "node-tls", "secretName": names.OPENSEARCH_NODE_TLS, "path": OPENSEARCH_CERT_DIR}],
+        "securityConfig": {
+            "enabled": True,
+            "config": {
+                "dataComplete": False,
+                # No user at all in the file: the demo users (admin, kibanaro, readall, ...) are gone.
+                "data": {"internal_users.yml": '_meta:\n  type: "internalusers"\n  config_version: 2\n'},
+            },
+        },
+    }
+
+
+def opensearch_url() -> str:
+    """The Service every client uses; its name is in the node certificate's DNS names."""
+    return f"https://{names.OPENSEARCH_SERVICE}:9200"
+
+
+def opensearch_node_dns_names(spec: ClusterSpec) -> list[str]:
+    ns = spec.platform_namespace
+    svc, headless = names.OPENSEARCH_SERVICE, f"{names.OPENSEARCH_SERVICE}-headless"
+    return [
+        svc,
+        f"{svc}.{ns}",
+        f"{svc}.{ns}.svc",
+        f"{svc}.{ns}.svc.cluster.local",
+        headless,
+        f"*.{headless}",
+        f"*.{headless}.{ns}.svc",
+        f"*.{headless}.{ns}.svc.cluster.local",
+    ]
+
+
+def opensearch_log_writer_role() -> Values:
+    """Least privilege for Fluent Bit: write ``logs-*`` indices (create them, bulk-index), nothing else.
+
+    Action groups from opensearch-project/security static_config/static_action_groups.yml:
+    ``create_index`` (indices:admin/create, mapping/put), ``write`` (indices:data/write*),
+    ``index``; ``_bulk`` is checked as the cluster action indices:data/write/bulk.
+    """
+    return {
+        "cluster_permissions": ["cluster_monitor", "indices:data/write/bulk"],
+        "index_permissions": [
             {
-                "name": "OPENSEARCH_INITIAL_ADMIN_PASSWORD",
-                "valueFrom": {"secretKeyRef": {"name": names.OPENSEARCH_ADMIN, "key": "password"}},
+                "index_patterns": [f"{LOG_INDEX_PREFIX}*"],
+                "allowed_actions": ["create_index", "indices:admin/mapping/put", "write", "index"],
             }
         ],
     }
 
 
-def opensearch_url() -> str:
-    return f"https://{names.OPENSEARCH_CLUSTER}-master:9200"
-
-
 def opensearch_dashboards_values(spec: ClusterSpec) -> Values:
     label = spec.services.logging.dashboards_host
     name = host(spec, label)
+    ca_dir = "/usr/share/opensearch-dashboards/certs"
     return {
         "opensearchHosts": opensearch_url(),
+        "opensearchAccount": {"secret": names.OPENSEARCH_DASHBOARDS},
+        # Only the CA certificate of the node certificate's Secret, not the node's key.
+        "extraVolumes": [
+            {
+                "name": "opensearch-ca",
+                "secret": {"secretName": names.OPENSEARCH_NODE_TLS, "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+            }
+        ],
+        "extraVolumeMounts": [{"name": "opensearch-ca", "mountPath": ca_dir, "readOnly": True}],
+        "config": {
+            "opensearch_dashboards.yml": "\n".join(
+                [
+                    "server.host: '0.0.0.0'",
+                    f"opensearch.hosts: [{opensearch_url()}]",
+                    "opensearch.ssl.verificationMode: full",
+                    f"opensearch.ssl.certificateAuthorities: [{ca_dir}/ca.crt]",
+                    "opensearch.username: ${OPENSEARCH_USERNAME}",
+                    "opensearch.password: ${OPENSEARCH_PASSWORD}",
+                    "opensearch.requestHeadersAllowlist: [authorization, securitytenant]",
+                    "",
+                ]
+            )
+        },
         "ingress": {
             "enabled": True,
             "ingressClassName": INGRESS_CLASS,
-            "annotations": {"cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER},
+            "annotations": dict(CERT_ANNOTATIONS),
             "hosts": [{"host": name, "paths": [{"path": "/", "backend": {"serviceName": "", "servicePort": ""}}]}],
             "tls": [{"secretName": f"{label}-tls", "hosts": [name]}],
         },
     }
 
 
-def fluent_bit_values(spec: ClusterSpec) -> Values:
-    """Fluent Bit: container logs to OpenSearch in daily ``logs-`` indices (the ISM policy's pattern)."""
-    outputs = "\n".join(
+FLUENT_BIT_CA_DIR = "/fluent-bit/tls"
+
+
+def fluent_bit_output() -> str:
+    """The OpenSearch output: the least-privilege writer, TLS verified against the platform CA."""
+    return "\n".join(
         [
             "[OUTPUT]",
             "    Name opensearch",
             "    Match *",
-            f"    Host {names.OPENSEARCH_CLUSTER}-master",
+            f"    Host {names.OPENSEARCH_SERVICE}",
             "    Port 9200",
-            "    HTTP_User admin",
+            f"    HTTP_User {OPENSEARCH_FLUENT_BIT_USER}",
             "    HTTP_Passwd ${OPENSEARCH_PASSWORD}",
             "    tls On",
-            "    tls.verify Off",
+            "    tls.verify On",
+            f"    tls.ca_file {FLUENT_BIT_CA_DIR}/ca.crt",
             "    Logstash_Format On",
             f"    Logstash_Prefix {LOG_INDEX_PREFIX.rstrip('-')}",
             "    Suppress_Type_Name On",
@@ -399,14 +520,25 @@ def fluent_bit_values(spec: ClusterSpec) -> Values:
             "",
         ]
     )
+
+
+def fluent_bit_values(spec: ClusterSpec) -> Values:
+    """Fluent Bit: container logs to OpenSearch in daily ``logs-`` indices (the ISM policy's pattern)."""
     return {
         "env": [
             {
                 "name": "OPENSEARCH_PASSWORD",
-                "valueFrom": {"secretKeyRef": {"name": names.OPENSEARCH_ADMIN, "key": "password"}},
+                "valueFrom": {"secretKeyRef": {"name": names.OPENSEARCH_FLUENT_BIT, "key": "password"}},
             }
         ],
-        "config": {"outputs": outputs, "inputs": fluent_bit_inputs()},
+        "extraVolumes": [
+            {
+                "name": "opensearch-ca",
+                "secret": {"secretName": names.OPENSEARCH_NODE_TLS, "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+            }
+        ],
+        "extraVolumeMounts": [{"name": "opensearch-ca", "mountPath": FLUENT_BIT_CA_DIR, "readOnly": True}],
+        "config": {"outputs": fluent_bit_output(), "inputs": fluent_bit_inputs()},
         # Every node, masters included: their kubelets' and static pods' logs too.
         "tolerations": [{"operator": "Exists"}],
         # The etcd VMs' rsyslog (cloudinit.rsyslog_forward_config) reaches the syslog input here.
@@ -463,11 +595,64 @@ def fluent_bit_inputs() -> str:
 # --- Registry --------------------------------------------------------------------------
 
 
+# The keys of the ``harbor-internal`` Secret and the chart value that names it
+# (goharbor/harbor-helm v1.18.1 values.yaml): Harbor's encryption key (16 chars,
+# ``existingSecretSecretKey``, key ``secretKey``), the core/jobservice/registry shared
+# secrets (16 chars each) and core's XSRF key (32 chars).
+HARBOR_INTERNAL_KEYS: dict[str, int] = {
+    "secretKey": 16,
+    "secret": 16,
+    "CSRF_KEY": 32,
+    "JOBSERVICE_SECRET": 16,
+    "REGISTRY_HTTP_SECRET": 16,
+}
+HARBOR_REGISTRY_USER = "harbor-registry"
+
+
+def harbor_internal_password_name(key: str) -> str:
+    """The RandomPassword name part of a ``harbor-internal`` key: ``JOBSERVICE_SECRET`` -> ``harbor-jobservice-secret``."""
+    return "harbor-" + re.sub(r"(?<=[a-z])(?=[A-Z])", "-", key).replace("_", "-").lower()
+
+
+# The nginx.org controller reads ``nginx.org/*`` annotations (and, of the generic ones,
+# ``ingress.kubernetes.io/ssl-redirect``); ingress-nginx's ``nginx.ingress.kubernetes.io/*``
+# are ignored. Harbor's chart sets ingress-nginx ones by default: null removes a chart
+# default in Helm's value merge (the Python SDK sends None as null, as the offline record
+# shows; pulumi-kubernetes keeps nulls for Helm since 4.30, pulumi/pulumi-kubernetes#4293,
+# and requirements.txt pins 4.34.2). Its own default body limit is 1m (client_max_body_size),
+# so image layers need ``client-max-body-size: "0"`` (unlimited, as Harbor's chart intends).
+HARBOR_INGRESS_ANNOTATIONS: dict[str, str | None] = {
+    "nginx.org/client-max-body-size": "0",
+    "nginx.org/proxy-buffering": "False",
+    "nginx.org/proxy-read-timeout": "900s",
+    "nginx.org/proxy-send-timeout": "900s",
+    "ingress.kubernetes.io/ssl-redirect": "true",
+    "ingress.kubernetes.io/proxy-body-size": None,
+    "nginx.ingress.kubernetes.io/ssl-redirect": None,
+    "nginx.ingress.kubernetes.io/proxy-body-size": None,
+}
+
+
 def harbor_values(
-    spec: ClusterSpec, swift_username: pulumi.Input[str], swift_project_id: pulumi.Input[str] | None = None
+    spec: ClusterSpec,
+    swift_username: pulumi.Input[str],
+    database_password: pulumi.Input[str],
+    registry_password: pulumi.Input[str],
+    swift_project_id: pulumi.Input[str] | None = None,
 ) -> Values:
+    """Harbor with every secret generated by the program.
+
+    The shared secrets come from the ``harbor-internal`` Secret (``existingSecret*``). Two
+    have no such option in chart 1.18.1 and pass as (Pulumi secret) values: the internal
+    database's superuser password (``database.internal.password``; the chart renders it
+    into its own Secret) and the registry credential (the chart derives the htpasswd line
+    from ``registry.credentials.password``). The internal Redis has no password option
+    (``harbor.redis.password`` is empty for ``type: internal``): a NetworkPolicy admits only
+    Harbor's own pods to it.
+    """
     reg = spec.services.registry
     name = host(spec, names.REGISTRY_HOST)
+    internal = names.HARBOR_INTERNAL
     return {
         "expose": {
             "type": "ingress",
@@ -475,12 +660,21 @@ def harbor_values(
             "ingress": {
                 "hosts": {"core": name},
                 "className": INGRESS_CLASS,
-                "annotations": {"cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER},
+                "annotations": {**CERT_ANNOTATIONS, **HARBOR_INGRESS_ANNOTATIONS},
             },
         },
         "externalURL": f"https://{name}",
         "existingSecretAdminPassword": names.HARBOR_ADMIN,
         "existingSecretAdminPasswordKey": "HARBOR_ADMIN_PASSWORD",
+        "existingSecretSecretKey": internal,
+        "core": {"existingSecret": internal, "existingXsrfSecret": internal, "existingXsrfSecretKey": "CSRF_KEY"},
+        "jobservice": {"existingSecret": internal, "existingSecretKey": "JOBSERVICE_SECRET"},
+        "registry": {
+            "existingSecret": internal,
+            "existingSecretKey": "REGISTRY_HTTP_SECRET",
+            "credentials": {"username": HARBOR_REGISTRY_USER, "password": pulumi.Output.secret(registry_password)},
+        },
+        "database": {"type": "internal", "internal": {"password": pulumi.Output.secret(database_password)}},
         "persistence": {
             "enabled": True,
             "resourcePolicy": "keep",
@@ -580,13 +774,22 @@ def velero_values(spec: ClusterSpec) -> Values:
 
 
 def headlamp_values(spec: ClusterSpec) -> Values:
+    """Headlamp without the chart's cluster-admin binding (kubernetes-sigs/headlamp
+    charts/headlamp values.yaml: ``clusterRoleBinding.create: true`` to ``cluster-admin``).
+
+    Users sign in with their own token (a Keystone token through k8s-keystone-auth), so
+    the API server authorises each request as the user. The pod keeps its service
+    account token (Headlamp's in-cluster mode reads the API address and CA through it),
+    but that account is bound to nothing, so the dashboard grants nothing by itself.
+    """
     name = host(spec, names.DASHBOARD_HOST)
     return {
+        "clusterRoleBinding": {"create": False},
         "ingress": {
             "enabled": True,
             "ingressClassName": INGRESS_CLASS,
-            "annotations": {"cert-manager.io/cluster-issuer": names.CLUSTER_ISSUER},
+            "annotations": dict(CERT_ANNOTATIONS),
             "hosts": [{"host": name, "paths": [{"path": "/", "type": "Prefix"}]}],
             "tls": [{"secretName": f"{names.DASHBOARD_HOST}-tls", "hosts": [name]}],
-        }
+        },
     }

@@ -288,6 +288,14 @@ class LoadBalancerSpec(SpecModel):
     monitor_delay_s: int = Field(default=5, ge=1)
     monitor_timeout_s: int = Field(default=3, ge=1)
     monitor_max_retries: int = Field(default=3, ge=1, le=10)
+    stream_timeout_ms: int = Field(
+        default=3_600_000,
+        ge=50_000,
+        description=(
+            "Octavia listener timeout_client_data/timeout_member_data: idle time before the LB cuts a "
+            "connection. Octavia's 50 s default cuts kubectl exec/logs -f/port-forward and watches."
+        ),
+    )
 
 
 class DnsSpec(SpecModel):

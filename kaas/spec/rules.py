@@ -163,6 +163,57 @@ def production_operations(spec: ClusterSpec) -> Iterator[Problem]:
             yield Problem(f"services.{name}.enabled", "is required for a production cluster (or set environment: demo)")
 
 
+# Let's Encrypt refuses account contacts on reserved domains (letsencrypt/boulder
+# policy/pa.go ``validEmail``: a domain without a public suffix, or one of its
+# ``forbiddenMailDomains`` example.com/.net/.org, is "invalidContact"); RFC 2606/6761
+# reserve these names for examples and tests.
+RESERVED_MAIL_TLDS = ("example", "test", "invalid", "localhost", "local")
+RESERVED_MAIL_DOMAINS = ("example.com", "example.net", "example.org")
+
+
+def is_reserved_mail_domain(address: str) -> bool:
+    domain = address.rsplit("@", 1)[-1].strip().lower().rstrip(".")
+    return domain.rsplit(".", 1)[-1] in RESERVED_MAIL_TLDS or any(
+        domain == d or domain.endswith("." + d) for d in RESERVED_MAIL_DOMAINS
+    )
+
+
+def acme_contact(spec: ClusterSpec) -> str | None:
+    """The ACME account's contact: ``services.ingress.acme_email``, else ``dns.email``; None if reserved.
+
+    ACME registers accounts without a contact too, so a demo keeps working without one.
+    """
+    email = spec.services.ingress.acme_email or spec.dns.email
+    return None if is_reserved_mail_domain(email) else email
+
+
+def production_acme_contact(spec: ClusterSpec) -> Iterator[Problem]:
+    """Production certificates need a contact Let's Encrypt accepts (expiry and incident mail)."""
+    ingress = spec.services.ingress
+    if not (ingress.enabled and ingress.cert_manager):
+        return
+    if ingress.acme_email is None:
+        yield Problem(
+            "services.ingress.acme_email",
+            "a production cluster needs the ACME account's contact address (or set environment: demo)",
+        )
+    elif is_reserved_mail_domain(ingress.acme_email):
+        yield Problem(
+            "services.ingress.acme_email",
+            f"{ingress.acme_email!r} is on a reserved example domain, which Let's Encrypt refuses",
+        )
+
+
+def logging_needs_cert_manager(spec: ClusterSpec) -> Iterator[Problem]:
+    """OpenSearch's certificates come from the platform CA, which cert-manager issues."""
+    ingress = spec.services.ingress
+    if spec.services.logging.enabled and not (ingress.enabled and ingress.cert_manager):
+        yield Problem(
+            "services.logging.enabled",
+            "logging needs cert-manager (services.ingress.enabled and cert_manager) for OpenSearch's certificates",
+        )
+
+
 def verified_downloads(spec: ClusterSpec) -> Iterator[Problem]:
     """Nodes install etcd and containerd from release tarballs; only versions with a known sha256."""
     from kaas import versions
@@ -187,8 +238,14 @@ ALWAYS: tuple[Rule, ...] = (
     ssh_not_open_to_world,
     cluster_networks_private,
     dns_zone_holds_the_cluster,
+    logging_needs_cert_manager,
 )
-PRODUCTION: tuple[Rule, ...] = (production_control_plane, production_operations, production_https)
+PRODUCTION: tuple[Rule, ...] = (
+    production_control_plane,
+    production_operations,
+    production_https,
+    production_acme_contact,
+)
 
 
 def problems(spec: ClusterSpec) -> list[Problem]:
