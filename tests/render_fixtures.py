@@ -39,12 +39,17 @@ def _acme_variant(**override: Any) -> Callable[[], ClusterSpec]:
 
 # Each service switch off at least once, and the values that depend on another switch
 # (Velero's ServiceMonitor needs monitoring; cert-manager without the issuer; Harbor without Trivy).
+# Logging needs cert-manager for OpenSearch's certificates (spec rule), so it is off without it.
 VARIANT_SPECS: dict[str, Callable[[], ClusterSpec]] = {
     "optional-services-off": _acme_variant(services={name: {"enabled": False} for name in OPTIONAL}),
     "monitoring-off": _acme_variant(services={"monitoring": {"enabled": False}}),
     "no-scanning-no-cert-manager-canal": _acme_variant(
         networking={"cni": "canal"},
-        services={"registry": {"scanning": False}, "ingress": {"cert_manager": False}},
+        services={
+            "registry": {"scanning": False},
+            "ingress": {"cert_manager": False},
+            "logging": {"enabled": False},
+        },
     ),
 }
 VARIANTS = (*STACKS, *VARIANT_SPECS)
