@@ -1,4 +1,5 @@
-"""Pulumi entry point: `pulumi up -s <stack>` deploys stacks/<stack>.yaml (or config `kaas:spec`).
+"""Pulumi entry point: `pulumi up -s <stack>` deploys stacks/<stack>.yaml (or config `kaas:spec`),
+one rollout step further than stacks/rollout/<stack>.yaml (or config `kaas:rollout`).
 
 The offline engine (`kaas/offline/engine.py`) runs this very file the way Pulumi's
 Python language host does, so tests, `kaas plan`, `kaas diff` and the benchmarks see
@@ -9,14 +10,14 @@ import sys
 
 import pulumi
 
-from kaas.program import run
-from kaas.spec import SpecError, load_for_current_stack
+from kaas.program import current_plan, run
+from kaas.spec import SpecError
 
 try:
-    spec = load_for_current_stack()
+    plan = current_plan()  # the spec, its rollout record, the next rollout step
 except SpecError as error:
     # One line per problem, no traceback; nothing has been registered yet.
     print(error, file=sys.stderr)
     raise SystemExit(2) from None
 
-pulumi.run(lambda: run(spec))
+pulumi.run(lambda: run(plan))

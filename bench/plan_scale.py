@@ -4,7 +4,7 @@ Each size plans `stacks/acme-prod.yaml` with the worker count replaced (and a no
 large enough to hold them) two ways, each run in a fresh interpreter (so peak RSS is
 that plan's own):
 
-- offline: the engine calls the program's function (`kaas.program.run(spec)`) itself;
+- offline: the engine calls the program's function (`kaas.program.run(plan)`) itself;
 - entry: the engine runs `__main__.py` as Pulumi's language host does (`runpy`, the
   project directory, stack config, the spec as config `kaas:spec`): what `pulumi up` runs.
 
@@ -45,7 +45,8 @@ if {path!r} == "entry":
     plan_it = lambda: plan_spec(spec)
 else:
     from kaas.offline.engine import run_plan
-    plan_it = lambda: run_plan(lambda: program.run(spec), stack=spec.name)
+    from kaas.cluster_plan import make_cluster_plan
+    plan_it = lambda: run_plan(lambda: program.run(make_cluster_plan(spec, None)), stack=spec.name)
 start, cpu = time.perf_counter(), time.process_time()
 plan = plan_it()
 elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu

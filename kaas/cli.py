@@ -38,7 +38,8 @@ def plan_target(args: argparse.Namespace) -> Plan:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from kaas.offline.render import outputs_text, plan_json, plan_tree
+    from kaas.offline.planfile import plan_json
+    from kaas.offline.render import outputs_text, plan_tree
 
     plan = plan_target(args)
     if args.json:
@@ -258,9 +259,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from kaas.cluster_plan import cluster_policy_facts
     from kaas.offline.plan import plan_file, plan_stack
     from kaas.review.check import check_plan
-    from kaas.review.policy import cluster_policy_facts
     from kaas.spec import load_spec_file, load_stack_spec
     from kaas.spec.loader import STACKS_DIR
 
@@ -281,6 +282,52 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  {'error' if mandatory else 'warning'}: [{violation.rule}] {violation.message}")
         failed = failed or (mandatory and bool(violations))
     return EXIT_VIOLATION if failed else EXIT_OK
+
+
+def cmd_rollout_status(args: argparse.Namespace) -> int:
+    """Where the stack's rollout stands: this ``pulumi up`` and every step after it."""
+    from kaas.cluster_plan import make_cluster_plan
+    from kaas.rollout import rollout
+    from kaas.rollout.record import desired_from_spec, load_record, record_path
+    from kaas.rollout.render import render_steps
+    from kaas.spec import load_stack_spec
+
+    spec = load_stack_spec(args.stack)
+    path = record_path(args.stack)
+    recorded = load_record(path, spec)
+    make_cluster_plan(spec, recorded, str(path))  # a refused edit: one line naming the field
+    steps = list(rollout(desired_from_spec(spec), recorded))
+    print(render_steps(spec.name, steps, recorded is None))
+    return EXIT_OK
+
+
+def cmd_rollout_record(args: argparse.Namespace) -> int:
+    """Write the stack's rollout record from the ``nodeRevisions`` of a successful ``pulumi up``."""
+    from kaas.rollout.record import dump_record, load_record, record_document, record_path, state_from_outputs
+    from kaas.spec import load_stack_spec
+
+    spec = load_stack_spec(args.stack)
+    path = record_path(args.stack)
+    if args.outputs is not None:
+        source = str(args.outputs)
+        outputs = json.loads(args.outputs.read_text(encoding="utf-8"))
+    else:
+        from kaas.offline.plan import plan_stack
+
+        source = f"offline plan of stack {args.stack}"
+        outputs = plan_stack(args.stack).outputs
+        print(
+            "Recording what the offline plan says this pulumi up leaves; use --outputs FILE after a real update.",
+            file=sys.stderr,
+        )
+    state = state_from_outputs(outputs, spec, source)
+    previous = load_record(path, spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_record(spec.name, state), encoding="utf-8")
+    changed = previous is None or record_document(spec.name, previous) != record_document(spec.name, state)
+    shown = path.relative_to(_repo()) if path.is_relative_to(_repo()) else path
+    print(f"{shown}: {'updated' if changed else 'unchanged'} ({len(state.nodes)} nodes); commit it with the spec")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,6 +375,20 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--spec", type=Path, help="check an explicit spec file")
     target.add_argument("--all", action="store_true", help="check every stack in stacks/")
     check.set_defaults(func=cmd_check)
+
+    rollout = commands.add_parser("rollout", help="day 2: where a stack's rollout stands, and recording its steps")
+    rollout_commands = rollout.add_subparsers(dest="rollout_command", required=True)
+    status = rollout_commands.add_parser("status", help="this pulumi up's step and every step after it")
+    status.add_argument("--stack", "-s", required=True, help="the stack (stacks/<STACK>.yaml)")
+    status.set_defaults(func=cmd_rollout_status)
+    record = rollout_commands.add_parser(
+        "record", help="write stacks/rollout/<STACK>.yaml after a successful pulumi up (commit it)"
+    )
+    record.add_argument("--stack", "-s", required=True, help="the stack (stacks/<STACK>.yaml)")
+    record.add_argument(
+        "--outputs", type=Path, help="JSON of `pulumi stack output --json` (default: the offline plan's outputs)"
+    )
+    record.set_defaults(func=cmd_rollout_record)
     return parser
 
 

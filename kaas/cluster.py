@@ -9,7 +9,7 @@ import pulumi
 import pulumi_openstack as openstack
 
 from kaas.bootstrap.component import ClusterBootstrap
-from kaas.openstack.addressing import plan_addresses
+from kaas.cluster_plan import ClusterPlan, cluster_policy_facts
 from kaas.openstack.dns import ClusterDns
 from kaas.openstack.identity import KeystoneAccess
 from kaas.openstack.loadbalancer import ApiLoadBalancer
@@ -19,11 +19,8 @@ from kaas.openstack.provider import openstack_provider
 from kaas.openstack.security import Role, SecurityGroups, allowed_address_pairs, node_groups
 from kaas.openstack.storage import ObjectStorage
 from kaas.outputs import ClusterFacts, build_stack_outputs, export_keys
-from kaas.platform import API_HOST_LABEL
 from kaas.readiness import ApiReadiness
-from kaas.review.policy import cluster_policy_facts
 from kaas.services import ManagedServices, ServiceInputs
-from kaas.spec import ClusterSpec
 
 
 class KaasCluster(pulumi.ComponentResource):
@@ -49,16 +46,22 @@ class KaasCluster(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        spec: ClusterSpec,
+        plan: ClusterPlan,
         opts: pulumi.ResourceOptions | None = None,
         *,
         alerting_secrets: Mapping[str, pulumi.Input[str]] | None = None,
     ) -> None:
-        # The policy pack reads the spec's facts (environment, backup interval, ...) from these inputs.
-        super().__init__("kaas:index:Cluster", name, {"kaasPolicy": cluster_policy_facts(spec)}, opts)
-        self.spec = spec
+        # The policy pack reads the spec's facts (environment, backup interval, ...) and the
+        # rollout step (recorded state, desired revisions) from these inputs.
+        super().__init__(
+            "kaas:index:Cluster",
+            name,
+            {"kaasPolicy": cluster_policy_facts(plan.spec), "kaasRollout": plan.rollout_facts()},
+            opts,
+        )
+        self.spec = spec = plan.spec
+        self.plan = plan
         child = pulumi.ResourceOptions(parent=self)
-        addresses = plan_addresses(spec)
         provider = self.openstack_provider = openstack_provider(name, spec.openstack, parent=self)
 
         # OpenStack layer.
@@ -69,6 +72,9 @@ class KaasCluster(pulumi.ComponentResource):
         self.api_load_balancer = ApiLoadBalancer(
             name,
             spec,
+            api_vip=plan.api_vip,
+            # Retired masters leave the pool; a master rebuilt in place keeps its address and member.
+            masters=[(m.index, m.fixed_ip) for m in plan.members(Role.MASTER)],
             network_id=self.network.network_id,
             subnet_id=self.network.subnet_id,
             security_group_ids=self.security_groups.ids([Role.API_LB]),
@@ -85,9 +91,8 @@ class KaasCluster(pulumi.ComponentResource):
         # Bootstrap layer: PKI and the user data that turns the node tiers into a cluster.
         self.bootstrap = ClusterBootstrap(
             name,
-            spec,
-            addresses,
-            api_endpoint_host=self.api_host,
+            plan,
+            api_endpoint_host=plan.api_host,
             backup_access_key=self.object_storage.ec2_access,
             backup_secret_key=self.object_storage.ec2_secret,
             opts=child,
@@ -137,12 +142,13 @@ class KaasCluster(pulumi.ComponentResource):
         )
         self.register_outputs({})
 
-    def _tier(self, tier: Role, provider: openstack.Provider, user_data: list[pulumi.Output[str]]) -> NodeTier:
+    def _tier(self, tier: Role, provider: openstack.Provider, user_data: dict[str, pulumi.Output[str]]) -> NodeTier:
         kubernetes_node = tier is not Role.ETCD
         return NodeTier(
             self.spec.name,
             self.spec,
             tier,
+            self.plan.tier(tier),
             network_id=self.network.network_id,
             subnet_id=self.network.subnet_id,
             security_group_ids=self.security_groups.ids(node_groups(self.spec, tier)),
@@ -151,13 +157,6 @@ class KaasCluster(pulumi.ComponentResource):
             user_data=user_data,
             opts=pulumi.ResourceOptions(parent=self),
         )
-
-    @property
-    def api_host(self) -> str:
-        """The control-plane endpoint: the API's DNS name, or the VIP when the spec has no DNS."""
-        if self.spec.dns.enabled:
-            return f"{API_HOST_LABEL}.{self.spec.cluster_domain}"
-        return plan_addresses(self.spec).api_vip
 
     def facts(self) -> pulumi.Output[ClusterFacts]:
         """The values only known once the cluster exists, for the typed stack outputs."""
@@ -175,7 +174,6 @@ class KaasCluster(pulumi.ComponentResource):
             ca_certificate=self.bootstrap.ca_cert_pem,
         ).apply(
             lambda f: ClusterFacts(
-                kubernetes_version=self.bootstrap.kubernetes_version,
                 dns_zone_name=dns.names.zone if self.spec.dns.enabled else None,
                 ingress_floating_ip=f["ingress_floating_ip"] if self.spec.services.ingress.enabled else None,
                 **{k: v for k, v in f.items() if k != "ingress_floating_ip"},
@@ -184,8 +182,8 @@ class KaasCluster(pulumi.ComponentResource):
 
     def stack_outputs(self) -> dict[str, Any]:
         """Typed, non-secret outputs (kaas.outputs.StackOutputs, one key per field) + the secret kubeconfigs."""
-        spec = self.spec
-        dumped = self.facts().apply(lambda facts: build_stack_outputs(spec, facts).model_dump(mode="json"))
+        plan = self.plan
+        dumped = self.facts().apply(lambda facts: build_stack_outputs(plan, facts).model_dump(mode="json"))
         return {
             **export_keys(dumped),
             "adminKubeconfig": self.bootstrap.admin_kubeconfig,

@@ -1,7 +1,8 @@
 """The typed stack outputs: everything a customer handover needs, and no secret.
 
-``build_stack_outputs(spec, facts)`` is a pure function from the spec and the few
-values only known at run time (:class:`ClusterFacts`: floating IPs, IDs, the CA)
+``build_stack_outputs(plan, facts)`` is a pure function from the cluster plan (the
+spec, the nodes and the rollout step, :mod:`kaas.cluster_plan`) and the few values
+only known at run time (:class:`ClusterFacts`: floating IPs, IDs, the CA)
 to :class:`StackOutputs`. ``KaasCluster`` exports the model with one top-level stack
 output per field (camelCase keys, see :func:`export_keys`); ``python -m kaas handover``
 reads the JSON of ``pulumi stack output --json`` back with :func:`load_outputs`.
@@ -21,14 +22,15 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
-from kaas.openstack.addressing import plan_addresses
+from kaas.cluster_plan import ClusterPlan
+from kaas.offline.planfile import SECRET_MASK
 from kaas.platform import API_HOST_LABEL, API_SERVER_PORT
+from kaas.rollout import Tier
 from kaas.services import names as service_names
 from kaas.services import values as services_values
 from kaas.spec.models import ClusterSpec, Cni, NodeTierSpec
 
 SCHEMA: Literal["kaas.outputs/v1"] = "kaas.outputs/v1"
-SECRET_MASK = "[secret]"
 # Stack outputs that hold secrets: exported separately (as Pulumi secrets), never in the model.
 SECRET_OUTPUT_KEYS = frozenset({"adminKubeconfig", "breakGlassKubeconfig", "kubeconfig"})
 
@@ -269,6 +271,28 @@ class AccessOutput(OutputModel):
     region: str
 
 
+class NodeRevisionOutput(OutputModel):
+    """The revision one node runs (the rollout record's entry for it)."""
+
+    image: str
+    version: str
+    template: int
+    flavor: str
+    key_pair: str | None
+    volume_gb: int | None = None
+    phase: Literal["running", "leaving"] = "running"
+
+
+class RolloutOutput(OutputModel):
+    """Where the rollout stands once this update is applied."""
+
+    state: Literal["done", "in progress"]
+    kubernetes_desired: str
+    etcd_desired: str
+    step: dict[str, str]
+    pending: tuple[str, ...]
+
+
 class StackOutputs(OutputModel):
     """The non-secret stack outputs; one top-level stack output per field."""
 
@@ -290,13 +314,15 @@ class StackOutputs(OutputModel):
     services: ServicesOutput
     platform_namespaces: tuple[str, ...]
     access: AccessOutput
+    # Day 2 (absent in outputs written before rollouts existed).
+    node_revisions: dict[str, NodeRevisionOutput] | None = None
+    rollout: RolloutOutput | None = None
 
 
 @dataclass(frozen=True)
 class ClusterFacts:
     """Values only known once the cluster exists (resolved Pulumi outputs)."""
 
-    kubernetes_version: str
     api_floating_ip: str
     admin_role_id: str
     network_id: str
@@ -315,7 +341,7 @@ TIERS = ("etcd", "masters", "workers")
 def _tier(spec: ClusterSpec, tier: NodeTierSpec, addresses: tuple[str, ...]) -> TierOutput:
     zones = spec.openstack.availability_zones
     return TierOutput(
-        count=tier.count,
+        count=len(addresses),
         flavor=FlavorOutput(
             name=tier.flavor.name, vcpus=tier.flavor.vcpus, ram_gb=tier.flavor.ram_gb, disk_gb=tier.flavor.disk_gb
         ),
@@ -407,9 +433,18 @@ def _services(spec: ClusterSpec) -> ServicesOutput:
     )
 
 
-def build_stack_outputs(spec: ClusterSpec, facts: ClusterFacts) -> StackOutputs:
-    """The stack outputs of ``spec`` once deployed, given the run-time ``facts``. Pure."""
-    addresses = plan_addresses(spec)
+def _members(plan: ClusterPlan, tier: Tier) -> tuple[str, ...]:
+    return tuple(n.fixed_ip for n in plan.members(tier))
+
+
+def build_stack_outputs(plan: ClusterPlan, facts: ClusterFacts) -> StackOutputs:
+    """The stack outputs of ``plan`` once this update is applied, given the run-time ``facts``. Pure.
+
+    Versions and node counts are what the nodes run after this step, not what the spec
+    asks for: during a rollout ``kubernetesVersion`` is the oldest API server's.
+    """
+    spec = plan.spec
+    kubernetes_version = plan.control_plane_version
     api_dns = f"{API_HOST_LABEL}.{spec.cluster_domain}" if spec.dns.enabled else None
     identity = spec.identity
     ingress_on = spec.services.ingress.enabled
@@ -471,21 +506,21 @@ def build_stack_outputs(spec: ClusterSpec, facts: ClusterFacts) -> StackOutputs:
         provider_name=spec.provider_name,
         domain=spec.domain,
         cluster_domain=spec.cluster_domain,
-        kubernetes_version=facts.kubernetes_version,
-        minimum_kubectl_version=minimum_kubectl_version(facts.kubernetes_version),
+        kubernetes_version=kubernetes_version,
+        minimum_kubectl_version=minimum_kubectl_version(kubernetes_version),
         api=ApiOutput(
             dns_name=api_dns,
             floating_ip=facts.api_floating_ip,
-            internal_vip=addresses.api_vip,
+            internal_vip=plan.api_vip,
             port=API_SERVER_PORT,
             url=f"https://{api_dns or facts.api_floating_ip}:{API_SERVER_PORT}",
             allowed_cidrs=spec.networking.allowed_api_cidrs,
         ),
         ca_certificate=facts.ca_certificate,
         layout=LayoutOutput(
-            etcd=_tier(spec, spec.etcd, addresses.etcd),
-            masters=_tier(spec, spec.masters, addresses.masters),
-            workers=_tier(spec, spec.workers, addresses.workers),
+            etcd=_tier(spec, spec.etcd, _members(plan, Tier.ETCD)),
+            masters=_tier(spec, spec.masters, _members(plan, Tier.MASTER)),
+            workers=_tier(spec, spec.workers, _members(plan, Tier.WORKER)),
         ),
         openstack=OpenStackOutput(
             cloud=spec.openstack.cloud,
@@ -531,8 +566,8 @@ def build_stack_outputs(spec: ClusterSpec, facts: ClusterFacts) -> StackOutputs:
             else None,
         ),
         etcd=EtcdOutput(
-            nodes=spec.etcd.count,
-            version=spec.versions.etcd,
+            nodes=len(plan.members(Tier.ETCD)),
+            version=plan.oldest_version(Tier.ETCD),
             backup_interval_hours=hours,
             backup_schedule=f"0 */{hours} * * *" if hours < 24 else "0 0 * * *",
             backup_retention_days=spec.etcd_backup.retention_days,
@@ -556,13 +591,19 @@ def build_stack_outputs(spec: ClusterSpec, facts: ClusterFacts) -> StackOutputs:
             project=identity.project,
             region=spec.openstack.region,
         ),
+        node_revisions={name: NodeRevisionOutput(**entry) for name, entry in plan.node_revisions().items()},
+        rollout=RolloutOutput(
+            kubernetes_desired=spec.versions.kubernetes.lstrip("v"),
+            etcd_desired=spec.versions.etcd.lstrip("v"),
+            **plan.rollout_output(),
+        ),
     )
 
 
 def export_keys(outputs: Any) -> dict[str, Any]:
     """One stack output per top-level field, from a ``pulumi.Output`` of the dumped model.
 
-    ``outputs`` is ``Output.all(**facts).apply(lambda f: build_stack_outputs(spec,
+    ``outputs`` is ``Output.all(**facts).apply(lambda f: build_stack_outputs(plan,
     ClusterFacts(**f)).model_dump(mode="json"))``; the keys are known before the
     values, so this can run at program time: ``for k, v in export_keys(o).items():
     pulumi.export(k, v)``.

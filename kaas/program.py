@@ -1,7 +1,8 @@
-"""The Pulumi program: spec -> KaasCluster -> stack outputs.
+"""The Pulumi program: spec + rollout record -> cluster plan -> KaasCluster -> stack outputs.
 
-``__main__.py`` (what ``pulumi up`` runs, and what the offline engine runs) loads the
-spec and hands :func:`run` to ``pulumi.run``. Two things here are about speed, not
+``__main__.py`` (what ``pulumi up`` runs, and what the offline engine runs) makes the
+cluster plan (:func:`current_plan`: the spec, the rollout record, the next rollout step)
+and hands :func:`run` to ``pulumi.run``. Two things here are about speed, not
 about the graph; both use public APIs only and are explained where they are done.
 """
 
@@ -9,21 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from pathlib import Path
 
 import pulumi
 
 from kaas.cluster import KaasCluster
-from kaas.spec import ClusterSpec, load_alerting_secrets
+from kaas.cluster_plan import ClusterPlan, make_cluster_plan
+from kaas.rollout.record import load_record, record_path
+from kaas.spec import load_alerting_secrets, load_for_current_stack
 
 # Full (oldest-generation) collections only every this many young collections instead
 # of Python's default 10 (see ``run``).
 FULL_COLLECTION_EVERY = 1000
 
 
-def deploy(spec: ClusterSpec) -> KaasCluster:
-    """Build the whole cluster for ``spec`` and export its outputs."""
+def current_record_path() -> Path:
+    """The rollout record of the running stack: config ``kaas:rollout`` (a file) or ``stacks/rollout/<stack>.yaml``."""
+    explicit = pulumi.Config("kaas").get("rollout")
+    return Path(explicit) if explicit else record_path(pulumi.get_stack())
+
+
+def current_plan() -> ClusterPlan:
+    """The plan of this ``pulumi up``: the running stack's spec, one rollout step further than its
+    record (none: a stack never deployed). A bad spec or record, or a refused edit, raises
+    :class:`kaas.spec.SpecError` naming the file and field, before anything is registered."""
+    spec = load_for_current_stack()
+    path = current_record_path()
+    return make_cluster_plan(spec, load_record(path, spec), str(path), pulumi.Config("kaas").get("spec"))
+
+
+def deploy(plan: ClusterPlan) -> KaasCluster:
+    """Build the cluster as ``plan`` says (this step of its rollout) and export its outputs."""
     # The alert receivers' credentials: kaas: config secrets (a missing one stops here, named).
-    cluster = KaasCluster(spec.name, spec, alerting_secrets=load_alerting_secrets(spec))
+    cluster = KaasCluster(plan.spec.name, plan, alerting_secrets=load_alerting_secrets(plan.spec))
     for key, value in cluster.stack_outputs().items():
         pulumi.export(key, value)
     return cluster
@@ -50,8 +69,8 @@ async def registrations_settled() -> None:
                 await asyncio.wait((task,))
 
 
-async def run(spec: ClusterSpec) -> None:
-    """What ``pulumi up`` runs (through ``pulumi.run``): ``deploy(spec)``, then its registrations settled.
+async def run(plan: ClusterPlan) -> None:
+    """What ``pulumi up`` runs (through ``pulumi.run``): ``deploy(plan)``, then its registrations settled.
 
     While the graph is built, the program allocates about a million objects (Outputs,
     tasks, their futures) that mostly live until the registrations complete; Python's
@@ -62,5 +81,5 @@ async def run(spec: ClusterSpec) -> None:
     """
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
-    deploy(spec)
+    deploy(plan)
     await registrations_settled()

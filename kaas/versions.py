@@ -28,3 +28,8 @@ CONTAINERD_SHA256: dict[str, str] = {
     "2.1.4": "316d510a0428276d931023f72c09fdff1a6ba81d6cc36f31805fea6a3c88f515",
 }
 """sha256 of containerd-<version>-linux-amd64.tar.gz from github.com/containerd/containerd/releases."""
+
+# Revision of the bootstrap templates (kaas/bootstrap). Bump it when a change to the rendered
+# cloud-init must reach running nodes: the rollout planner then rebuilds every node, one
+# safe step at a time. Without a bump a template change reaches only nodes built later.
+BOOTSTRAP_TEMPLATE = 1

@@ -9,17 +9,14 @@ from typing import Any
 import pulumi
 
 from kaas.bootstrap.component import ClusterBootstrap
-from kaas.offline import Plan, Secret, run_plan
-from kaas.openstack.addressing import plan_addresses
+from kaas.cluster_plan import make_cluster_plan
+from kaas.offline import Plan, run_plan
+from kaas.offline.planfile import plain
 from kaas.spec import ClusterSpec, load_stack_spec
 from tests.helpers import make_spec
 
 BACKUP_ACCESS = "backup-access-key"
 BACKUP_SECRET = "backup-secret-key"
-
-
-def reveal(value: Any) -> Any:
-    return reveal(value.value) if isinstance(value, Secret) else value
 
 
 @dataclass
@@ -31,22 +28,23 @@ class BootstrapPlan:
         return self.plan.outputs[key]
 
     def texts(self, key: str) -> list[str]:
-        return [reveal(v) for v in reveal(self.plan.outputs[key])]
+        texts: list[str] = plain(self.plan.outputs[key], show_secrets=True)
+        return texts
 
 
 def bootstrap_program(spec: ClusterSpec) -> None:
+    cluster_plan = make_cluster_plan(spec, None)
     bootstrap = ClusterBootstrap(
         spec.name,
-        spec,
-        plan_addresses(spec),
+        cluster_plan,
         api_endpoint_host=f"api.{spec.cluster_domain}",
         backup_access_key=pulumi.Output.secret(BACKUP_ACCESS),
         backup_secret_key=pulumi.Output.secret(BACKUP_SECRET),
     )
     pki = bootstrap.pki
-    pulumi.export("etcdUserData", bootstrap.etcd_user_data)
-    pulumi.export("masterUserData", bootstrap.master_user_data)
-    pulumi.export("workerUserData", bootstrap.worker_user_data)
+    pulumi.export("etcdUserData", list(bootstrap.etcd_user_data.values()))
+    pulumi.export("masterUserData", list(bootstrap.master_user_data.values()))
+    pulumi.export("workerUserData", list(bootstrap.worker_user_data.values()))
     pulumi.export("adminKubeconfig", bootstrap.admin_kubeconfig)
     pulumi.export("breakGlassKubeconfig", bootstrap.break_glass_kubeconfig)
     pulumi.export("etcdEndpoints", bootstrap.etcd_endpoints)
@@ -55,7 +53,7 @@ def bootstrap_program(spec: ClusterSpec) -> None:
     pulumi.export("keystoneAuthCertPem", bootstrap.keystone_auth_cert_pem)
     pulumi.export("keystoneAuthKeyPem", bootstrap.keystone_auth_key_pem)
     pulumi.export("caCertHash", pki.ca_cert_hash)
-    pulumi.export("apiVip", plan_addresses(spec).api_vip)
+    pulumi.export("apiVip", cluster_plan.api_vip)
     pulumi.export("bootstrapToken", pki.bootstrap_token)
     pulumi.export("etcdCaCertPem", pki.etcd_ca.cert_pem)
     pulumi.export("etcdCaKeyPem", pki.etcd_ca.key_pem)

@@ -44,7 +44,7 @@ import yaml
 
 from kaas.bootstrap import cloudinit
 from kaas.bootstrap.cloudinit import EtcdMember, EtcdPaths
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from tests.bootstrap_fixtures import BootstrapPlan, bootstrap_plan
 
 REPO = Path(__file__).resolve().parent.parent

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from kaas.offline import ResourceRecord
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from kaas.services.catalog import CATALOG, ChartName
 
 ROOT = Path(__file__).resolve().parent.parent

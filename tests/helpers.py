@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kaas.offline.planfile import SECRET_MASK
 from kaas.spec import ClusterSpec, parse_spec
 
 MINIMAL: dict[str, Any] = {
@@ -76,7 +77,6 @@ def make_facts(**override: Any) -> Any:
     if not _CA_PEM:
         _CA_PEM.append(make_ca_pem())
     values: dict[str, Any] = {
-        "kubernetes_version": "1.34.2",
         "api_floating_ip": "198.51.100.7",
         "ingress_floating_ip": "198.51.100.8",
         "admin_role_id": "0123456789abcdef0123456789abcdef",
@@ -92,14 +92,21 @@ def make_facts(**override: Any) -> Any:
     return ClusterFacts(**values)
 
 
+def make_plan(spec: Any, recorded: Any = None) -> Any:
+    """The cluster plan of ``spec`` (a new cluster unless ``recorded`` node revisions are given)."""
+    from kaas.cluster_plan import make_cluster_plan
+
+    return make_cluster_plan(spec, recorded)
+
+
 def make_outputs(facts: dict[str, Any] | None = None, **spec_override: Any) -> Any:
     from kaas.outputs import build_stack_outputs
 
-    return build_stack_outputs(make_spec(**spec_override), make_facts(**(facts or {})))
+    return build_stack_outputs(make_plan(make_spec(**spec_override)), make_facts(**(facts or {})))
 
 
 def pulumi_output_json(outputs: Any) -> dict[str, Any]:
     """``pulumi stack output --json`` of a stack exporting ``outputs``: one key per field, secrets masked."""
     data: dict[str, Any] = outputs.model_dump(mode="json")
-    data["adminKubeconfig"] = "[secret]"
+    data["adminKubeconfig"] = SECRET_MASK
     return data

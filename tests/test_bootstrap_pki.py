@@ -11,7 +11,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kaas.bootstrap.pki import BOOTSTRAP_TOKEN_PATTERN, bootstrap_token, discovery_ca_hash
 from kaas.offline import Secret, run_plan
-from tests.bootstrap_fixtures import bootstrap_plan, bootstrap_program, reveal
+from kaas.offline.planfile import plain
+from tests.bootstrap_fixtures import bootstrap_plan, bootstrap_program
 
 
 def _cert(pem: str) -> x509.Certificate:
@@ -62,7 +63,7 @@ def test_keystone_auth_serving_cert_covers_loopback() -> None:
 
 def test_bootstrap_token_matches_kubeadm_format() -> None:
     for stack in ("dev", "acme-prod"):
-        token = reveal(bootstrap_plan(stack).output("bootstrapToken"))
+        token = plain(bootstrap_plan(stack).output("bootstrapToken"), show_secrets=True)
         assert BOOTSTRAP_TOKEN_PATTERN.match(token), token
     with pytest.raises(ValueError):
         bootstrap_token("ABCDEF", "0123456789abcdef")
@@ -97,7 +98,9 @@ def test_every_key_token_kubeconfig_and_user_data_is_secret() -> None:
     ):
         assert isinstance(outputs[key], Secret), key
     for key in ("etcdMemberKeyPems", "etcdUserData", "masterUserData", "workerUserData"):
-        values = reveal(outputs[key])
+        values = (
+            outputs[key].value if isinstance(outputs[key], Secret) else outputs[key]
+        )  # a secret list or a list of secrets
         assert values and all(isinstance(v, Secret) for v in values), key
     assert not isinstance(outputs["caCertPem"], Secret)
 

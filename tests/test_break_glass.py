@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from kaas.bootstrap import pki
 from kaas.offline import Secret
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from kaas.services.objects import break_glass_cluster_role_binding
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.helpers import make_spec

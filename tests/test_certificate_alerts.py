@@ -22,7 +22,7 @@ import pytest
 from kaas.bootstrap.cloudinit import CERT_METRICS_DIR
 from kaas.offline import Plan, ResourceRecord
 from kaas.offline.plan import plan_spec
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from kaas.services import alerts, objects
 from tests.helm import render_release
 from tests.helpers import make_spec

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kaas.offline.planfile import SECRET_MASK
 from kaas.spec.loader import REPO_ROOT
 
 INSTANCE = "openstack:compute/instance:Instance"
@@ -41,7 +42,7 @@ def instances(document: dict[str, Any]) -> list[dict[str, Any]]:
 def test_user_data_is_secret_without_show_secrets() -> None:
     masked = instances(plan_json())
     assert len(masked) == 5 + 3 + 3
-    assert {r["inputs"]["userData"] for r in masked} == {"[secret]"}
+    assert {r["inputs"]["userData"] for r in masked} == {SECRET_MASK}
 
 
 def test_every_instance_user_data_passes_cloud_init_schema(revealed: dict[str, Any], tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import yaml
 from kaas.bootstrap import cloudinit
 from kaas.offline import Plan
 from kaas.offline.plan import plan_stack
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from kaas.services import names
 from kaas.services.catalog import CATALOG
 from kaas.spec.loader import load_stack_spec

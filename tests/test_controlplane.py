@@ -23,7 +23,7 @@ from cryptography import x509
 from kaas.bootstrap import cloudinit
 from kaas.bootstrap.pki import discovery_ca_hash
 from kaas.offline.plan import plan_stack
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.controlplane import (
     KEYSTONE_API_VERSIONS,

@@ -34,7 +34,8 @@ from cryptography.x509.oid import NameOID
 
 from kaas.bootstrap import cloudinit
 from kaas.bootstrap.cloudinit import BackupTarget, EtcdMember, EtcdPaths
-from tests.bootstrap_fixtures import bootstrap_plan, reveal
+from kaas.offline.planfile import plain
+from tests.bootstrap_fixtures import bootstrap_plan
 from tests.controlplane import BIN_DIR
 
 # The pinned etcd release when tools/controlplane/build.sh has built it, else the system's.
@@ -122,8 +123,8 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdClust
     for i, member in enumerate(members):
         member_paths = EtcdPaths(pki_dir=str(root / member.name / "pki"), data_dir=str(root / member.name / "data"))
         _write(Path(member_paths.ca_cert), ca_pem)
-        _write(Path(member_paths.cert), reveal(outputs["etcdMemberCertPems"][i]))
-        _write(Path(member_paths.key), reveal(reveal(outputs["etcdMemberKeyPems"])[i]))
+        _write(Path(member_paths.cert), plain(outputs["etcdMemberCertPems"][i], show_secrets=True))
+        _write(Path(member_paths.key), plain(outputs["etcdMemberKeyPems"], show_secrets=True)[i])
         config = cloudinit.etcd_config(member, members, f"{bp.spec.name}-etcd", member_paths)
         config_path = _write(root / member.name / "etcd.conf.yml", yaml.safe_dump(config))
         log = (root / f"{member.name}.log").open("wb")
@@ -134,7 +135,7 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdClust
     client = (
         str(root / "pki-ca.crt"),
         _write(root / "client.crt", outputs["etcdClientCertPem"]),
-        _write(root / "client.key", reveal(outputs["etcdClientKeyPem"])),
+        _write(root / "client.key", plain(outputs["etcdClientKeyPem"], show_secrets=True)),
     )
     _write(Path(client[0]), ca_pem)
     cluster = EtcdCluster(members, paths, client, root)

@@ -14,7 +14,7 @@ from kaas.cli import main
 from kaas.outputs import ClusterFacts, build_stack_outputs
 from kaas.spec import load_stack_spec
 from kaas.spec.loader import REPO_ROOT
-from tests.helpers import make_ca_pem, pulumi_output_json
+from tests.helpers import make_ca_pem, make_plan, pulumi_output_json
 
 
 def kaas(*args: str) -> subprocess.CompletedProcess[str]:
@@ -26,7 +26,6 @@ def kaas(*args: str) -> subprocess.CompletedProcess[str]:
 def deployed_outputs(stack: str, **facts: Any) -> dict[str, Any]:
     """What `pulumi stack output --json` prints for a deployed stack (secrets masked)."""
     values: dict[str, Any] = {
-        "kubernetes_version": "1.34.2",
         "api_floating_ip": "192.0.2.10",
         "ingress_floating_ip": "192.0.2.11",
         "admin_role_id": "c0ffee00c0ffee00c0ffee00c0ffee00",
@@ -39,7 +38,7 @@ def deployed_outputs(stack: str, **facts: Any) -> dict[str, Any]:
         "ca_certificate": make_ca_pem(f"{stack}-ca"),
     }
     values.update(facts)
-    return pulumi_output_json(build_stack_outputs(load_stack_spec(stack), ClusterFacts(**values)))
+    return pulumi_output_json(build_stack_outputs(make_plan(load_stack_spec(stack)), ClusterFacts(**values)))
 
 
 @pytest.fixture

@@ -10,13 +10,14 @@ import pytest
 
 from kaas.offline import Plan, plan_spec, run_plan
 from kaas.openstack.addressing import plan_addresses
-from kaas.openstack.nodes import NodeTier, plan_nodes
+from kaas.openstack.nodes import NodeTier
 from kaas.openstack.security import Role
-from tests.helpers import make_spec
+from tests.helpers import make_plan, make_spec
 
 INSTANCE = "openstack:compute/instance:Instance"
 PORT = "openstack:networking/port:Port"
 SERVER_GROUP = "openstack:compute/serverGroup:ServerGroup"
+CLUSTER_URN = "urn:pulumi:t1::kaas::pulumi:pulumi:Stack$kaas:index:Cluster::t1"
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +80,15 @@ def test_boot_from_volume_only_where_the_spec_asks(big: Plan) -> None:
     assert master["flavorName"] == "kaas.master"
 
 
-def test_etcd_is_protected_and_ignores_image_and_user_data(big: Plan) -> None:
-    kept = {"imageName", "imageId", "userData", "blockDevices"}
-    expected = {"etcd": kept, "master": kept, "worker": set()}
+def test_etcd_is_protected_and_no_node_takes_a_spec_edit_outside_the_planner(big: Plan) -> None:
+    built_with = {"imageName", "imageId", "userData", "blockDevices", "keyPair", "flavorName", "flavorId"}
     for record in big.by_type(INSTANCE) + big.by_type(PORT):
         tier = record.name.split("-")[1]
         assert record.options["protect"] is (tier == "etcd"), record.name
         if record.type == INSTANCE:
-            # Masters keep their user data and image too: a change never replaces the control plane at once.
-            assert set(record.options["ignoreChanges"]) == expected[tier], record.name
+            # Only the rollout planner rebuilds a node (tests/test_rollout_scenarios.py): a spec edit
+            # never replaces nodes by itself, even on a stack without a rollout record.
+            assert set(record.options["ignoreChanges"]) == built_with, record.name
             # A replacement reuses the node's port, which only one server can hold.
             assert record.options["deleteBeforeReplace"] is True, record.name
 
@@ -100,7 +101,9 @@ def test_growing_workers_only_adds_the_new_node() -> None:
     added = set(new) - set(old)
     assert not set(old) - set(new)
     assert {urn.rsplit("::", 1)[1] for urn in added} == {"t1-worker-3", "t1-worker-3-port"}
-    assert [urn for urn in old if old[urn] != new[urn]] == []
+    # Only the Cluster component's rollout facts (the desired worker count, for the policy pack) change.
+    assert [urn.rsplit("::", 1)[1] for urn in old if old[urn] != new[urn]] == ["t1"]
+    assert old[CLUSTER_URN][0]["kaasRollout"]["desired"]["worker"]["count"] == 3
 
 
 def test_every_openstack_resource_uses_the_explicit_provider(big: Plan) -> None:
@@ -112,14 +115,17 @@ def test_every_openstack_resource_uses_the_explicit_provider(big: Plan) -> None:
 
 
 def test_plan_nodes_is_stable_under_growth() -> None:
-    small = plan_nodes(make_spec(workers={"count": 5}), Role.WORKER)
-    large = plan_nodes(make_spec(workers={"count": 9}), Role.WORKER)
-    assert large[:5] == small
+    small = make_plan(make_spec(workers={"count": 5})).tier(Role.WORKER)
+    large = make_plan(make_spec(workers={"count": 9})).tier(Role.WORKER)
+    assert [n.name for n in large[:5]] == [n.name for n in small]
+    assert [n.fixed_ip for n in large[:5]] == [n.fixed_ip for n in small]
     assert [n.availability_zone for n in large] == ["az1", "az2", "az3"] * 3
 
 
 def test_user_data_goes_to_its_node_and_must_match_the_count() -> None:
     spec = make_spec(masters={"count": 3})
+
+    nodes = make_plan(spec).tier(Role.MASTER)
 
     def program(user_data: list[str]) -> None:
         provider = openstack.Provider("os", cloud="c")
@@ -127,11 +133,12 @@ def test_user_data_goes_to_its_node_and_must_match_the_count() -> None:
             "c1",
             spec,
             Role.MASTER,
+            nodes,
             network_id="net",
             subnet_id="subnet",
             security_group_ids=["sg"],
             provider=provider,
-            user_data=[pulumi.Output.secret(u) for u in user_data],
+            user_data={n.name: pulumi.Output.secret(u) for n, u in zip(nodes, user_data, strict=False)},
         )
 
     plan = run_plan(lambda: program(["#cloud-config a", "#cloud-config b", "#cloud-config c"]), stack="unit")
@@ -140,5 +147,5 @@ def test_user_data_goes_to_its_node_and_must_match_the_count() -> None:
         "#cloud-config b",
         "#cloud-config c",
     ]
-    with pytest.raises(Exception, match="2 user data documents for 3 nodes"):
+    with pytest.raises(Exception, match=r"user data for .* nodes"):
         run_plan(lambda: program(["a", "b"]), stack="unit")

@@ -11,7 +11,7 @@ from kaas.cluster import KaasCluster
 from kaas.offline import Plan, Secret, plan_spec, plan_stack, run_plan
 from kaas.offline.mocks import floating_address, stable_id
 from kaas.openstack.dns import dns_names
-from tests.helpers import make_spec
+from tests.helpers import make_plan, make_spec
 
 FIP = "openstack:networking/floatingIp:FloatingIp"
 RECORD = "openstack:dns/recordSet:RecordSet"
@@ -76,7 +76,7 @@ def test_credentials_are_secrets_for_the_layers_that_consume_them() -> None:
     spec = make_spec()
 
     def program() -> None:
-        cluster = KaasCluster(spec.name, spec)
+        cluster = KaasCluster(spec.name, make_plan(spec))
         pulumi.export("ec2Access", cluster.object_storage.ec2_access)
         pulumi.export("ec2Secret", cluster.object_storage.ec2_secret)
         pulumi.export("appCredentialId", cluster.identity.application_credential_id)

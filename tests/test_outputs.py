@@ -7,9 +7,8 @@ import pulumi
 import pytest
 
 from kaas.offline import run_plan
-from kaas.offline.render import plain
+from kaas.offline.planfile import SECRET_MASK, plain
 from kaas.outputs import (
-    SECRET_MASK,
     OutputsError,
     StackOutputs,
     build_stack_outputs,
@@ -18,7 +17,7 @@ from kaas.outputs import (
     minimum_kubectl_version,
     output_keys,
 )
-from tests.helpers import make_facts, make_outputs, make_spec, pulumi_output_json
+from tests.helpers import make_facts, make_outputs, make_plan, make_spec, pulumi_output_json
 
 
 @pytest.mark.parametrize(("version", "expected"), [("1.34.2", "1.33"), ("v1.30.0", "1.29"), ("1.40.1-rc.1", "1.39")])
@@ -63,16 +62,16 @@ def test_disabled_services_are_not_in_the_outputs() -> None:
 
 def test_without_dns_the_api_is_addressed_by_its_floating_ip() -> None:
     spec = make_spec(dns={"enabled": False})
-    outputs = build_stack_outputs(spec, make_facts(dns_zone_name=None, dns_zone_id=None))
+    outputs = build_stack_outputs(make_plan(spec), make_facts(dns_zone_name=None, dns_zone_id=None))
     assert outputs.api.dns_name is None and outputs.openstack.dns_zone is None
     assert outputs.api.url == "https://198.51.100.7:6443"
 
 
 def test_missing_facts_for_enabled_features_are_errors() -> None:
     with pytest.raises(ValueError, match="no ID for tier"):
-        build_stack_outputs(make_spec(), make_facts(server_group_ids={"etcd": "x"}))
+        build_stack_outputs(make_plan(make_spec()), make_facts(server_group_ids={"etcd": "x"}))
     with pytest.raises(ValueError, match="ingress_floating_ip"):
-        build_stack_outputs(make_spec(), make_facts(ingress_floating_ip=None))
+        build_stack_outputs(make_plan(make_spec()), make_facts(ingress_floating_ip=None))
 
 
 def test_outputs_hold_no_secret() -> None:
@@ -143,13 +142,13 @@ def test_export_keys_gives_one_stack_output_per_field() -> None:
             **{k: pulumi.Output.from_input(v) for k, v in facts.__dict__.items() if k != "server_group_ids"}
         )
         dumped = resolved.apply(
-            lambda f: build_stack_outputs(spec, make_facts(**f, server_group_ids=facts.server_group_ids)).model_dump(
-                mode="json"
-            )
+            lambda f: build_stack_outputs(
+                make_plan(spec), make_facts(**f, server_group_ids=facts.server_group_ids)
+            ).model_dump(mode="json")
         )
         for key, value in export_keys(dumped).items():
             pulumi.export(key, value)
 
     plan = run_plan(program, stack="t1")
     assert set(plan.outputs) == set(output_keys())
-    assert StackOutputs.model_validate(plain(plan.outputs)) == build_stack_outputs(spec, facts)
+    assert StackOutputs.model_validate(plain(plan.outputs)) == build_stack_outputs(make_plan(spec), facts)

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from zxcvbn import zxcvbn
 
 from kaas.offline.plan import plan_stack
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from kaas.services.passwords import PASSWORD_SYMBOLS, password_arguments
 
 PASSWORD = "random:index/randomPassword:RandomPassword"

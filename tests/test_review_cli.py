@@ -23,6 +23,7 @@ ALL = ["acme-prod", "demo", "dev"]
         (["stacks/acme-prod.yaml"], ["acme-prod"]),
         (["stacks/acme-prod.yaml", "stacks/dev.yaml", "README.md"], ["acme-prod", "dev"]),
         (["Pulumi.dev.yaml"], ["dev"]),
+        (["stacks/rollout/acme-prod.yaml"], ["acme-prod"]),  # a recorded rollout step moves the next one
         (["kaas/openstack/network.py"], ALL),
         (["__main__.py"], ALL),
         (["requirements.txt"], ALL),
@@ -119,17 +120,28 @@ def test_diff_of_acme_prod_with_a_worker_added_is_a_readable_pull_request_commen
     assert result.stdout == (
         "### Offline diff of stack `acme-prod`\n"
         "\n"
+        "**Rollout, this `pulumi up`:**\n"
+        "\n"
+        "- create  acme-prod-worker-3 at 1.34.2 ubuntu-24.04 kaas.worker t1 key acme-ops\n"
+        "- after pulumi up:  wait until node acme-prod-worker-3 is Ready\n"
+        "\n"
         "| Operation | Resources |\n"
         "| --- | ---: |\n"
         "| create | 2 |\n"
-        "| outputs changed | 2 |\n"
+        "| update | 1 |\n"
+        "| outputs changed | 4 |\n"
         "\n"
+        "- **update** `kaas:index:Cluster` `acme-prod`\n"
+        "  - `kaasRollout.desired.worker.count: 3 => 4`\n"
         "- **create** `openstack:compute/instance:Instance` `acme-prod-worker-3`\n"
         "- **create** `openstack:networking/port:Port` `acme-prod-worker-3-port`\n"
         "- **outputs**\n"
         '  - `~ layout.workers.addresses: ["10.20.0.64", "10.20.0.65", "10.20.0.66"] => '
         '["10.20.0.64", "10.20.0.65", "10.20.0.66", "10.20.0.67"]`\n'
         "  - `~ layout.workers.count: 3 => 4`\n"
+        '  - `+ nodeRevisions.acme-prod-worker-3: {"flavor": "kaas.worker", "image": "ubuntu-24.04", '
+        '"keyPair": "acme-ops", "phase": "running", "template": 1, "version":…`\n'
+        "  - `+ rollout.step.acme-prod-worker-3: create`\n"
         "\n"
     )
 

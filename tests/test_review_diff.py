@@ -9,8 +9,8 @@ import pulumi
 import pulumi_openstack as openstack
 
 from kaas.offline import Plan, plan_spec, run_plan
-from kaas.offline.render import plan_json
-from kaas.review.diff import Operation, diff_plans, plan_from_json, render_markdown, render_text
+from kaas.offline.planfile import plan_from_json, plan_json
+from kaas.review.diff import Operation, diff_plans, render_markdown, render_text
 from tests.helpers import make_spec
 
 INSTANCE = "openstack:compute/instance:Instance"

@@ -23,10 +23,14 @@ from pulumi_policy import (
     StackValidationArgs,
 )
 
+from kaas.cluster_plan import cluster_policy_facts
 from kaas.offline import Plan, run_plan
-from kaas.review.check import check_plan, reveal_secrets
-from kaas.review.policy import RULES, cluster_policy_facts
+from kaas.offline.planfile import plain
+from kaas.review.check import check_plan
+from kaas.review.policy import RULES
 from kaas.review.policy_pack import build_policies
+from kaas.rollout.model import desired_to_data, state_to_data
+from kaas.rollout.record import desired_from_spec
 from tests.helpers import make_spec
 
 
@@ -52,6 +56,7 @@ class Shape:
     chart_version: str | None = "1.2.3"
     alert_receiver: bool = True
     facts: dict[str, Any] = field(default_factory=dict)
+    rollout: dict[str, Any] | None = None  # the Cluster component's kaasRollout facts
 
 
 def cluster_program(shape: Shape) -> Callable[[], None]:
@@ -60,7 +65,10 @@ def cluster_program(shape: Shape) -> Callable[[], None]:
         facts |= {"etcdBackupIntervalHours": shape.backup_interval}
         facts["monitoring"] = {**facts["monitoring"], "enabled": shape.monitoring_enabled}
         facts["logging"] = {**facts["logging"], "retentionDays": shape.logging_retention}
-        cluster = pulumi.ComponentResource("kaas:index:Cluster", "c1", {"kaasPolicy": facts | shape.facts})
+        inputs: dict[str, Any] = {"kaasPolicy": facts | shape.facts}
+        if shape.rollout is not None:
+            inputs["kaasRollout"] = shape.rollout
+        cluster = pulumi.ComponentResource("kaas:index:Cluster", "c1", inputs)
         provider = openstack.Provider("c1-openstack", cloud="c", opts=pulumi.ResourceOptions(parent=cluster))
         child = pulumi.ResourceOptions(parent=cluster, provider=provider)
         group = openstack.compute.ServerGroup("c1-etcd", name="c1-etcd", policies=shape.etcd_policy, opts=child)
@@ -154,6 +162,9 @@ def violations(shape: Shape) -> dict[str, list[str]]:
 SOUND = Shape()
 
 # One broken shape per rule, and a message the rule must print.
+_DESIRED = desired_from_spec(make_spec(etcd={"count": 3}, masters={"count": 3}))
+RECORDED_ROLLOUT = {"desired": desired_to_data(_DESIRED), "recorded": state_to_data(_DESIRED.initial_state())}
+
 BROKEN = [
     ("etcd-quorum", replace(SOUND, etcd=4), "etcd tier has 4 members; it needs an odd number, at least 3"),
     ("etcd-quorum", replace(SOUND, etcd=1), "etcd tier has 1 members"),
@@ -178,6 +189,8 @@ BROKEN = [
     ("helm-releases-pinned", replace(SOUND, chart_version="^1.2"), "not pinned to a version (got '^1.2')"),
     # Only the Watchdog's heartbeat has a destination: every other alert goes nowhere.
     ("alerts-routed", replace(SOUND, alert_receiver=False), "c1-monitoring: Alertmanager has no receiver for alerts"),
+    # The recorded nodes are gone from the plan without being retired first (and none is built).
+    ("day2-rollout-safe", replace(SOUND, rollout=RECORDED_ROLLOUT), "[retire-before-delete] t1-etcd-0, t1-etcd-1"),
 ]
 
 
@@ -229,7 +242,7 @@ def stack_args(plan: Plan) -> StackValidationArgs:
             parent=record.parent,
         )
         resources[record.urn] = PolicyResource(
-            record.type, reveal_secrets(record.inputs), record.urn, record.name, options, None, None, [], {}
+            record.type, plain(record.inputs, show_secrets=True), record.urn, record.name, options, None, None, [], {}
         )
     for record in plan.resources:
         resources[record.urn].property_dependencies = {

@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
+from kaas.cluster_plan import cluster_policy_facts
 from kaas.offline import Plan, ResourceRecord, Secret, plan_spec
 from kaas.review.check import check_plan, view_of
-from kaas.review.policy import RULES, cluster_policy_facts, instances
+from kaas.review.policy import RULES, instances
 from kaas.review.policy_pack import build_policies
-from kaas.spec import parse_spec
+from kaas.rollout.record import load_record, record_path
+from kaas.spec import load_stack_spec, parse_spec
 from kaas.spec.loader import STACKS_DIR
 from tests.helpers import merge
 from tests.test_review_policy import stack_args
@@ -94,7 +96,7 @@ def test_tiers_come_from_the_kaas_tier_metadata_not_from_names(acme: Plan) -> No
 
     _, found = by_rule(edited(acme, INSTANCE, "acme-prod-etcd-4", untag))
     # The untagged instance, though named like an etcd node, is not counted: 4 members remain.
-    assert found == {"etcd-quorum": ["etcd tier has 4 members; it needs an odd number, at least 3"]}
+    assert found == {"etcd-quorum": ["etcd tier has 4 members (spec: 5); it needs an odd number, at least 3"]}
 
 
 def test_the_pack_passes_acme_prod_and_checks_the_same_resources(acme: Plan) -> None:
@@ -219,8 +221,25 @@ def test_alerts_routed_fails_on_a_production_spec_with_only_the_heartbeat() -> N
     }
 
 
+def test_day2_rollout_fails_when_a_second_master_moves_in_the_same_step() -> None:
+    spec = load_stack_spec("acme-prod")
+    bumped = spec.model_copy(update={"versions": spec.versions.model_copy(update={"kubernetes": "1.34.3"})})
+    plan = plan_spec(bumped, recorded=load_record(record_path("acme-prod"), spec))
+    assert by_rule(plan)[1] == {}  # the program rebuilds master-0 alone
+
+    def also_rebuilt(record: ResourceRecord) -> None:
+        record.inputs["metadata"]["kaas-version"] = "1.34.3"
+
+    assert by_rule(edited(plan, INSTANCE, "acme-prod-master-1", also_rebuilt))[1] == {
+        "day2-rollout-safe": [
+            "[one-master-per-step] acme-prod-master-0, acme-prod-master-1: 2 masters change in one step (at most 1)"
+        ]
+    }
+
+
 def test_every_rule_has_a_failing_case_on_a_real_plan() -> None:
     tested = {
+        "day2-rollout-safe",
         "etcd-quorum",
         "masters-behind-load-balancer",
         "admin-ports-closed-to-world",

@@ -2,7 +2,9 @@
 
 Each scenario asserts the complete diff (every created, deleted, replaced and updated
 resource, and every changed stack output), so a program change that makes a routine
-edit touch more than it should fails here.
+edit touch more than it should fails here. Both plans start from acme-prod's committed
+rollout record (stacks/rollout/acme-prod.yaml): the edit is planned as the first
+``pulumi up`` of a running cluster. The steps after it: tests/test_rollout_scenarios.py.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import yaml
 
 from kaas.offline import Plan, Secret, plan_spec
 from kaas.review.diff import Operation, PlanDiff, diff_plans, render_markdown, render_text
+from kaas.rollout.record import load_record, record_path
 from kaas.spec import parse_spec
 from kaas.spec.loader import STACKS_DIR
 from tests.helpers import merge
@@ -21,11 +24,13 @@ from tests.helpers import merge
 INSTANCE = "openstack:compute/instance:Instance"
 PORT = "openstack:networking/port:Port"
 RELEASE = "kubernetes:helm.sh/v3:Release"
+CLUSTER = "kaas:index:Cluster"
 ACME: dict[str, Any] = yaml.safe_load((STACKS_DIR / "acme-prod.yaml").read_text())
+RECORDED = load_record(record_path("acme-prod"), parse_spec(ACME, "acme-prod"))
 
 
 def acme_plan(**override: Any) -> Plan:
-    return plan_spec(parse_spec(merge(ACME, override), "<acme-prod edited>"))
+    return plan_spec(parse_spec(merge(ACME, override), "<acme-prod edited>"), recorded=RECORDED)
 
 
 def acme_diff(base: Plan, **override: Any) -> PlanDiff:
@@ -33,7 +38,12 @@ def acme_diff(base: Plan, **override: Any) -> PlanDiff:
 
 
 def summary(diff: PlanDiff) -> dict[Operation, set[tuple[str, str]]]:
-    return {op: {(r.type, r.name) for r in diff.of(op)} for op in Operation if diff.of(op)}
+    """Every resource by operation, but for the Cluster component's facts (they follow any spec edit)."""
+    return {
+        op: {(r.type, r.name) for r in diff.of(op) if r.type != CLUSTER}
+        for op in Operation
+        if any(r.type != CLUSTER for r in diff.of(op))
+    }
 
 
 def changed_keys(diff: PlanDiff) -> dict[str, list[str]]:
@@ -78,29 +88,47 @@ def test_adding_a_worker_creates_only_that_node(worker_added: PlanDiff) -> None:
             ["10.20.0.64", "10.20.0.65", "10.20.0.66", "10.20.0.67"],
         ),
         ("layout.workers.count", 3, 4),
+        (
+            "nodeRevisions.acme-prod-worker-3",
+            None,
+            {
+                "image": "ubuntu-24.04",
+                "version": "1.34.2",
+                "template": 1,
+                "flavor": "kaas.worker",
+                "keyPair": "acme-ops",
+                "volumeGb": 40,
+                "phase": "running",
+            },
+        ),
+        ("rollout.step.acme-prod-worker-3", None, "create"),
     ]
 
 
 def test_adding_a_worker_reads_well_in_a_pull_request(worker_added: PlanDiff) -> None:
     markdown = render_markdown(worker_added)
-    assert "| create | 2 |" in markdown and "| outputs changed | 2 |" in markdown
+    assert "| create | 2 |" in markdown and "| outputs changed | 4 |" in markdown
     assert "replace" not in markdown and "delete" not in markdown and "<details>" not in markdown
     assert "- **create** `openstack:compute/instance:Instance` `acme-prod-worker-3`" in markdown
     assert "  - `~ layout.workers.count: 3 => 4`" in markdown
 
 
-def test_new_image_replaces_the_workers_only(image_changed: PlanDiff) -> None:
-    workers = {(INSTANCE, f"acme-prod-worker-{i}") for i in range(3)}
-    # etcd and masters ignore the image (no quorum or control plane replaced at once); workers boot
-    # from a volume of the image, so the image's ID in blockDevices replaces them.
-    assert summary(image_changed) == {Operation.REPLACE: workers}
-    assert changed_keys(image_changed) == {name: ["blockDevices"] for _, name in workers}
-    for resource in image_changed.resources:
-        assert resource.delete_first and not resource.protected
-        assert all(c.forces_replacement for c in resource.changes)
-    assert not image_changed.outputs
-    text = render_text(image_changed)
-    assert "blockDevices[0].uuid: " in text and "(deleted before its replacement is created)" in text
+def test_new_image_starts_with_one_new_etcd_member_and_replaces_nothing(image_changed: PlanDiff) -> None:
+    # etcd moves first, one member per step, added before any is removed; nothing else moves yet.
+    member = "acme-prod-etcd-acme-prod-etcd-5"  # its key and certificate
+    assert summary(image_changed) == {
+        Operation.CREATE: {
+            (INSTANCE, "acme-prod-etcd-5"),
+            (PORT, "acme-prod-etcd-5-port"),
+            ("tls:index/privateKey:PrivateKey", member),
+            ("tls:index/certRequest:CertRequest", member),
+            ("tls:index/locallySignedCert:LocallySignedCert", member),
+        }
+    }
+    assert changed_keys(image_changed) == {"acme-prod": ["kaasRollout"]}  # the policy pack's facts
+    outputs = {c.path: c.new for c in image_changed.outputs}
+    assert outputs["rollout.state"] == "in progress" and outputs["rollout.step.acme-prod-etcd-5"] == "create"
+    assert outputs["etcd.nodes"] == 6
 
 
 def test_chart_version_change_updates_exactly_that_release(base: Plan) -> None:
@@ -136,16 +164,32 @@ def test_renamed_cluster_deletes_every_old_urn_and_creates_every_new_one(base: P
 
 
 def test_changed_user_data_is_shown_as_a_masked_secret_change(kubernetes_changed: PlanDiff, base: Plan) -> None:
-    workers = {(INSTANCE, f"acme-prod-worker-{i}") for i in range(3)}
-    assert summary(kubernetes_changed) == {Operation.REPLACE: workers}
-    for resource in kubernetes_changed.resources:
-        (change,) = resource.changes
-        assert change.key == "userData" and change.secret and change.forces_replacement
-    assert [(c.path, c.old, c.new) for c in kubernetes_changed.outputs] == [("kubernetesVersion", "1.34.2", "1.34.3")]
+    # A Kubernetes patch bump rebuilds one master, nothing else; the API servers stay at 1.34.2 meanwhile.
+    assert summary(kubernetes_changed) == {Operation.REPLACE: {(INSTANCE, "acme-prod-master-0")}}
+    (master,) = kubernetes_changed.of(Operation.REPLACE)
+    assert master.delete_first and not master.protected
+    user_data = next(c for c in master.changes if c.key == "userData")
+    assert user_data.secret and user_data.forces_replacement
+    outputs = {c.path: (c.old, c.new) for c in kubernetes_changed.outputs}
+    assert "kubernetesVersion" not in outputs
+    assert outputs["rollout.kubernetesDesired"] == ("1.34.2", "1.34.3")
+    assert outputs["nodeRevisions.acme-prod-master-0.version"] == ("1.34.2", "1.34.3")
     text = render_text(kubernetes_changed) + render_markdown(kubernetes_changed)
-    assert text.count("userData: [secret] => [secret] (forces replacement)") == 6
-    user_data = base.find(INSTANCE, "acme-prod-worker-0").inputs["userData"]
-    assert isinstance(user_data, Secret)
-    # Not one line of the revealed user data reaches the rendered diff.
-    revealed = [line for line in str(user_data.value).splitlines() if len(line.strip()) > 12]
-    assert revealed and not [line for line in revealed if line.strip() in text]
+    user_data_value = base.find(INSTANCE, "acme-prod-master-0").inputs["userData"]
+    assert isinstance(user_data_value, Secret)
+    # The cloud-init that changed is shown as a unified diff, but no secret value of it:
+    # not one line of a private key, not the bootstrap token.
+    assert "-  - 1.34.2-1.1\n          +  - 1.34.3-1.1" in text
+    revealed = str(user_data_value.value).splitlines()
+    key_lines = [
+        line.strip() for start, end in _pem_blocks(revealed, "PRIVATE KEY") for line in revealed[start + 1 : end]
+    ]
+    token = next(line.split(": ", 1)[1] for line in revealed if line.strip().startswith("token: "))
+    assert key_lines and token
+    assert not [secret for secret in [*key_lines, token] if secret in text]
+
+
+def _pem_blocks(lines: list[str], kind: str) -> list[tuple[int, int]]:
+    """``(begin, end)`` line indices of each PEM block of ``kind``."""
+    starts = [i for i, line in enumerate(lines) if "-----BEGIN" in line and kind in line]
+    return [(i, next(j for j in range(i, len(lines)) if "-----END" in lines[j])) for i in starts]

@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from kaas.offline import Plan, Secret, render
+from kaas.offline import Plan, Secret
+from kaas.offline.planfile import plain as planned_value
 from kaas.services import catalog, objects, values
 from kaas.services.catalog import CATALOG, ChartName
 from kaas.spec.models import Cni
@@ -43,7 +44,7 @@ RELEASE_CHARTS = {
 
 def plain(value: object) -> object:
     """The recorded value with secrets revealed."""
-    return render.plain(value, show_secrets=True)
+    return planned_value(value, show_secrets=True)
 
 
 def test_every_release_comes_from_the_catalog() -> None:

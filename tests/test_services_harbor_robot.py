@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from kaas.offline import Secret, render
+from kaas.offline import Secret
+from kaas.offline.planfile import plain as planned_value
 from kaas.services import names, objects, values
 from kaas.services.harbor_robot import robot_request
 from tests.helpers import make_spec
@@ -35,7 +36,7 @@ SECRET = "kubernetes:core/v1:Secret"
 
 def plain(value: object) -> object:
     """The recorded value with secrets revealed."""
-    return render.plain(value, show_secrets=True)
+    return planned_value(value, show_secrets=True)
 
 
 def _leaves(value: object) -> list[object]:

@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from kaas.offline import Secret
+from kaas.offline.planfile import plain
 from kaas.services import objects
 from tests.helpers import make_spec
 from tests.services_helpers import default_plan
@@ -23,23 +23,13 @@ CUSTOM_RESOURCES = {
 }  # CRDs from the charts: validated against them in tests/test_helm_render.py
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Secret):
-        return _plain(value.value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _plain_objects() -> list[tuple[str, dict[str, Any]]]:
     plan = default_plan()
     found = []
     for record in plan.resources:
         if not record.type.startswith("kubernetes:") or record.type == "kubernetes:helm.sh/v3:Release":
             continue
-        manifest = _plain(record.inputs)
+        manifest = plain(record.inputs, show_secrets=True)
         if manifest["kind"] in CUSTOM_RESOURCES:
             continue
         found.append((record.name, yaml.safe_load(yaml.safe_dump(manifest))))

@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from kaas import versions
 from kaas.offline.plan import plan_spec
-from kaas.offline.render import plan_json
+from kaas.offline.planfile import plan_json
 from kaas.spec import ClusterSpec, SpecError, parse_spec
 from kaas.spec.models import control_character
 

@@ -12,6 +12,7 @@ import pytest
 from kaas.cli import main
 from kaas.handover.render import render_html, render_markdown
 from kaas.handover.source import handover_outputs
+from kaas.offline.planfile import SECRET_MASK
 from kaas.verify.report import CheckResult, Report, Status, read_report
 from tests.verify_env import ADMIN_PASSWORD, S3_KEYS, VIEWER, LiveCluster, live_cluster, put_snapshot, stack_plan
 
@@ -31,7 +32,7 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveClu
 
 def verify_args(cluster: LiveCluster, tmp_path: Path, *extra: str) -> list[str]:
     outputs = tmp_path / "outputs.json"
-    dumped = json.loads(cluster.outputs.model_dump_json()) | {"adminKubeconfig": "[secret]"}
+    dumped = json.loads(cluster.outputs.model_dump_json()) | {"adminKubeconfig": SECRET_MASK}
     outputs.write_text(json.dumps(dumped), encoding="utf-8")
     args = ["verify", "--stack", "acme-prod", "--outputs", str(outputs), "--ca-bundle", str(cluster.ca_bundle)]
     args += ["--retries", "0", "--timeout", "15"]

@@ -16,7 +16,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
 from kaas.handover.source import handover_outputs
-from kaas.outputs import SECRET_MASK, OutputsError
+from kaas.offline.planfile import SECRET_MASK
+from kaas.outputs import OutputsError
 from kaas.verify.clients import decode_helm_release, sigv4_headers
 from kaas.verify.context import CouldNotRunError, kubeconfig_client
 from kaas.verify.http import connect_to, direct

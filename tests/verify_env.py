@@ -27,7 +27,7 @@ from kaas.handover.render import service_urls
 from kaas.handover.source import handover_outputs
 from kaas.offline.engine import Plan
 from kaas.offline.plan import plan_spec
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from kaas.outputs import StackOutputs
 from kaas.services import names
 from kaas.spec import ClusterSpec, load_stack_spec

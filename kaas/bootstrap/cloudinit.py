@@ -214,8 +214,14 @@ def etcd_config(
     members: Sequence[EtcdMember],
     cluster_token: str,
     paths: EtcdPaths = EtcdPaths(),
+    joining: bool = False,
 ) -> dict[str, Any]:
-    """etcd's ``--config-file``: a static bootstrap with mutual TLS for peers and clients."""
+    """etcd's ``--config-file``: a static bootstrap with mutual TLS for peers and clients.
+
+    ``joining``: the member joins a running cluster (``etcdctl member add`` first, then
+    ``initial-cluster-state: existing`` with the current members and itself), as a
+    rollout adds members; see https://etcd.io/docs/v3.6/op-guide/runtime-configuration/.
+    """
     if member not in members:
         raise ValueError(f"{member.name} is not one of the cluster's members")
     tls = {
@@ -236,7 +242,7 @@ def etcd_config(
         "advertise-client-urls": member.client_url,
         "initial-cluster": initial_cluster(members),
         "initial-cluster-token": cluster_token,
-        "initial-cluster-state": "new",
+        "initial-cluster-state": "existing" if joining else "new",
         "client-transport-security": dict(tls),
         "peer-transport-security": dict(tls),
         "snapshot-count": 10000,
@@ -327,6 +333,7 @@ class EtcdNodeInput:
     key_pem: str
     backup: BackupTarget
     paths: EtcdPaths = field(default_factory=EtcdPaths)
+    joining: bool = False  # added to a running cluster by a rollout (see etcd_config)
     # Worker addresses whose Fluent Bit NodePort receives this node's logs (none: logs stay local).
     log_targets: tuple[str, ...] = ()
 
@@ -387,7 +394,7 @@ def render_etcd_user_data(node: EtcdNodeInput) -> str:
         cert=paths.cert,
         key=paths.key,
     )
-    config = etcd_config(member, node.members, node.cluster_token, paths)
+    config = etcd_config(member, node.members, node.cluster_token, paths, joining=node.joining)
     files = [
         _file(paths.ca_cert, node.ca_cert_pem),
         _file(paths.cert, node.cert_pem),

@@ -1,15 +1,17 @@
 """ClusterBootstrap: the PKI plus the user data of every node, as typed outputs.
 
-The OpenStack layer passes ``etcd_user_data[i]`` / ``master_user_data[i]`` /
-``worker_user_data[i]`` to node ``i`` of each tier (the node with address
-``addresses.<tier>[i]``). Each user data is a secret: it carries private keys.
+The OpenStack layer passes ``etcd_user_data[name]`` / ``master_user_data[name]`` /
+``worker_user_data[name]`` to the node of that name in the cluster plan. Each node's
+user data is rendered at the node's own revision (its Kubernetes or etcd version), so
+a node the rollout holds back is described as it runs. Each user data is a secret: it
+carries private keys.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -25,34 +27,16 @@ from kaas.bootstrap.cloudinit import (
     KubernetesNode,
 )
 from kaas.bootstrap.pki import ClusterPki, EtcdMemberName
-from kaas.openstack.addressing import AddressPlan
-from kaas.spec import ClusterSpec
+from kaas.cluster_plan import ClusterPlan, PlannedNode
+from kaas.rollout import Action, Tier
 
 
-@dataclass(frozen=True)
-class NodePlan:
-    """Names and addresses of every node, as data (the same names the user data sets as host names)."""
-
-    etcd: tuple[EtcdMember, ...]
-    masters: tuple[KubernetesNode, ...]
-    workers: tuple[KubernetesNode, ...]
+def _at_version(cluster: KubernetesCluster, node: PlannedNode) -> KubernetesCluster:
+    return dataclasses.replace(cluster, kubernetes_version=node.revision.version)
 
 
-def plan_nodes(spec: ClusterSpec, addresses: AddressPlan) -> NodePlan:
-    def nodes(tier: str, ips: tuple[str, ...]) -> tuple[KubernetesNode, ...]:
-        names = cloudinit.node_names(spec.name, tier, len(ips))
-        return tuple(KubernetesNode(name, ip) for name, ip in zip(names, ips, strict=True))
-
-    etcd_names = cloudinit.node_names(spec.name, "etcd", len(addresses.etcd))
-    return NodePlan(
-        etcd=tuple(EtcdMember(name, ip) for name, ip in zip(etcd_names, addresses.etcd, strict=True)),
-        masters=nodes("master", addresses.masters),
-        workers=nodes("worker", addresses.workers),
-    )
-
-
-def _worker_user_data(node: KubernetesNode, cluster: KubernetesCluster) -> str:
-    return cloudinit.render_worker_user_data(cluster, node)
+def _worker_user_data(node: PlannedNode, cluster: KubernetesCluster) -> str:
+    return cloudinit.render_worker_user_data(_at_version(cluster, node), KubernetesNode(node.name, node.fixed_ip))
 
 
 def api_server_url(api_endpoint_host: str) -> str:
@@ -63,10 +47,9 @@ class ClusterBootstrap(pulumi.ComponentResource):
     """PKI, bootstrap token and cloud-init user data for the etcd, master and worker tiers."""
 
     pki: ClusterPki
-    nodes: NodePlan
-    etcd_user_data: list[pulumi.Output[str]]
-    master_user_data: list[pulumi.Output[str]]
-    worker_user_data: list[pulumi.Output[str]]
+    etcd_user_data: dict[str, pulumi.Output[str]]
+    master_user_data: dict[str, pulumi.Output[str]]
+    worker_user_data: dict[str, pulumi.Output[str]]
     admin_kubeconfig: pulumi.Output[str]
     break_glass_kubeconfig: pulumi.Output[str]
     api_server_url: str
@@ -79,8 +62,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        spec: ClusterSpec,
-        addresses: AddressPlan,
+        plan: ClusterPlan,
         api_endpoint_host: str,
         backup_access_key: pulumi.Input[str],
         backup_secret_key: pulumi.Input[str],
@@ -88,16 +70,19 @@ class ClusterBootstrap(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("kaas:bootstrap:Bootstrap", name, None, opts)
-        self.nodes = plan_nodes(spec, addresses)
+        spec = plan.spec
+        etcd_nodes = plan.tier(Tier.ETCD)
         self.pki = ClusterPki(
             name,
-            [EtcdMemberName(m.name, m.ip) for m in self.nodes.etcd],
+            [EtcdMemberName(m.name, m.fixed_ip) for m in etcd_nodes],
             opts=pulumi.ResourceOptions(parent=self),
             break_glass_group=platform.break_glass_group(spec.provider_name),
         )
         pki = self.pki
-        self.kubernetes_version = spec.versions.kubernetes.lstrip("v")
-        self.etcd_endpoints = list(cloudinit.client_endpoints(self.nodes.etcd))
+        # What the cluster runs once this step is applied: its oldest API server.
+        self.kubernetes_version = plan.control_plane_version
+        members = tuple(EtcdMember(m.name, m.fixed_ip) for m in plan.members(Tier.ETCD))
+        self.etcd_endpoints = list(cloudinit.client_endpoints(members))
         self.api_server_url = api_server_url(api_endpoint_host)
         self.ca_cert_pem = pki.kubernetes_ca.cert_pem
         self.keystone_auth_cert_pem = pki.keystone_auth.cert_pem
@@ -114,17 +99,19 @@ class ClusterBootstrap(pulumi.ComponentResource):
                 interval_hours=spec.etcd_backup.interval_hours,
             )
         )
-        members = self.nodes.etcd
-        # The first workers' addresses: adding workers never changes the etcd nodes' user data.
-        log_targets = addresses.workers[: platform.ETCD_LOG_TARGETS] if spec.services.logging.enabled else ()
+        # The lowest-index workers' addresses: adding workers never changes the etcd nodes' user data.
+        workers = sorted(plan.tier(Tier.WORKER), key=lambda n: n.index)[: platform.ETCD_LOG_TARGETS]
+        log_targets = tuple(n.fixed_ip for n in workers) if spec.services.logging.enabled else ()
 
-        def etcd_user_data(member: EtcdMember, v: list[Any]) -> str:
+        def etcd_user_data(node: PlannedNode, v: list[Any]) -> str:
+            member = EtcdMember(node.name, node.fixed_ip)
             return cloudinit.render_etcd_user_data(
                 EtcdNodeInput(
                     member=member,
-                    members=members,
+                    members=members if member in members else (*members, member),
                     cluster_token=f"{spec.name}-etcd",
-                    etcd_version=spec.versions.etcd,
+                    etcd_version=node.revision.version,
+                    joining=not plan.first_deploy and node.action is Action.CREATE,
                     ca_cert_pem=v[0],
                     cert_pem=v[1],
                     key_pem=v[2],
@@ -133,20 +120,20 @@ class ClusterBootstrap(pulumi.ComponentResource):
                 )
             )
 
-        self.etcd_user_data = [
-            pulumi.Output.secret(
+        self.etcd_user_data = {
+            node.name: pulumi.Output.secret(
                 pulumi.Output.all(pki.etcd_ca.cert_pem, certkey.cert_pem, certkey.key_pem, backup).apply(
-                    functools.partial(etcd_user_data, member)
+                    functools.partial(etcd_user_data, node)
                 )
             )
-            for member, certkey in zip(members, pki.etcd_members, strict=True)
-        ]
+            for node, certkey in zip(etcd_nodes, pki.etcd_members, strict=True)
+        }
 
         cluster = pulumi.Output.all(pki.bootstrap_token, pki.kubernetes_ca.cert_pem).apply(
             lambda v: KubernetesCluster(
                 name=spec.name,
                 api_endpoint_host=api_endpoint_host,
-                api_vip=addresses.api_vip,
+                api_vip=plan.api_vip,
                 kubernetes_version=spec.versions.kubernetes,
                 containerd_version=spec.versions.containerd,
                 pod_cidr=spec.networking.pod_cidr,
@@ -169,19 +156,24 @@ class ClusterBootstrap(pulumi.ComponentResource):
             pki.apiserver_etcd_client.key_pem,
         ).apply(lambda v: ControlPlaneCertificates(*v))
 
-        def master_user_data(node: KubernetesNode, first: bool, v: list[Any]) -> str:
-            return cloudinit.render_master_user_data(v[0], node, v[1], first=first)
-
-        self.master_user_data = [
-            pulumi.Output.secret(
-                pulumi.Output.all(cluster, certificates).apply(functools.partial(master_user_data, node, index == 0))
+        def master_user_data(node: PlannedNode, first: bool, v: list[Any]) -> str:
+            return cloudinit.render_master_user_data(
+                _at_version(v[0], node), KubernetesNode(node.name, node.fixed_ip), v[1], first=first
             )
-            for index, node in enumerate(self.nodes.masters)
-        ]
-        self.worker_user_data = [
-            pulumi.Output.secret(cluster.apply(functools.partial(_worker_user_data, node)))
-            for node in self.nodes.workers
-        ]
+
+        # Only the very first pulumi up runs `kubeadm init`; a master built later (by a rollout too) joins.
+        self.master_user_data = {
+            node.name: pulumi.Output.secret(
+                pulumi.Output.all(cluster, certificates).apply(
+                    functools.partial(master_user_data, node, plan.first_deploy and node.index == 0)
+                )
+            )
+            for node in plan.tier(Tier.MASTER)
+        }
+        self.worker_user_data = {
+            node.name: pulumi.Output.secret(cluster.apply(functools.partial(_worker_user_data, node)))
+            for node in plan.tier(Tier.WORKER)
+        }
         self.admin_kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(pki.kubernetes_ca.cert_pem, pki.admin_client.cert_pem, pki.admin_client.key_pem).apply(
                 lambda v: cloudinit.admin_kubeconfig(spec.name, self.api_server_url, v[0], v[1], v[2])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kaas.offline.engine import Plan
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from kaas.outputs import OutputsError, StackOutputs, load_outputs
 from kaas.spec import ClusterSpec
 

@@ -11,8 +11,18 @@ from pathlib import Path
 
 import yaml
 
+from kaas.cluster_plan import make_cluster_plan
 from kaas.offline.engine import Plan, run_project
+from kaas.rollout import ClusterState
+from kaas.rollout.record import dump_record, load_record, record_path
 from kaas.spec import ClusterSpec, load_spec_file, load_stack_spec
+from kaas.spec.loader import stack_spec_path
+
+
+def _check_rollout(spec: ClusterSpec, path: Path, spec_path: Path) -> None:
+    """A bad rollout record or a refused edit fails here with a SpecError, before anything runs."""
+    make_cluster_plan(spec, load_record(path, spec), str(path), str(spec_path))
+
 
 OFFLINE_SECRET = "offline-placeholder"
 
@@ -28,30 +38,42 @@ def offline_secrets(spec: ClusterSpec) -> dict[str, str]:
 
 def plan_stack(stack: str, *, preview: bool = False) -> Plan:
     """Plan ``stacks/<stack>.yaml`` exactly as ``pulumi up -s <stack>`` (or ``pulumi preview``) would run it."""
-    spec = load_stack_spec(stack)  # a bad spec fails here with a SpecError, before anything runs
+    spec = load_stack_spec(stack)
+    _check_rollout(spec, record_path(stack), stack_spec_path(stack))  # a bad spec fails here, before anything runs
     return run_project(stack, config=offline_secrets(spec), preview=preview)
 
 
-def plan_file(path: Path, stack: str | None = None, *, preview: bool = False) -> Plan:
+def plan_file(path: Path, stack: str | None = None, *, preview: bool = False, record: Path | None = None) -> Plan:
     """Plan an explicit spec file, passed to the program as the ``kaas:spec`` config value.
 
-    The program runs from the project directory (as under ``pulumi up``), so the path
-    it gets is absolute.
+    The rollout record is ``record`` (config ``kaas:rollout``; a missing file: a stack never
+    deployed), else the stack's own ``stacks/rollout/<stack>.yaml``. The program runs from
+    the project directory (as under ``pulumi up``), so the paths it gets are absolute.
     """
     spec = load_spec_file(path)
+    name = stack or spec.name
     config = {"spec": str(Path(path).resolve()), **offline_secrets(spec)}
-    return run_project(stack or spec.name, config=config, preview=preview)
+    if record is not None:
+        config["rollout"] = str(Path(record).resolve())
+    _check_rollout(spec, Path(config.get("rollout") or record_path(name)), Path(path))
+    return run_project(name, config=config, preview=preview)
 
 
-def plan_spec(spec: ClusterSpec, stack: str | None = None, *, preview: bool = False) -> Plan:
-    """Plan an in-memory spec (tests and benchmarks vary specs without keeping files).
+def plan_spec(
+    spec: ClusterSpec, stack: str | None = None, *, preview: bool = False, recorded: ClusterState | None = None
+) -> Plan:
+    """Plan an in-memory spec (tests and benchmarks vary specs without keeping files), one
+    rollout step further than the ``recorded`` node revisions (None: a cluster not built yet).
 
-    The spec is written to a temporary file and planned like any other spec file; it
-    must read back as the same spec.
+    The spec (and the record) are written to temporary files and planned like any other
+    spec file; the spec must read back as the same spec.
     """
     with tempfile.TemporaryDirectory(prefix="kaas-spec-") as directory:
         path = Path(directory) / f"{spec.name}.yaml"
         path.write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
         if load_spec_file(path) != spec:
             raise ValueError(f"spec {spec.name!r} does not survive its YAML round trip")
-        return plan_file(path, stack, preview=preview)
+        record = Path(directory) / "rollout.yaml"  # absent when nothing is recorded
+        if recorded is not None:
+            record.write_text(dump_record(spec.name, recorded), encoding="utf-8")
+        return plan_file(path, stack, preview=preview, record=record)

@@ -1,51 +1,11 @@
-"""Plans as JSON documents and as a `pulumi preview`-like tree."""
+"""Plans as a `pulumi preview`-like tree and an outputs listing (the JSON format is :mod:`kaas.offline.planfile`)."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import asdict
-from typing import Any
 
-from kaas.offline.engine import UNKNOWN, Plan, ResourceRecord, Secret
-
-SECRET_MASK = "[secret]"
-
-
-def plain(value: Any, show_secrets: bool = False) -> Any:
-    """JSON-ready form of a recorded value; secrets masked unless ``show_secrets``."""
-    if isinstance(value, Secret):
-        return plain(value.value, show_secrets) if show_secrets else SECRET_MASK
-    if value is UNKNOWN:
-        return "[unknown]"
-    if isinstance(value, dict):
-        return {k: plain(v, show_secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v, show_secrets) for v in value]
-    return value
-
-
-def record_json(record: ResourceRecord, show_secrets: bool = False) -> dict[str, Any]:
-    data = asdict(record)
-    data["inputs"] = plain(record.inputs, show_secrets)
-    return {
-        "urn": data["urn"],
-        "type": data["type"],
-        "name": data["name"],
-        "parent": data["parent"],
-        "custom": data["custom"],
-        "inputs": data["inputs"],
-        "dependencies": data["dependencies"],
-        "propertyDependencies": data["property_dependencies"],
-        "options": data["options"],
-    }
-
-
-def plan_json(plan: Plan, show_secrets: bool = False) -> dict[str, Any]:
-    return {
-        "stack": plan.stack,
-        "resources": [record_json(r, show_secrets) for r in plan.resources],
-        "outputs": plain(plan.outputs, show_secrets),
-    }
+from kaas.offline.engine import Plan, ResourceRecord
+from kaas.offline.planfile import plan_json
 
 
 def plan_tree(plan: Plan) -> str:

@@ -42,15 +42,40 @@ def worker_capacity(node_cidr: str) -> int:
     return ipaddress.IPv4Network(node_cidr).num_addresses - WORKER_OFFSET - 1
 
 
-def plan_addresses(spec: ClusterSpec) -> AddressPlan:
-    network = ipaddress.IPv4Network(spec.networking.node_cidr)
+TIER_OFFSETS = {"etcd": ETCD_OFFSET, "master": MASTER_OFFSET, "worker": WORKER_OFFSET}
 
-    def block(offset: int, count: int) -> tuple[str, ...]:
-        return tuple(str(network.network_address + offset + i) for i in range(count))
+
+def tier_capacity(node_cidr: str, tier: str) -> int:
+    """How many node indices (0..capacity-1) the tier's address block holds."""
+    if tier == "worker":
+        return worker_capacity(node_cidr)
+    return {"etcd": MASTER_OFFSET - ETCD_OFFSET, "master": WORKER_OFFSET - MASTER_OFFSET}[tier]
+
+
+def node_address(node_cidr: str, tier: str, index: int) -> str:
+    """The fixed address of node ``index`` of ``tier``: slot ``index`` of the tier's block."""
+    if not 0 <= index < tier_capacity(node_cidr, tier):
+        raise ValueError(f"{tier} index {index} is outside the tier's address block of {node_cidr}")
+    return str(ipaddress.IPv4Network(node_cidr).network_address + TIER_OFFSETS[tier] + index)
+
+
+def api_vip(node_cidr: str) -> str:
+    return str(ipaddress.IPv4Network(node_cidr).network_address + VIP_OFFSET)
+
+
+def plan_addresses(spec: ClusterSpec) -> AddressPlan:
+    """Every address of a cluster whose nodes have indices ``0..count-1`` (a fresh cluster).
+
+    The program reads node addresses from the cluster plan (kaas.cluster_plan), where a
+    rollout may use other indices; this is the same arithmetic for tests and tools."""
+    base = ipaddress.IPv4Network(spec.networking.node_cidr).network_address
+
+    def block(tier: str, count: int) -> tuple[str, ...]:
+        return tuple(str(base + TIER_OFFSETS[tier] + i) for i in range(count))
 
     return AddressPlan(
-        api_vip=str(network.network_address + VIP_OFFSET),
-        etcd=block(ETCD_OFFSET, spec.etcd.count),
-        masters=block(MASTER_OFFSET, spec.masters.count),
-        workers=block(WORKER_OFFSET, spec.workers.count),
+        api_vip=str(base + VIP_OFFSET),
+        etcd=block("etcd", spec.etcd.count),
+        masters=block("master", spec.masters.count),
+        workers=block("worker", spec.workers.count),
     )

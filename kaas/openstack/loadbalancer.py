@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_openstack as openstack
 
-from kaas.openstack.addressing import plan_addresses
 from kaas.platform import API_SERVER_PORT
 from kaas.spec.models import ClusterSpec, OctaviaProvider
 
@@ -73,6 +72,8 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         self,
         name: str,
         spec: ClusterSpec,
+        api_vip: str,
+        masters: Sequence[tuple[int, str]],
         network_id: pulumi.Input[str],
         subnet_id: pulumi.Input[str],
         security_group_ids: Sequence[pulumi.Input[str]],
@@ -81,20 +82,19 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("kaas:openstack:ApiLoadBalancer", f"{name}-api", None, opts)
-        addresses = plan_addresses(spec)
         lb_settings = spec.load_balancer
         policy = balancing_policy(spec.openstack.octavia_provider, lb_settings.stream_timeout_ms)
 
         def child(*after: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(after))
 
-        self.vip_address = addresses.api_vip
+        self.vip_address = api_vip
         self.vip_port = openstack.networking.Port(
             f"{name}-api-vip",
             name=f"{name}-api-vip",
             network_id=network_id,
             admin_state_up=True,
-            fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=subnet_id, ip_address=addresses.api_vip)],
+            fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=subnet_id, ip_address=api_vip)],
             security_group_ids=list(security_group_ids),
             opts=child(),
         )
@@ -139,7 +139,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         )
         self.members = []
         previous: pulumi.Resource = self.monitor
-        for index, address in enumerate(addresses.masters):
+        for index, address in masters:
             member = openstack.loadbalancer.Member(
                 f"{name}-api-master-{index}",
                 name=f"{name}-master-{index}",
@@ -157,7 +157,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             f"{name}-api-fip",
             pool=spec.openstack.external_network,
             port_id=self.vip_port.id,
-            fixed_ip=addresses.api_vip,
+            fixed_ip=api_vip,
             description=f"kaas {spec.name}: Kubernetes API",
             opts=child(*floating_ip_depends_on),
         )

@@ -1,42 +1,44 @@
 """NodeTier: one tier of nodes (etcd, master or worker) with its server group and ports.
 
-The placement is data first (:func:`plan_nodes`): node ``i`` of a tier is always
-named ``<cluster>-<tier>-<i>``, has the fixed address ``i`` of the tier's block in
-the address plan and sits in availability zone ``i mod len(zones)``. Nothing about
-node ``i`` depends on the tier's count, so growing a tier only adds nodes.
+The nodes come from the cluster plan (:class:`kaas.cluster_plan.ClusterPlan`): node
+``i`` of a tier is named ``<cluster>-<tier>-<i>``, has the fixed address ``i`` of the
+tier's block and sits in availability zone ``i mod len(zones)``; each carries the
+revision it runs (image, flavor, key pair, boot volume, and through its user data
+the software versions). This component only applies the rollout step:
+
+- a node the step keeps (or retires) is declared at its recorded revision;
+- a node the step creates or rebuilds is declared at the desired revision;
+- every node but the one being rebuilt ignores changes to what its server was built
+  with: no spec edit reaches a running node except through the planner (even on a
+  stack whose record is missing);
+- etcd members are protected while they are members; a retired member is not, so the
+  next step can delete it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_openstack as openstack
 
-from kaas.openstack.addressing import node_name, plan_addresses
+from kaas.cluster_plan import PlannedNode
 from kaas.openstack.security import Role
 from kaas.spec.models import ClusterSpec, NodeTierSpec
 
 TIERS: tuple[Role, ...] = (Role.ETCD, Role.MASTER, Role.WORKER)
 
-# etcd members hold the cluster's state: a new image or new user data must never
-# replace them through a routine `pulumi up` (that would replace the quorum at once).
-ETCD_IGNORE_CHANGES = ["image_name", "image_id", "user_data", "block_devices"]
-# Masters run the control plane: changed user data (a new template, a rotated token)
-# or a new image applies to masters built later, never by replacing every master at
-# once (that takes the API down). Roll a new image through them one at a time with
-# `pulumi up --replace <urn>`.
-MASTER_IGNORE_CHANGES = ["user_data", "image_name", "image_id", "block_devices"]
+# What a server is built with: held nodes ignore changes to all of it (the rollout
+# planner, not a spec edit, decides when a node is rebuilt).
+BUILT_WITH = ["user_data", "image_name", "image_id", "block_devices", "key_pair", "flavor_name", "flavor_id"]
 
-
-@dataclass(frozen=True)
-class NodePlan:
-    tier: Role
-    index: int
-    name: str
-    fixed_ip: str
-    availability_zone: str
+# Instance metadata: the node's identity and revision, read back by `kaas check` and the policy pack.
+TIER_KEY = "kaas-tier"
+INDEX_KEY = "kaas-index"
+PHASE_KEY = "kaas-phase"
+VERSION_KEY = "kaas-version"
+IMAGE_KEY = "kaas-image"
+TEMPLATE_KEY = "kaas-template"
 
 
 def tier_spec(spec: ClusterSpec, tier: Role) -> NodeTierSpec:
@@ -44,21 +46,23 @@ def tier_spec(spec: ClusterSpec, tier: Role) -> NodeTierSpec:
     return tiers[tier]
 
 
-def plan_nodes(spec: ClusterSpec, tier: Role) -> tuple[NodePlan, ...]:
-    """Name, fixed IP and availability zone of every node of ``tier`` (zones round-robin)."""
-    plan = plan_addresses(spec)
-    addresses = {Role.ETCD: plan.etcd, Role.MASTER: plan.masters, Role.WORKER: plan.workers}[tier]
-    zones = spec.openstack.availability_zones
-    return tuple(
-        NodePlan(tier, i, node_name(spec.name, tier, i), address, zones[i % len(zones)])
-        for i, address in enumerate(addresses)
-    )
+def node_metadata(cluster: str, node: PlannedNode) -> dict[str, str]:
+    return {
+        "kaas-cluster": cluster,
+        TIER_KEY: str(node.tier),
+        "kaas-node": node.name,
+        INDEX_KEY: str(node.index),
+        PHASE_KEY: str(node.phase),
+        VERSION_KEY: node.revision.version,
+        IMAGE_KEY: node.revision.image,
+        TEMPLATE_KEY: str(node.revision.template),
+    }
 
 
 class NodeTier(pulumi.ComponentResource):
     """A server group, one Neutron port (fixed IP, security groups) and one instance per node.
 
-    ``user_data`` (one per node, from the bootstrap layer) is an input; without it the
+    ``user_data`` (by node name, from the bootstrap layer) is an input; without it the
     instances boot with none.
     """
 
@@ -73,20 +77,19 @@ class NodeTier(pulumi.ComponentResource):
         name: str,
         spec: ClusterSpec,
         tier: Role,
+        nodes: Sequence[PlannedNode],
         network_id: pulumi.Input[str],
         subnet_id: pulumi.Input[str],
         security_group_ids: Sequence[pulumi.Input[str]],
         provider: openstack.Provider,
         allowed_address_pairs: Sequence[str] = (),
-        user_data: Sequence[pulumi.Input[str]] | None = None,
+        user_data: Mapping[str, pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("kaas:openstack:NodeTier", f"{name}-{tier}", None, opts)
-        nodes = plan_nodes(spec, tier)
-        if user_data is not None and len(user_data) != len(nodes):
-            raise ValueError(f"{tier}: {len(user_data)} user data documents for {len(nodes)} nodes")
+        if user_data is not None and set(user_data) != {n.name for n in nodes}:
+            raise ValueError(f"{tier}: user data for {sorted(user_data)}, nodes {[n.name for n in nodes]}")
         settings = tier_spec(spec, tier)
-        stateful = tier is Role.ETCD
         self.names = tuple(n.name for n in nodes)
         self.addresses = tuple(n.fixed_ip for n in nodes)
 
@@ -94,19 +97,22 @@ class NodeTier(pulumi.ComponentResource):
             f"{name}-{tier}",
             name=f"{name}-{tier}",
             policies=settings.server_group_policy.value,
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, protect=stateful),
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, protect=tier is Role.ETCD),
         )
-        image_id: pulumi.Output[str] | None = None
-        if settings.boot_volume_gb is not None:
-            image_id = openstack.images.get_image_output(
-                name=spec.openstack.image,
-                most_recent=True,
-                opts=pulumi.InvokeOutputOptions(parent=self, provider=provider),
-            ).id
+        image_ids: dict[str, pulumi.Output[str]] = {}
+
+        def image_id(image: str) -> pulumi.Output[str]:
+            if image not in image_ids:
+                image_ids[image] = openstack.images.get_image_output(
+                    name=image, most_recent=True, opts=pulumi.InvokeOutputOptions(parent=self, provider=provider)
+                ).id
+            return image_ids[image]
 
         self.ports = []
         self.instances = []
         for node in nodes:
+            # etcd members are protected while they are members; a retired one is deleted by the next step.
+            protected = tier is Role.ETCD and node.member
             port = openstack.networking.Port(
                 f"{node.name}-port",
                 name=node.name,
@@ -118,16 +124,17 @@ class NodeTier(pulumi.ComponentResource):
                     openstack.networking.PortAllowedAddressPairArgs(ip_address=cidr) for cidr in allowed_address_pairs
                 ]
                 or None,
-                opts=pulumi.ResourceOptions(parent=self, provider=provider, protect=stateful),
+                opts=pulumi.ResourceOptions(parent=self, provider=provider, protect=protected),
             )
+            revision = node.revision
             block_devices = None
-            if image_id is not None:
+            if revision.volume_gb is not None:
                 block_devices = [
                     openstack.compute.InstanceBlockDeviceArgs(
                         source_type="image",
                         destination_type="volume",
-                        uuid=image_id,
-                        volume_size=settings.boot_volume_gb,
+                        uuid=image_id(revision.image),
+                        volume_size=revision.volume_gb,
                         boot_index=0,
                         delete_on_termination=True,
                     )
@@ -135,22 +142,24 @@ class NodeTier(pulumi.ComponentResource):
             instance = openstack.compute.Instance(
                 node.name,
                 name=node.name,
-                flavor_name=settings.flavor.name,
-                image_name=None if block_devices else spec.openstack.image,
+                flavor_name=revision.flavor,
+                image_name=None if block_devices else revision.image,
                 block_devices=block_devices,
-                key_pair=spec.openstack.key_pair,
+                key_pair=revision.key_pair,
                 availability_zone=node.availability_zone,
                 scheduler_hints=[openstack.compute.InstanceSchedulerHintArgs(group=self.server_group.id)],
                 networks=[openstack.compute.InstanceNetworkArgs(port=port.id)],
-                user_data=user_data[node.index] if user_data is not None else None,
-                metadata={"kaas-cluster": spec.name, "kaas-tier": str(tier), "kaas-node": node.name},
+                user_data=user_data[node.name] if user_data is not None else None,
+                metadata=node_metadata(spec.name, node),
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     provider=provider,
-                    protect=stateful,
-                    ignore_changes={Role.ETCD: ETCD_IGNORE_CHANGES, Role.MASTER: MASTER_IGNORE_CHANGES}.get(tier),
+                    protect=protected,
+                    ignore_changes=None if node.rebuilt else BUILT_WITH,
                     # The replacement takes over the node's port (its fixed IP), which Nova binds to
-                    # one server at a time: the old instance must go first.
+                    # one server at a time: the old instance must go first. The planner rebuilds in
+                    # place only where that is safe (one master while the others serve the API,
+                    # workers within max_unavailable); elsewhere it builds a new node beside the old.
                     delete_before_replace=True,
                 ),
             )

@@ -11,11 +11,14 @@ WHOLE_PROGRAM_FILES = frozenset({"__main__.py", "Pulumi.yaml", "requirements.txt
 
 
 def stack_of(path: str) -> str | None:
-    """``stacks/acme-prod.yaml`` and ``Pulumi.acme-prod.yaml`` belong to stack ``acme-prod``."""
+    """``stacks/acme-prod.yaml``, its rollout record ``stacks/rollout/acme-prod.yaml`` and
+    ``Pulumi.acme-prod.yaml`` belong to stack ``acme-prod``."""
     pure = PurePosixPath(path)
     if pure.suffix != ".yaml":
         return None
     if len(pure.parts) == 2 and pure.parts[0] == "stacks":
+        return pure.stem
+    if len(pure.parts) == 3 and pure.parts[:2] == ("stacks", "rollout"):
         return pure.stem
     if len(pure.parts) == 1 and pure.name.startswith("Pulumi.") and pure.name != "Pulumi.yaml":
         return pure.name[len("Pulumi.") : -len(".yaml")]

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kaas.offline.engine import Plan, ResourceRecord, Secret
+from kaas.offline.planfile import plain
 from kaas.review.policy import RULES, PlanView, Record, Violation, evaluate, is_production
 
 
@@ -14,21 +15,11 @@ def record_of(resource: ResourceRecord) -> Record:
         urn=resource.urn,
         type=resource.type,
         name=resource.name,
-        inputs=reveal_secrets(resource.inputs),
+        inputs=plain(resource.inputs, show_secrets=True),
         protect=bool(resource.options.get("protect")),
         retain_on_delete=bool(resource.options.get("retainOnDelete")),
         property_dependencies=resource.property_dependencies,
     )
-
-
-def reveal_secrets(value: Any) -> Any:
-    if isinstance(value, Secret):
-        return reveal_secrets(value.value)
-    if isinstance(value, dict):
-        return {k: reveal_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [reveal_secrets(v) for v in value]
-    return value
 
 
 def view_of(plan: Plan, default_facts: Mapping[str, Any] | None = None) -> PlanView:

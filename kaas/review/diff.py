@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from kaas.offline.engine import UNKNOWN, Plan, ResourceRecord, Secret
+from kaas.offline.engine import Plan, ResourceRecord, Secret
+from kaas.offline.planfile import SECRET_MASK, plain
+from kaas.review.userdata import user_data_diff
 
-SECRET_MASK = "[secret]"
 ALL_INPUTS = "*"
+USER_DATA = "userData"
 
 # Inputs whose change the provider can only apply by replacing the resource
 # (ForceNew in the Terraform schemas the Pulumi providers are bridged from).
@@ -96,6 +98,8 @@ class InputChange:
     new: Any
     secret: bool
     forces_replacement: bool
+    # For user data: the unified diff of the rendered cloud-config, secret values masked.
+    detail: tuple[str, ...] = ()
 
     def shown(self, value: Any) -> str:
         if self.secret:
@@ -151,6 +155,10 @@ class PlanDiff:
     resources: tuple[ResourceDiff, ...]
     base_missing: bool = False
     outputs: tuple[OutputChange, ...] = ()
+    # The rollout step the new plan performs (kaas.rollout.render.describe_step) and the
+    # invariants it breaks (kaas.rollout.invariants), rebuilt from the plan itself.
+    rollout: tuple[str, ...] = ()
+    rollout_violations: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -162,19 +170,6 @@ class PlanDiff:
 
     def of(self, operation: Operation) -> list[ResourceDiff]:
         return [r for r in self.resources if r.operation is operation]
-
-
-def reveal(value: Any) -> Any:
-    """The value with every secret unwrapped (what the provider would receive)."""
-    if isinstance(value, Secret):
-        return reveal(value.value)
-    if value is UNKNOWN:
-        return "[unknown]"
-    if isinstance(value, dict):
-        return {k: reveal(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [reveal(v) for v in value]
-    return value
 
 
 def contains_secret(value: Any) -> bool:
@@ -214,15 +209,20 @@ def input_changes(old: ResourceRecord, new: ResourceRecord) -> list[InputChange]
         if key in ignored or key.startswith("__"):
             continue
         before, after = old.inputs.get(key), new.inputs.get(key)
-        if reveal(before) == reveal(after):
+        if plain(before, show_secrets=True) == plain(after, show_secrets=True):
             continue
+        detail: tuple[str, ...] = ()
+        old_text, new_text = plain(before, show_secrets=True), plain(after, show_secrets=True)
+        if key == USER_DATA and isinstance(old_text, str) and isinstance(new_text, str):
+            detail = tuple(user_data_diff(old_text, new_text, new.name))
         changes.append(
             InputChange(
                 key=key,
-                old=reveal(before),
-                new=reveal(after),
+                old=plain(before, show_secrets=True),
+                new=plain(after, show_secrets=True),
                 secret=contains_secret(before) or contains_secret(after),
                 forces_replacement=ALL_INPUTS in replacing or key in replacing,
+                detail=detail,
             )
         )
     return changes
@@ -235,10 +235,10 @@ def output_changes(old: Any, new: Any, path: str = "") -> list[OutputChange]:
         for key in sorted(set(old) | set(new)):
             changes += output_changes(old.get(key), new.get(key), f"{path}.{key}" if path else key)
         return changes
-    if reveal(old) == reveal(new):
+    if plain(old, show_secrets=True) == plain(new, show_secrets=True):
         return []
     secret = contains_secret(old) or contains_secret(new)
-    return [OutputChange(path, reveal(old), reveal(new), secret)]
+    return [OutputChange(path, plain(old, show_secrets=True), plain(new, show_secrets=True), secret)]
 
 
 def diff_plans(old: Plan | None, new: Plan | None, stack: str | None = None) -> PlanDiff:
@@ -279,45 +279,37 @@ def diff_plans(old: Plan | None, new: Plan | None, stack: str | None = None) -> 
                 )
     name = stack or (new.stack if new else old.stack if old else "?")
     outputs = output_changes(old.outputs if old else {}, new.outputs if new else {})
-    return PlanDiff(stack=name, resources=tuple(diffs), base_missing=old is None, outputs=tuple(outputs))
+    rollout, violations = rollout_section(new) if new is not None else ((), ())
+    return PlanDiff(
+        stack=name,
+        resources=tuple(diffs),
+        base_missing=old is None,
+        outputs=tuple(outputs),
+        rollout=rollout,
+        rollout_violations=violations,
+    )
 
 
-# ---------------------------------------------------------------------------
-# Plans read back from `python -m kaas plan --json` (how the base revision is planned).
+def rollout_section(plan: Plan) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(lines, violations)``: the rollout step ``plan`` performs, for people, and the invariants it breaks."""
+    from kaas.review.check import view_of
+    from kaas.review.policy import planned_step
+    from kaas.rollout import check_step
+    from kaas.rollout.render import describe_step
 
-
-def _with_secrets(revealed: Any, masked: Any) -> Any:
-    """Rebuild recorded values: where the masked document says ``[secret]``, the revealed value was a secret."""
-    if masked == SECRET_MASK and revealed != SECRET_MASK:
-        return Secret(revealed)
-    if isinstance(revealed, dict) and isinstance(masked, dict):
-        return {k: _with_secrets(v, masked.get(k)) for k, v in revealed.items()}
-    if isinstance(revealed, list) and isinstance(masked, list) and len(revealed) == len(masked):
-        return [_with_secrets(r, m) for r, m in zip(revealed, masked, strict=True)]
-    return revealed
-
-
-def plan_from_json(revealed: dict[str, Any], masked: dict[str, Any] | None = None) -> Plan:
-    """A :class:`Plan` from ``kaas plan --json --show-secrets`` (and, to know what was secret, ``--json``)."""
-    masked_by_urn = {r["urn"]: r for r in (masked or {}).get("resources", [])}
-    records = []
-    for data in revealed["resources"]:
-        masked_inputs = masked_by_urn.get(data["urn"], {}).get("inputs", data["inputs"])
-        records.append(
-            ResourceRecord(
-                urn=data["urn"],
-                type=data["type"],
-                name=data["name"],
-                parent=data.get("parent"),
-                custom=bool(data.get("custom", True)),
-                inputs=_with_secrets(data["inputs"], masked_inputs),
-                dependencies=list(data.get("dependencies", [])),
-                property_dependencies=dict(data.get("propertyDependencies", {})),
-                options=dict(data.get("options", {})),
-            )
-        )
-    outputs = _with_secrets(revealed.get("outputs", {}), (masked or revealed).get("outputs", {}))
-    return Plan(stack=revealed.get("stack", "?"), resources=records, outputs=outputs)
+    planned = planned_step(view_of(plan))
+    if planned is None:
+        return (), ()
+    desired, step = planned
+    addresses = {
+        r.name.removesuffix("-port"): str(plain(r.inputs.get("fixedIps"), show_secrets=True)[0].get("ipAddress"))
+        for r in plan.by_type("openstack:networking/port:Port")
+        if r.inputs.get("fixedIps")
+    }
+    lines = describe_step(step, addresses)
+    if step.bootstrap:
+        lines = [*lines, "no rollout record yet: after pulumi up, `python -m kaas rollout record` and commit it"]
+    return tuple(lines), tuple(str(v) for v in check_step(desired, step))
 
 
 # ---------------------------------------------------------------------------
@@ -384,10 +376,16 @@ def render_text(diff: PlanDiff) -> str:
         lines.append("  (the stack does not exist at the base revision: everything is created)")
     for resource in diff.resources:
         lines.append(f"  {SYMBOLS[resource.operation]:<2} {resource.operation.value:<7} {_resource_line(resource)}")
-        lines.extend(f"        {_change_line(c)}" for c in resource.changes)
+        for change in resource.changes:
+            lines.append(f"        {_change_line(change)}")
+            lines.extend(f"          {line}" for line in change.detail)
     if diff.outputs:
         lines.append("  Outputs:")
         lines.extend(f"    {_output_line(c)}" for c in diff.outputs)
+    if diff.rollout and diff.has_changes:
+        lines.append("  Rollout (this pulumi up):")
+        lines.extend(f"    {line}" for line in diff.rollout)
+    lines.extend(f"  UNSAFE: {violation}" for violation in diff.rollout_violations)
     return "\n".join(lines)
 
 
@@ -397,6 +395,10 @@ def render_markdown(diff: PlanDiff) -> str:
     lines = [f"### Offline diff of stack `{diff.stack}`", ""]
     if diff.base_missing:
         lines += ["The stack does not exist at the base revision: every resource is created.", ""]
+    if diff.rollout_violations:
+        lines += [f"**Unsafe day-2 step:** {v}" for v in diff.rollout_violations] + [""]
+    if diff.rollout and diff.has_changes:
+        lines += ["**Rollout, this `pulumi up`:**", "", *(f"- {line}" for line in diff.rollout), ""]
     if not diff.has_changes:
         lines.append("No changes.")
         return "\n".join(lines) + "\n"
@@ -417,7 +419,10 @@ def render_markdown(diff: PlanDiff) -> str:
             notes = resource.notes()
             suffix = f" ({'; '.join(notes)})" if notes else ""
             details.append(f"- **{op.value}** `{resource.type}` `{resource.name}`{suffix}")
-            details.extend(f"  - `{_change_line(c)}`" for c in resource.changes)
+            for change in resource.changes:
+                details.append(f"  - `{_change_line(change)}`")
+                if change.detail:
+                    details += ["", "    ```diff", *(f"    {line}" for line in change.detail), "    ```", ""]
     if diff.outputs:
         details.append("- **outputs**")
         details.extend(f"  - `{_output_line(c)}`" for c in diff.outputs)

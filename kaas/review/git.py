@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kaas.offline.engine import Plan
-from kaas.review.diff import plan_from_json
+from kaas.offline.planfile import plan_from_json
 
 
 class GitError(Exception):

@@ -7,8 +7,11 @@ This module imports nothing from the Pulumi runtime, so the pack stays light.
 
 Facts that are not visible as resources (the environment, the etcd backup
 interval, monitoring and logging retention) come from the ``kaasPolicy`` input of
-the ``kaas:index:Cluster`` component (:func:`cluster_policy_facts` builds it from
-the spec). A violation is *mandatory* for a production stack and *advisory* for a
+the ``kaas:index:Cluster`` component (:func:`kaas.cluster_plan.cluster_policy_facts` builds it from
+the spec). The day-2 rule rebuilds the rollout step the plan performs from the
+``kaasRollout`` input (the recorded node revisions, the desired ones) and the
+instances' own revisions, then applies :func:`kaas.rollout.check_step` (kaas.rollout is
+plain Python too). A violation is *mandatory* for a production stack and *advisory* for a
 demo stack; a stack whose facts are missing is treated as production.
 """
 
@@ -21,6 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kaas.platform import ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT
+from kaas.rollout import ClusterState, Desired, Node, Phase, Revision, Step, Tier, check_step, moves_between
+from kaas.rollout.model import desired_from_data, state_from_data
+from kaas.rollout.planner import pending_moves
 
 INSTANCE = "openstack:compute/instance:Instance"
 SERVER_GROUP = "openstack:compute/serverGroup:ServerGroup"
@@ -79,21 +85,6 @@ class PlanView:
         return self.default_facts
 
 
-def cluster_policy_facts(spec: Any) -> dict[str, Any]:
-    """The ``kaasPolicy`` input of the Cluster component: spec facts the rules need (camelCase, plain data)."""
-    services = spec.services
-    return {
-        "environment": str(spec.environment),
-        "etcdBackupIntervalHours": spec.etcd_backup.interval_hours,
-        "etcdBackupRetentionDays": spec.etcd_backup.retention_days,
-        "monitoring": {
-            "enabled": services.monitoring.enabled,
-            "retentionDays": services.monitoring.prometheus_retention_days,
-        },
-        "logging": {"enabled": services.logging.enabled, "retentionDays": services.logging.retention_days},
-    }
-
-
 def is_production(view: PlanView) -> bool:
     return bool(view.facts().get("environment", "production") != "demo")
 
@@ -133,12 +124,20 @@ def _hard_anti_affinity(group: Record) -> bool:
 
 
 def etcd_quorum(view: PlanView) -> list[Violation]:
-    """The etcd tier has an odd number (>= 3) of members in a hard anti-affinity server group."""
+    """The etcd tier has an odd number (>= 3) of members in a hard anti-affinity server group.
+
+    During a rollout a member is added before one is removed, so the tier may hold one
+    member more or less than the spec's (odd) count for a step; retired members do not count.
+    """
     rule = "etcd-quorum"
-    members = instances(view, "etcd")
+    members = [m for m in instances(view, "etcd") if _metadata(m, PHASE_KEY) != Phase.LEAVING]
     found: list[Violation] = []
-    if len(members) < 3 or len(members) % 2 == 0:
-        found.append(Violation(rule, f"etcd tier has {len(members)} members; it needs an odd number, at least 3"))
+    planned = planned_step(view)
+    wanted = planned[0].etcd.count if planned is not None else len(members)
+    in_rollout = planned is not None and not planned[1].bootstrap
+    if wanted < 3 or wanted % 2 == 0 or abs(len(members) - wanted) > (1 if in_rollout else 0):
+        spec = f" (spec: {wanted})" if wanted != len(members) else ""
+        found.append(Violation(rule, f"etcd tier has {len(members)} members{spec}; it needs an odd number, at least 3"))
     groups = {g.urn: g for g in view.by_type(SERVER_GROUP)}
     for member in members:
         hinted = [groups[u] for u in member.property_dependencies.get("schedulerHints", []) if u in groups]
@@ -164,16 +163,6 @@ def masters_behind_load_balancer(view: PlanView) -> list[Violation]:
     if not view.by_type(LB_MONITOR):
         found.append(Violation(rule, "the API load balancer pool has no health monitor"))
     return found
-
-
-def _opens_to_world(inputs: Mapping[str, Any]) -> bool:
-    if inputs.get("remoteGroupId"):
-        return False
-    prefix = inputs.get("remoteIpPrefix") or "0.0.0.0/0"
-    try:
-        return ipaddress.ip_network(prefix, strict=False).prefixlen == 0
-    except ValueError:
-        return False
 
 
 def _ports(inputs: Mapping[str, Any]) -> range:
@@ -251,13 +240,71 @@ def backup_containers_protected(view: PlanView) -> list[Violation]:
 
 
 def etcd_nodes_protected(view: PlanView) -> list[Violation]:
-    """Every etcd member is protected (deleting one by accident costs quorum)."""
+    """Every etcd member is protected (deleting one by accident costs quorum); a retired one may go."""
     rule = "etcd-nodes-protected"
     return [
         Violation(rule, f"etcd member {r.name} is not protected", r.urn)
         for r in instances(view, "etcd")
-        if not r.protect
+        if not r.protect and _metadata(r, PHASE_KEY) != Phase.LEAVING
     ]
+
+
+# ---------------------------------------------------------------------------
+# Day 2: the rollout step a plan performs, rebuilt from its instances.
+
+ROLLOUT_KEY = "kaasRollout"  # Cluster component input: {"desired": ..., "recorded": ... | None}
+PHASE_KEY = "kaas-phase"
+
+
+def node_of(record: Record) -> Node | None:
+    """The node an instance is, at the revision it is built with (None: not a kaas node)."""
+    tier = tier_of(record)
+    index, version, image = (_metadata(record, k) for k in ("kaas-index", "kaas-version", "kaas-image"))
+    template, phase = _metadata(record, "kaas-template"), _metadata(record, PHASE_KEY)
+    if tier is None or index is None or version is None or image is None or template is None:
+        return None
+    devices = record.inputs.get("blockDevices") or []
+    volume = devices[0].get("volumeSize") if devices and isinstance(devices[0], Mapping) else None
+    revision = Revision(
+        image=image,
+        version=version,
+        template=int(template),
+        flavor=str(record.inputs.get("flavorName")),
+        key_pair=record.inputs.get("keyPair"),
+        volume_gb=int(volume) if volume is not None else None,
+    )
+    return Node(Tier(tier), int(index), revision, Phase(phase or Phase.RUNNING))
+
+
+def planned_step(view: PlanView) -> tuple[Desired, Step] | None:
+    """``(desired, step)``: from the recorded state (the Cluster component's facts) to what the plan's
+    instances are built as. None when the plan carries no rollout facts."""
+    for cluster in view.by_type(CLUSTER):
+        facts = cluster.inputs.get(ROLLOUT_KEY)
+        if isinstance(facts, Mapping):
+            break
+    else:
+        return None
+    desired = desired_from_data(facts["desired"])
+    nodes = [node for node in (node_of(r) for r in view.by_type(INSTANCE)) if node is not None]
+    after = ClusterState(tuple(nodes))
+    recorded = facts.get("recorded")
+    if recorded is None:
+        return desired, Step(
+            desired.cluster, ClusterState(), after, moves_between(ClusterState(), after), bootstrap=True
+        )
+    before = state_from_data(recorded)
+    return desired, Step(desired.cluster, before, after, moves_between(before, after), pending_moves(desired, after))
+
+
+def day2_rollout_safe(view: PlanView) -> list[Violation]:
+    """The update keeps etcd quorum, the API and the workloads serving, with no version skew."""
+    rule = "day2-rollout-safe"
+    planned = planned_step(view)
+    if planned is None:
+        return []
+    desired, step = planned
+    return [Violation(rule, str(violation)) for violation in check_step(desired, step)]
 
 
 def backups_scheduled(view: PlanView) -> list[Violation]:
@@ -379,6 +426,7 @@ RULES: tuple[Rule, ...] = tuple(
         ("alerts-routed", alerts_routed, True),
         ("secrets-not-in-plain-outputs", secrets_not_in_plain_outputs, False),
         ("helm-releases-pinned", helm_releases_pinned, True),
+        ("day2-rollout-safe", day2_rollout_safe, True),
     )
 )
 

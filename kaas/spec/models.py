@@ -250,6 +250,14 @@ class MasterTierSpec(NodeTierSpec):
 class WorkerTierSpec(NodeTierSpec):
     count: int = Field(default=3, ge=1)
     flavor: Flavor = Flavor(name="kaas.worker", vcpus=4, ram_gb=8, disk_gb=40)
+    max_unavailable: int = Field(
+        default=1, ge=0, description="Workers a rollout may take out of service at once (cordoned and drained)."
+    )
+    max_surge: int = Field(
+        default=1,
+        ge=0,
+        description="New workers a rollout builds before old ones go; 0 rebuilds workers in place (delete first).",
+    )
 
 
 class OpenStackSpec(SpecModel):

@@ -79,6 +79,26 @@ def node_cidr_fits_nodes(spec: ClusterSpec) -> Iterator[Problem]:
         )
 
 
+def worker_rollout_progresses(spec: ClusterSpec) -> Iterator[Problem]:
+    """A rollout needs room to move: a surge node, or a worker it may take out of service."""
+    from kaas.openstack.addressing import worker_capacity
+
+    workers = spec.workers
+    if workers.max_surge == 0 and workers.max_unavailable == 0:
+        yield Problem(
+            "workers.max_unavailable",
+            "must be >= 1 when workers.max_surge is 0, or no worker could ever be replaced",
+        )
+    spare = workers.count + workers.max_surge + max(1, workers.max_unavailable)
+    capacity = worker_capacity(spec.networking.node_cidr)
+    if workers.count <= capacity < spare:
+        yield Problem(
+            "workers.max_surge",
+            f"a rollout needs up to {spare} worker addresses (count + max_surge + max_unavailable) but "
+            f"networking.node_cidr has {capacity}",
+        )
+
+
 def worker_flavor_minimum(spec: ClusterSpec) -> Iterator[Problem]:
     flavor = spec.workers.flavor
     for field, value, minimum, unit in (
@@ -234,6 +254,7 @@ ALWAYS: tuple[Rule, ...] = (
     verified_downloads,
     cidrs_disjoint,
     node_cidr_fits_nodes,
+    worker_rollout_progresses,
     worker_flavor_minimum,
     ssh_not_open_to_world,
     cluster_networks_private,

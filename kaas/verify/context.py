@@ -17,8 +17,7 @@ import yaml
 
 from kaas.bootstrap.cloudinit import BACKUP_PREFIX
 from kaas.offline.engine import Plan
-from kaas.openstack.nodes import plan_nodes
-from kaas.openstack.security import Role
+from kaas.openstack.nodes import INDEX_KEY, TIER_KEY
 from kaas.outputs import StackOutputs
 from kaas.services import names
 from kaas.spec import ClusterSpec
@@ -69,6 +68,17 @@ class Planned:
     pull_secret: str = names.HARBOR_PULL
 
 
+def kubernetes_nodes(plan: Plan) -> tuple[str, ...]:
+    """Masters, then workers, as the plan builds them (a rollout may use other indices than 0..n-1)."""
+    tiers = ("master", "worker")
+    found = []
+    for record in plan.by_type("openstack:compute/instance:Instance"):
+        metadata = record.inputs.get("metadata") or {}
+        if metadata.get(TIER_KEY) in tiers:
+            found.append((tiers.index(metadata[TIER_KEY]), int(metadata[INDEX_KEY]), str(record.inputs["name"])))
+    return tuple(name for _, _, name in sorted(found))
+
+
 def planned(spec: ClusterSpec, plan: Plan) -> Planned:
     """The nodes (masters and workers register with Kubernetes; etcd nodes do not) and the Helm
     releases of ``plan``, which must be the offline plan of ``spec``."""
@@ -82,7 +92,7 @@ def planned(spec: ClusterSpec, plan: Plan) -> Planned:
         for r in plan.by_type(HELM_RELEASE)
     )
     return Planned(
-        nodes=tuple(n.name for tier in (Role.MASTER, Role.WORKER) for n in plan_nodes(spec, tier)),
+        nodes=kubernetes_nodes(plan),
         releases=tuple(sorted(releases, key=lambda r: (r.namespace, r.name))),
         customer_namespaces=tuple(spec.services.customer_namespaces),
         platform_namespace=spec.platform_namespace,

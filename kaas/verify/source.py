@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from kaas.outputs import SECRET_MASK, OutputsError, StackOutputs, load_outputs
+from kaas.offline.planfile import SECRET_MASK
+from kaas.outputs import OutputsError, StackOutputs, load_outputs
 
 
 class OutputValueLike(Protocol):
