@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from kaas.offline import Plan, ResourceRecord, plan_spec, plan_stack
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from kaas.spec import ClusterSpec, load_stack_spec, parse_spec
 from kaas.spec.loader import STACKS_DIR
 from tests.helm import CACHE, chart_archive, helm_bin, render_release

@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 
 from kaas.offline.mocks import floating_address
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from kaas.services.catalog import CATALOG, ChartName, chart_for
 from kaas.spec import load_stack_spec
 from tests.amtool import amtool_bin

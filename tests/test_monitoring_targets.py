@@ -26,7 +26,7 @@ import yaml
 
 from kaas.bootstrap import cloudinit
 from kaas.offline import Plan
-from kaas.offline.render import plain
+from kaas.offline.planfile import plain
 from kaas.openstack.addressing import plan_addresses
 from kaas.openstack.security import cni_rules
 from kaas.spec import ClusterSpec
