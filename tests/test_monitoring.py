@@ -21,7 +21,7 @@ import yaml
 
 from kaas import platform
 from kaas.bootstrap import cloudinit
-from kaas.offline import Plan, Secret, plan_spec, plan_stack, render
+from kaas.offline import Plan, Secret, plan_spec, plan_stack, planfile
 from kaas.offline.engine import run_project
 from kaas.offline.plan import OFFLINE_SECRET
 from kaas.openstack.addressing import plan_addresses
@@ -181,7 +181,7 @@ def test_receiver_credentials_are_pulumi_secrets_and_never_in_the_values() -> No
     secret = plan.find(SECRET_TYPE, "acme-prod-alertmanager-receivers")
     data = secret.inputs["stringData"]
     assert isinstance(data, Secret)  # the whole stringData is secret in the plan (and in the state)
-    assert render.plain(data, show_secrets=True) == {
+    assert planfile.plain(data, show_secrets=True) == {
         "oncall": f"{OFFLINE_SECRET}:alertingPagerdutyRoutingKey",
         "ops-mail": f"{OFFLINE_SECRET}:alertingSmtpPassword",
         "dead-mans-switch": f"{OFFLINE_SECRET}:alertingHeartbeatUrl",
