@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -42,7 +43,14 @@ class KaasCluster(pulumi.ComponentResource):
     api_ready: ApiReadiness
     services: ManagedServices
 
-    def __init__(self, name: str, plan: ClusterPlan, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        plan: ClusterPlan,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        alerting_secrets: Mapping[str, pulumi.Input[str]] | None = None,
+    ) -> None:
         # The policy pack reads the spec's facts (environment, backup interval, ...) and the
         # rollout step (recorded state, desired revisions) from these inputs.
         super().__init__(
@@ -137,6 +145,7 @@ class KaasCluster(pulumi.ComponentResource):
                 # Without the API load balancer the cluster is unreachable: in-cluster objects go with it.
                 cluster=self.api_load_balancer.load_balancer,
                 ready=self.api_ready,
+                alerting_secrets=alerting_secrets or {},
             ),
             opts=child,
         )

@@ -93,6 +93,14 @@ MARKERS: dict[FieldPath, Any] = {
     ("identity", "roles", "0", "group"): "hxgroup",
     ("identity", "roles", "0", "role"): "hxownrole",
     ("identity", "roles", "0", "namespaces"): ("hxteam",),
+    # One email receiver carries every receiver field (kind: email; item 0 of the list).
+    ("services", "monitoring", "alerting", "receivers", "0", "name"): "hxreceiver",
+    ("services", "monitoring", "alerting", "receivers", "0", "secret_config"): "hxsecretconfig",
+    ("services", "monitoring", "alerting", "receivers", "0", "email_to"): "hxto@hxmail.example",
+    ("services", "monitoring", "alerting", "receivers", "0", "email_from"): "hxfrom@hxmail.example",
+    ("services", "monitoring", "alerting", "receivers", "0", "smarthost"): "hxsmtp.hxmail.example:587",
+    ("services", "monitoring", "alerting", "receivers", "0", "email_username"): "hxsmtpuser",
+    ("services", "monitoring", "alerting", "dead_mans_switch", "secret_config"): "hxheartbeat",
 }
 _SERVICES = ("cni", "cloud_controller", "cinder_csi", "keystone_auth", "ingress", "monitoring")
 _SERVICES += ("metrics_server", "logging", "registry", "backups", "dashboard")
@@ -209,6 +217,7 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 BASE: dict[str, Any] = {
     tier: {"flavor": {"vcpus": 4, "ram_gb": 8, "disk_gb": 40}} for tier in ("etcd", "masters", "workers")
 }
+BASE = merge(BASE, {"services": {"monitoring": {"alerting": {"receivers": [{"kind": "email"}]}}}})
 for _path, _marker in MARKERS.items():
     BASE = merge(BASE, _nested(_path, list(_marker) if isinstance(_marker, tuple) else _marker))
 

@@ -440,7 +440,83 @@ class IngressSpec(ServiceSpec):
     acme_email: Email | None = None
 
 
+class AlertSeverity(StrEnum):
+    """The ``severity`` label of kube-prometheus-stack's rules (and of ours)."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class ReceiverKind(StrEnum):
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+    PAGERDUTY = "pagerduty"
+    OPSGENIE = "opsgenie"
+
+
+class AlertReceiver(SpecModel):
+    """One on-call destination of the provider; its credential is a Pulumi config secret.
+
+    ``secret_config`` names the key in the ``kaas`` config namespace (set with
+    ``pulumi config set --secret kaas:<key> ...``) that holds the webhook URL, the SMTP
+    password, the PagerDuty routing key or the Opsgenie API key. It never appears in the
+    spec, the Helm values or the plan: Alertmanager reads it from a mounted Secret.
+    """
+
+    name: DnsLabel
+    kind: ReceiverKind
+    secret_config: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
+    severities: tuple[AlertSeverity, ...] = Field(default=(AlertSeverity.CRITICAL, AlertSeverity.WARNING), min_length=1)
+    email_to: NonEmpty | None = None
+    email_from: NonEmpty | None = None
+    smarthost: NonEmpty | None = Field(default=None, description="host:port of the SMTP server (email only).")
+    email_username: NonEmpty | None = None
+
+    @model_validator(mode="after")
+    def _email_fields(self) -> AlertReceiver:
+        email = (self.email_to, self.email_from, self.smarthost)
+        if self.kind is ReceiverKind.EMAIL and None in email:
+            raise ValueError("an email receiver needs email_to, email_from and smarthost")
+        if self.kind is not ReceiverKind.EMAIL and any(v is not None for v in (*email, self.email_username)):
+            raise ValueError(f"email_* and smarthost are for email receivers, not {self.kind.value}")
+        return self
+
+
+class DeadMansSwitchSpec(SpecModel):
+    """Where the always-firing Watchdog alert goes: a heartbeat that pages when it stops."""
+
+    secret_config: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")] = Field(
+        description="kaas config secret holding the heartbeat webhook URL."
+    )
+    repeat_interval_minutes: int = Field(default=5, ge=1, le=60)
+
+
+class AlertingSpec(SpecModel):
+    """Alert routing: by severity to the receivers; the Watchdog to the dead man's switch."""
+
+    receivers: tuple[AlertReceiver, ...] = ()
+    dead_mans_switch: DeadMansSwitchSpec | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> AlertingSpec:
+        names = [r.name for r in self.receivers]
+        if len(names) != len(set(names)):
+            raise ValueError(f"receiver names must be unique, got {names}")
+        if "null" in names or "dead-mans-switch" in names:
+            raise ValueError("'null' and 'dead-mans-switch' are reserved receiver names")
+        return self
+
+    def secret_configs(self) -> tuple[str, ...]:
+        """Every config key whose secret the program reads, in a stable order."""
+        keys = [r.secret_config for r in self.receivers]
+        if self.dead_mans_switch is not None:
+            keys.append(self.dead_mans_switch.secret_config)
+        return tuple(dict.fromkeys(keys))
+
+
 class MonitoringSpec(ServiceSpec):
+    alerting: AlertingSpec = AlertingSpec()
     prometheus_retention_days: int = Field(default=3, ge=1)
     app_prometheus_retention_days: int = Field(default=3, ge=1)
     prometheus_volume_gb: int = Field(default=50, ge=1)

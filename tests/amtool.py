@@ -1,0 +1,44 @@
+"""Alertmanager's own ``amtool`` (v0.34.0, the Alertmanager kube-prometheus-stack 88.5.3 runs).
+
+Built from the Go module ``github.com/prometheus/alertmanager`` at the exact version with
+``go install`` (the Go module proxy serves the module; nothing else is fetched) into the
+tests' tool cache. ``.ci/run`` builds it once (``python -m tests.amtool``); the tests find it
+there. Used to check the Alertmanager configuration the chart renders from our values, and to
+ask it where an alert is routed (``amtool config routes test``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+
+from tests.helm import CACHE
+
+# kube-prometheus-stack 88.5.3 values.yaml alertmanager.alertmanagerSpec.image.tag.
+ALERTMANAGER_VERSION = "v0.34.0"
+MODULE = "github.com/prometheus/alertmanager/cmd/amtool"
+
+
+@cache
+def amtool_bin() -> Path:
+    target = CACHE / "bin" / "amtool"
+    marker = CACHE / "bin" / "amtool.version"
+    if target.exists() and marker.exists() and marker.read_text() == ALERTMANAGER_VERSION:
+        return target
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [go, "install", f"{MODULE}@{ALERTMANAGER_VERSION}"],
+        check=True,
+        env={**os.environ, "GOBIN": str(target.parent), "CGO_ENABLED": "0"},
+        capture_output=True,
+    )
+    marker.write_text(ALERTMANAGER_VERSION)
+    return target
+
+
+if __name__ == "__main__":  # .ci/run: build once, before the tests
+    print(amtool_bin())
