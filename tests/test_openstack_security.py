@@ -251,7 +251,12 @@ def listeners(spec: Any) -> set[tuple[Role, str | None, int | None]]:
       4789, FelixConfiguration reference), IPIP -> IP protocol 4, None -> routed pod CIDR;
       Typha 5473 with the operator. Flannel's vxlan backend: the kernel's 8472 on Linux
       (flannel Documentation/backends.md, "Port").
+    - Metrics (issue 16): etcd's plain-HTTP ``listen-metrics-urls`` and the etcd VMs' node
+      exporter; on the Kubernetes nodes kube-proxy's ``metricsBindAddress``, the chart's node
+      exporter DaemonSet, and on the masters the controller manager and scheduler bound to
+      every address (cloudinit.metrics_listeners).
     """
+    from kaas.bootstrap import cloudinit
     from kaas.services import values
 
     found: set[tuple[Role, str | None, int | None]] = {
@@ -279,6 +284,19 @@ def listeners(spec: Any) -> set[tuple[Role, str | None, int | None]]:
         encapsulation = network["ipPools"][0]["encapsulation"]
         node_ports.add({"VXLAN": ("udp", 4789), "IPIP": ("4", None), "None": (None, None)}[encapsulation])
     found |= {(g, proto, port) for g in NODES for proto, port in node_ports}
+    member = cloudinit.EtcdMember("etcd-0", "192.0.2.10")
+    metrics_urls = cloudinit.etcd_config(member, [member], "new")["listen-metrics-urls"]
+    assert f":{member.metrics_port}" in metrics_urls, metrics_urls
+    found.add((Role.ETCD, "tcp", member.metrics_port))
+    exporter = cloudinit.node_exporter_defaults()
+    exporter_port = int(exporter.split("--web.listen-address=:")[1].split()[0].strip("\"'"))
+    found.add((Role.ETCD, "tcp", exporter_port))
+    proxy_port = int(cloudinit.kube_proxy_configuration()["metricsBindAddress"].rsplit(":", 1)[1])
+    found |= {(g, "tcp", p) for g in NODES for p in (proxy_port, exporter_port)}
+    bound = cloudinit.metrics_listeners()
+    for section, port in (("controllerManager", 10257), ("scheduler", 10259)):
+        assert {"name": "bind-address", "value": "0.0.0.0"} in bound[section]["extraArgs"]
+        found.add((Role.MASTER, "tcp", port))
     return found
 
 
