@@ -305,8 +305,10 @@ def substituted(value: Any, marker: str, replacement: str) -> Any:
 
 
 # The mocks derive the IDs of looked-up objects (projects, images) from the name asked
-# for, so those IDs differ between a marker and the value that replaces it.
-_MOCK_ID = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# for, so those IDs differ between a marker and the value that replaces it; Swift ACLs
+# join them as ``project:user``.
+_ONE_ID = r"(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+_MOCK_ID = re.compile(rf"{_ONE_ID}(?::{_ONE_ID})*")
 
 
 def differences(got: Any, want: Any, where: str = "") -> Iterator[str]:
