@@ -226,11 +226,16 @@ def test_fluent_bit_ships_container_and_node_logs_to_opensearch(stack: str) -> N
     containers = next(i for i in inputs if i.get("path") == "/var/log/containers/*.log")
     journal = next(i for i in inputs if i.get("name") == "systemd")
     for source in (containers, journal):
-        assert any(_matches(o.get("match", ""), source["tag"].replace("*", "x")) for o in outputs), source
-    (output,) = outputs
-    # The Service the rendered OpenSearch chart creates, in the same namespace, on 9200.
-    service = named(rendered(stack, "opensearch"), "Service", output["host"])
-    assert output["port"] == "9200" and any(p["port"] == 9200 for p in service["spec"]["ports"])
+        tag = source["tag"].replace("*", "x")
+        assert any(
+            _matches(o.get("match", ""), tag) or re.search(o.get("match_regex", "(?!)"), tag) for o in outputs
+        ), source
+    # Logs and the audit log (its own index): the Service the rendered OpenSearch chart
+    # creates, in the same namespace, on 9200.
+    assert len(outputs) == 2, outputs
+    for output in outputs:
+        service = named(rendered(stack, "opensearch"), "Service", output["host"])
+        assert output["port"] == "9200" and any(p["port"] == 9200 for p in service["spec"]["ports"])
     daemon_set = named(objects, "DaemonSet", "fluent-bit")
     mounts = {m["mountPath"] for c in daemon_set["spec"]["template"]["spec"]["containers"] for m in c["volumeMounts"]}
     assert "/var/log" in mounts or "/var/log/" in mounts
