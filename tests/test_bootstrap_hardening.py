@@ -370,6 +370,7 @@ PEM_KEY = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----")
 USER_DATA_SECRETS: dict[tuple[str, str], str] = {
     # etcd members: their own peer/server key, and the S3 credential of the backup container.
     ("etcd", "/etc/etcd/pki/member.key"): "member key (etcd has no CSR flow)",
+    ("etcd", "/etc/etcd/pki/peer.key"): "peer key, own peer CA since issue 18 (etcd has no CSR flow)",
     ("etcd", cloudinit.BACKUP_ENV_PATH): "EC2 credential of the backup container",
     # The first master signs the cluster: kubeadm init needs the CAs and the SA key on disk.
     ("first-master", f"{cloudinit.SHARED_PKI_DIR}/ca.key"): "Kubernetes CA key (init)",

@@ -392,7 +392,9 @@ def check_hostile(path: FieldPath, value: str) -> bool:
 
 
 @pytest.mark.parametrize("path", STRING_FIELDS, ids=_path_text)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI sees the same draws the last full run on main saw (a new failing draw is found
+# by running without it, `--hypothesis-seed` random, before a change lands).
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(data=st.data())
 def test_hostile_string_is_refused_or_inert(path: FieldPath, data: st.DataObject) -> None:
     marker = MARKERS[path]

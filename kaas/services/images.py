@@ -37,6 +37,7 @@ IMAGES: dict[str, str | None] = {
     "curlimages/curl:8.17.0": None,
     "python:3.13.9-alpine3.22": None,
     "lirt/velero-plugin-for-openstack:v0.8.2": None,
+    "ghcr.io/postfinance/kubelet-csr-approver:v1.2.14": None,
     # tigera-operator v3.31.3 (the operator pulls the Calico images it manages by itself).
     "quay.io/tigera/operator:v1.40.3": None,
     # flannel v0.28.9

@@ -379,7 +379,7 @@ def kubelet_csr_approver_deployment(spec: ClusterSpec) -> Manifest:
     labels = {"app.kubernetes.io/name": names.KUBELET_CSR_APPROVER}
     container = {
         "name": names.KUBELET_CSR_APPROVER,
-        "image": catalog.KUBELET_CSR_APPROVER_IMAGE,
+        "image": images.pinned(catalog.KUBELET_CSR_APPROVER_IMAGE),
         "args": ["-metrics-bind-address", ":8080", "-health-probe-bind-address", ":8081", "-leader-election"],
         "env": [
             {"name": "PROVIDER_REGEX", "value": kubelet_node_name_regex(spec)},
