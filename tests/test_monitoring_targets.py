@@ -6,9 +6,9 @@ namespaces' labels); each resolves to Services (rendered, planned, or created by
 operator, modelled below with their sources), each Service to pods or Endpoints, each target to
 a listener. A target on the pod network needs the port on the pod; a target on a node (host
 network, Endpoints, static scrape configs) needs its process to listen beyond loopback (read
-from the node's own planned user data: kubeadm, kube-proxy, etcd and node-exporter
-configuration) and a planned security group rule that lets the workers, where Prometheus runs,
-reach that port. Then every ``absent()`` in every rule Prometheus loads must name a job that
+from the planned user data: the nodes' own etcd and node-exporter configuration, the kubeadm
+and kube-proxy configuration the cluster was initialised with) and a planned security group
+rule that lets the workers, where Prometheus runs, reach that port. Then every ``absent()`` in every rule Prometheus loads must name a job that
 has targets, or that alert would fire on day one.
 """
 
@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from kaas.bootstrap import cloudinit
-from kaas.offline import Plan
+from kaas.offline import Plan, plan_spec
 from kaas.offline.planfile import plain
 from kaas.openstack.addressing import plan_addresses
 from kaas.openstack.security import cni_rules
@@ -63,15 +63,17 @@ class Target:
 # --- The planned cluster -----------------------------------------------------------------
 
 
+def _tier_user_data(plan: Plan, tier: str) -> list[Obj]:
+    instances = [
+        r for r in plan.resources if r.type == INSTANCE and (r.inputs.get("metadata") or {}).get("kaas-tier") == tier
+    ]
+    return [yaml.safe_load(plain(r.inputs["userData"], show_secrets=True)) for r in instances]
+
+
 @cache
 def user_data(variant: str, tier: str) -> list[Obj]:
     """The cloud-config of every node of ``tier`` as planned (the Instance's revealed userData)."""
-    instances = [
-        r
-        for r in plan_of(variant).resources
-        if r.type == INSTANCE and (r.inputs.get("metadata") or {}).get("kaas-tier") == tier
-    ]
-    return [yaml.safe_load(plain(r.inputs["userData"], show_secrets=True)) for r in instances]
+    return _tier_user_data(plan_of(variant), tier)
 
 
 def _file(cloud_config: Obj, path: str) -> str:
@@ -82,19 +84,53 @@ def _args(items: list[Obj] | None) -> dict[str, str]:
     return {a["name"]: a["value"] for a in items or []}
 
 
+def _kubeadm_docs(cloud_config: Obj) -> dict[str, Obj]:
+    return {d["kind"]: d for d in yaml.safe_load_all(_file(cloud_config, cloudinit.KUBEADM_CONFIG_PATH))}
+
+
+@cache
+def init_kubeadm_config(variant: str) -> dict[str, Obj]:
+    """The kubeadm configuration ``kubeadm init`` ran with when the cluster was built: its documents by kind.
+
+    The ClusterConfiguration and KubeProxyConfiguration exist only in the init master's
+    configuration. A stack with a rollout record is past its first ``pulumi up``: every master
+    of its plan runs ``kubeadm join --control-plane``, and kubeadm takes the cluster-wide
+    configuration from the cluster, not from the joining node: the join fetches the
+    ClusterConfiguration from the ``kubeadm-config`` ConfigMap in kube-system (kubeadm
+    cmd/kubeadm/app/cmd/join.go, fetchInitConfigurationFromJoinConfiguration ->
+    cmd/kubeadm/app/util/config/cluster.go, FetchInitConfigurationFromCluster) and writes the
+    controller manager's and scheduler's static pods from it; the kube-proxy DaemonSet reads the
+    ``kube-proxy`` ConfigMap. ``kubeadm init`` uploaded both (phases upload-config and
+    addon/kube-proxy) from its own configuration. So that configuration is read from the init
+    master of the plan that built the cluster: the same spec planned with no rollout record.
+    """
+    plan = plan_of(variant)
+    if not any(_is_init(doc) for doc in _tier_user_data(plan, "master")):
+        plan = plan_spec(spec_of(variant))  # recorded=None: the first ``pulumi up``, master 0 inits
+    (first,) = (doc for doc in _tier_user_data(plan, "master") if _is_init(doc))
+    return _kubeadm_docs(first)
+
+
+def _is_init(cloud_config: Obj) -> bool:
+    return "InitConfiguration" in _kubeadm_docs(cloud_config)
+
+
 @cache
 def control_plane_binds(variant: str) -> dict[str, str]:
-    """kubeadm's ClusterConfiguration (first master) and KubeProxyConfiguration: bind addresses.
+    """The controller manager's, scheduler's and kube-proxy's metrics bind addresses, as kubeadm sets them.
 
-    Defaults when unset: kubeadm writes ``--bind-address=127.0.0.1`` into the
-    controller-manager and scheduler static pods (kubeadm cmd/kubeadm/app/phases/controlplane/
-    manifests.go), and kube-proxy's ``metricsBindAddress`` defaults to 127.0.0.1:10249
-    (pkg/proxy/apis/config/v1alpha1/defaults.go).
+    From the cluster's ClusterConfiguration and KubeProxyConfiguration (:func:`init_kubeadm_config`).
+    A joining master could override its own static pods only through kubeadm patches
+    (JoinConfiguration ``patches``); the plan gives it none, which is checked here so that a
+    patch added later cannot go unmodelled. Defaults when unset: kubeadm writes
+    ``--bind-address=127.0.0.1`` into the controller-manager and scheduler static pods (kubeadm
+    cmd/kubeadm/app/phases/controlplane/manifests.go), and kube-proxy's ``metricsBindAddress``
+    defaults to 127.0.0.1:10249 (pkg/proxy/apis/config/v1alpha1/defaults.go).
     """
-    first = next(
-        doc for doc in user_data(variant, "master") if "init" in _file(doc, cloudinit.KUBEADM_BOOTSTRAP_SCRIPT)
-    )
-    docs = {d["kind"]: d for d in yaml.safe_load_all(_file(first, cloudinit.KUBEADM_CONFIG_PATH))}
+    for doc in user_data(variant, "master"):
+        join = _kubeadm_docs(doc).get("JoinConfiguration", {})
+        assert "patches" not in join, "a joining master's kubeadm patches are not modelled by this test"
+    docs = init_kubeadm_config(variant)
     cluster = docs["ClusterConfiguration"]
     proxy = docs.get("KubeProxyConfiguration", {}).get("metricsBindAddress", "127.0.0.1:10249")
     return {
