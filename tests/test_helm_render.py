@@ -225,11 +225,19 @@ def test_fluent_bit_ships_container_and_node_logs_to_opensearch(stack: str) -> N
     outputs = [s for kind, s in sections if kind == "OUTPUT" and s.get("name") == "opensearch"]
     containers = next(i for i in inputs if i.get("path") == "/var/log/containers/*.log")
     journal = next(i for i in inputs if i.get("name") == "systemd")
-    for source in (containers, journal):
+    etcd_vms = next(i for i in inputs if i.get("name") == "syslog")
+    audit = next(i for i in inputs if i.get("path") == "/var/log/kubernetes/audit/audit.log")
+    assert len(inputs) == 4, inputs  # a new input is checked below too: add it to the expectations
+    # Each input's records go to exactly one index series (a record no output matches is
+    # dropped): the audit log to its own ``logs-audit-*``, the rest to ``logs-*``.
+    for source, series in ((containers, "logs"), (journal, "logs"), (etcd_vms, "logs"), (audit, "logs-audit")):
         tag = source["tag"].replace("*", "x")
-        assert any(
-            _matches(o.get("match", ""), tag) or re.search(o.get("match_regex", "(?!)"), tag) for o in outputs
-        ), source
+        shipped = [
+            o["logstash_prefix"]
+            for o in outputs
+            if _matches(o.get("match", ""), tag) or re.search(o.get("match_regex", "(?!)"), tag)
+        ]
+        assert shipped == [series], (source, shipped)
     # Logs and the audit log (its own index): the Service the rendered OpenSearch chart
     # creates, in the same namespace, on 9200.
     assert len(outputs) == 2, outputs
