@@ -24,7 +24,7 @@ from kaas.offline.mocks import floating_address
 from kaas.offline.planfile import plain
 from kaas.services.catalog import CATALOG, ChartName, chart_for
 from kaas.spec import load_stack_spec
-from tests.amtool import amtool_bin
+from tests.amtool import ALERTMANAGER_VERSION, amtool_bin
 from tests.helm import KUBE_VERSION, ToolsMissingError, chart_archive, render_release
 from tests.render_fixtures import VARIANTS, all_rendered, plan_of, release_params, releases, rendered, spec_of
 
@@ -345,6 +345,14 @@ def _rendered_alertmanager_config(stack: str) -> str:
 
 def _amtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(amtool_bin()), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("stack", PROMISE_STACKS)
+def test_amtool_is_the_version_of_the_rendered_alertmanager(stack: str) -> None:
+    """The checks below ask the Alertmanager the chart deploys, not another version's parser."""
+    (alertmanager,) = of_kind(rendered(stack, "kube-prometheus-stack"), "Alertmanager")
+    assert alertmanager["spec"]["version"] == ALERTMANAGER_VERSION
+    assert alertmanager["spec"]["image"].rsplit(":", 1)[1] == ALERTMANAGER_VERSION
 
 
 @pytest.mark.parametrize("stack", PROMISE_STACKS)
