@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -46,6 +45,7 @@ from kaas.bootstrap import cloudinit
 from kaas.bootstrap.cloudinit import EtcdMember, EtcdPaths
 from kaas.offline.planfile import plain
 from tests.bootstrap_fixtures import BootstrapPlan, bootstrap_plan
+from tests.helpers import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 BIN_DIR = Path(os.environ.get("KAAS_CONTROLPLANE_BIN", REPO / ".cache" / "controlplane" / "bin"))
@@ -74,16 +74,6 @@ def missing_binaries() -> list[str]:
 
 def binary(name: str) -> str:
     return str(BIN_DIR / name)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def write(path: Path, text: str, mode: int = 0o600) -> Path:
