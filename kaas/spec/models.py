@@ -113,9 +113,23 @@ def _http_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def _version(value: str) -> str:
-    if not re.match(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", value):
-        raise ValueError(f"{value!r} is not a version like 1.2.3")
+def _release_version(value: str) -> str:
+    """The rollout model's own parser (kaas.versions.parse_version): what the spec accepts, the rollout orders."""
+    versions.parse_version(value)
+    return value
+
+
+# SemVer 2.0.0 (semver.org's grammar, build metadata included): what Helm reads as a chart version.
+_SEMVER = re.compile(
+    r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?"
+    r"(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
+)
+
+
+def _chart_version(value: str) -> str:
+    if not _SEMVER.fullmatch(value):
+        raise ValueError(f"{value!r} is not a chart version: use SemVer like 1.2.3 or 1.2.3-rc.1")
     return value
 
 
@@ -145,7 +159,9 @@ DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 DnsDomain = Annotated[str, AfterValidator(_dns_domain)]
 Cidr = Annotated[str, AfterValidator(_ipv4_network)]
 IPv4 = Annotated[str, AfterValidator(_ipv4_address)]
-Version = Annotated[str, AfterValidator(_version)]
+# Kubernetes, etcd and containerd: exactly what the rollout model parses.
+ReleaseVersion = Annotated[str, AfterValidator(_release_version)]
+ChartVersion = Annotated[str, AfterValidator(_chart_version)]
 HttpUrlText = Annotated[str, AfterValidator(_http_url)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 Email = Annotated[str, AfterValidator(_email)]
@@ -420,14 +436,14 @@ class EtcdBackupSpec(SpecModel):
 
 
 class VersionsSpec(SpecModel):
-    kubernetes: Version = versions.KUBERNETES
-    etcd: Version = versions.ETCD
-    containerd: Version = versions.CONTAINERD
+    kubernetes: ReleaseVersion = versions.KUBERNETES
+    etcd: ReleaseVersion = versions.ETCD
+    containerd: ReleaseVersion = versions.CONTAINERD
 
 
 class ServiceSpec(SpecModel):
     enabled: bool = True
-    chart_version: Version | None = Field(default=None, description="Overrides the catalog's pinned version.")
+    chart_version: ChartVersion | None = Field(default=None, description="Overrides the catalog's pinned version.")
 
 
 class CniServiceSpec(ServiceSpec):
