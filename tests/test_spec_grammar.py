@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from kaas import versions
 from kaas.bootstrap import cloudinit
+from kaas.rollout.model import node_name
 from kaas.services import values
 from kaas.spec import SpecError
 from kaas.spec.cron import cron_problem
+from kaas.spec.models import CLUSTER_NAME_MAX
 from kaas.versions import parse_version
 from tests.helpers import make_spec
 
@@ -218,3 +220,45 @@ def test_chart_versions_are_semver(version: str) -> None:
 def test_a_chart_version_that_is_not_semver_is_refused(version: str) -> None:
     (problem,) = problems_of(services={"ingress": {"chart_version": version}})
     assert problem.startswith(f"services.ingress.chart_version: {version!r} is not a chart version")
+
+
+# --- names that become host names ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["h---x1", "ab--cd", "xn--a", "xn--99999999"])
+def test_a_cluster_name_lets_encrypt_would_refuse_is_refused(name: str) -> None:
+    """R-LDH labels (3rd and 4th characters '--') other than valid punycode: Boulder's errInvalidRLDH."""
+    (problem,) = problems_of(name=name)
+    assert problem.startswith(f"name: {name!r} cannot name a host: label {name!r}")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("domain", "ab--c.example.com"),
+        ("domain", "acme.xn--99999999"),
+        ("services.logging.dashboards_host", "ki--bana"),
+    ],
+)
+def test_other_public_host_labels_refuse_reserved_labels(field: str, value: str) -> None:
+    override: dict[str, object] = {"domain": value}
+    if field != "domain":
+        override = {"services": {"logging": {"dashboards_host": value}}}
+    (problem,) = problems_of(**override)
+    assert problem.startswith(f"{field}: {value!r}")
+    assert "reserves for IDNA" in problem or "not a valid IDNA" in problem
+
+
+@pytest.mark.parametrize(("name", "domain"), [("xn--bcher-kva", "test.example"), ("a-b--c", "xn--mnchen-3ya.de")])
+def test_valid_punycode_and_later_double_hyphens_are_fine(name: str, domain: str) -> None:
+    spec = make_spec(name=name, domain=domain)
+    assert spec.cluster_domain == f"{name}.{domain}"
+
+
+def test_the_cluster_name_leaves_room_for_its_node_host_names() -> None:
+    """Nova truncates a host name to 63 characters: a 63-character cluster name gave every node the same one."""
+    longest = "c" * CLUSTER_NAME_MAX
+    make_spec(name=longest)
+    assert len(node_name(longest, "worker", 9_999_999)) == 63
+    (problem,) = problems_of(name=longest + "c")
+    assert problem.startswith(f"name: '{longest}c' is {CLUSTER_NAME_MAX + 1} characters; at most {CLUSTER_NAME_MAX}")
