@@ -383,9 +383,7 @@ def check_hostile(path: FieldPath, value: str) -> bool:
 
 
 @pytest.mark.parametrize("path", STRING_FIELDS, ids=_path_text)
-# derandomize: CI sees the same draws the last full run on main saw (a new failing draw is found
-# by running without it, `--hypothesis-seed` random, before a change lands).
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hostile_string_is_refused_or_inert(path: FieldPath, data: st.DataObject) -> None:
     marker = MARKERS[path]
@@ -408,6 +406,11 @@ def test_hostile_string_is_refused_or_inert(path: FieldPath, data: st.DataObject
         (("services", "backups", "schedule"), "0 2 * * *\nevil: true"),
         (("services", "backups", "schedule"), "0 25 * * *"),
         (("services", "ingress", "acme_email"), "ops@acme.example\r\nBcc: x@y"),
+        # Found by the property test: a valid DNS label, but R-LDH ('--' 3rd and 4th), which
+        # Let's Encrypt refuses for every host of the cluster. It was accepted, and the
+        # comparison failed because a new name reseeds every mock-derived key and ID.
+        (("name",), "h---x1"),
+        (("services", "logging", "dashboards_host"), "hx---kibana"),
     ],
 )
 def test_known_injections_are_refused(path: FieldPath, value: str) -> None:
