@@ -8,6 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_openstack as openstack
 
+from kaas.bootstrap import pki
 from kaas.bootstrap.component import ClusterBootstrap
 from kaas.cluster_plan import ClusterPlan, cluster_policy_facts
 from kaas.openstack.dns import ClusterDns
@@ -117,6 +118,10 @@ class KaasCluster(pulumi.ComponentResource):
             api_url=self.bootstrap.api_server_url,
             connect_to=self.api_load_balancer.floating_address,
             ca_cert_pem=self.bootstrap.ca_cert_pem,
+            # The Kubernetes provider's own credential, and the binding that authorises it.
+            client_cert_pem=self.bootstrap.pki.admin_client.cert_pem,
+            client_key_pem=self.bootstrap.pki.admin_client.key_pem,
+            authorised_path=f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{pki.ADMIN_CLUSTER_ROLE_BINDING}",
             # The API path: masters, LB members, the floating IP, and the DNS name the
             # Kubernetes provider's kubeconfig connects to.
             after=[
