@@ -133,6 +133,9 @@ class ClusterBootstrap(pulumi.ComponentResource):
                 encryption_key=keys["encryption_key"],
             )
         )
+        # The lowest-index workers' addresses: adding workers never changes the etcd nodes' user data.
+        workers = sorted(plan.tier(Tier.WORKER), key=lambda n: n.index)[: platform.ETCD_LOG_TARGETS]
+        log_targets = tuple(n.fixed_ip for n in workers) if spec.services.logging.enabled else ()
 
         def etcd_user_data(node: PlannedNode, v: dict[str, Any]) -> str:
             member = EtcdMember(node.name, node.fixed_ip)
@@ -143,6 +146,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
                     cluster_token=f"{spec.name}-etcd",
                     etcd_version=node.revision.version,
                     joining=not plan.first_deploy and node.action is Action.CREATE,
+                    log_targets=log_targets,
                     **v,
                 )
             )

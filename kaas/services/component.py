@@ -95,13 +95,12 @@ class ManagedServices(pulumi.ComponentResource):
         # controller's release waits for its Octavia load balancer; queuing Harbor behind it
         # would add minutes to every new cluster. Plain Ingress objects keep the edge
         # (ServiceDeps.ingress): Pulumi's await for an Ingress is its controller publishing the address.
-        if svc.monitoring.enabled:
-            self._add(wire_monitoring(deps))
+        monitoring = self._add(wire_monitoring(deps, inputs)) if svc.monitoring.enabled else None
         if svc.logging.enabled:
             self._add(wire_logging(deps, cert_manager=ingress.cert_manager if ingress else None))
         registry = self._add(wire_registry(deps, inputs)) if svc.registry.enabled else None
         if svc.backups.enabled:
-            self._add(wire_backups(deps, inputs.app_credentials[VELERO]))
+            self._add(wire_backups(deps, inputs.app_credentials[VELERO], monitoring))
         if svc.dashboard.enabled:
             self._add(wire_dashboard(deps))
         customer_namespaces = wire_customer_namespaces(deps, platform, registry)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import pulumi
@@ -36,7 +36,8 @@ class ServiceInputs:
     admin_role_id: pulumi.Input[str]
     # One application credential per consumer (CLOUD_CONTROLLER, CINDER_CSI, VELERO): none is shared.
     app_credentials: Mapping[str, CloudCredential]
-    # The cluster's Keystone project: only its tokens carry the admin role into Kubernetes.
+    # The cluster's Keystone project: only its tokens carry the admin role into Kubernetes;
+    # it also owns the registry container (Harbor's Swift driver scopes its token to it).
     project_id: pulumi.Input[str]
     keystone_auth_cert_pem: pulumi.Input[str]
     keystone_auth_key_pem: pulumi.Input[str]
@@ -48,3 +49,6 @@ class ServiceInputs:
     cluster: pulumi.Resource | None = None
     # The Kubernetes provider (and so every in-cluster object) waits for this: the API is ready.
     ready: pulumi.Resource | None = None
+    # Alert receivers' credentials by ``kaas`` config key (spec services.monitoring.alerting),
+    # read by the loader as Pulumi secrets.
+    alerting_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)

@@ -28,6 +28,9 @@ BACKUP_SCRIPT_PATH = "/usr/local/sbin/etcd-backup"
 BACKUP_ENV_PATH = "/etc/kaas/etcd-backup.env"
 BACKUP_WORK_DIR = "/var/lib/etcd-backup"
 BACKUP_PREFIX = "etcd-snapshots/"
+BACKUP_METRICS_FILE = f"{platform.NODE_EXPORTER_TEXTFILE_DIR}/etcd-backup.prom"
+NODE_EXPORTER_DEFAULTS_PATH = "/etc/default/prometheus-node-exporter"
+RSYSLOG_FORWARD_PATH = "/etc/rsyslog.d/60-kaas-forward.conf"
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class EtcdMember:
     ip: str
     client_port: int = platform.ETCD_CLIENT_PORT
     peer_port: int = platform.ETCD_PEER_PORT
-    metrics_port: int = 2381
+    metrics_port: int = platform.ETCD_METRICS_PORT
 
     @property
     def client_url(self) -> str:
@@ -89,9 +92,9 @@ def client_endpoints(members: Sequence[EtcdMember]) -> tuple[str, ...]:
     return tuple(m.client_url for m in members)
 
 
-def _listen_urls(ip: str, port: int) -> str:
+def _listen_urls(ip: str, port: int, scheme: str = "https") -> str:
     hosts = [ip] if ipaddress.ip_address(ip).is_loopback else [ip, "127.0.0.1"]
-    return ",".join(f"https://{h}:{port}" for h in hosts)
+    return ",".join(f"{scheme}://{h}:{port}" for h in hosts)
 
 
 def etcd_config(
@@ -120,7 +123,9 @@ def etcd_config(
         "data-dir": paths.data_dir,
         "listen-peer-urls": member.peer_url,
         "listen-client-urls": _listen_urls(member.ip, member.client_port),
-        "listen-metrics-urls": f"http://127.0.0.1:{member.metrics_port}",
+        # Plain HTTP, /metrics and /health only (etcd's --listen-metrics-urls): Prometheus on the
+        # workers scrapes it on the node address; security.monitoring_rules opens it to them alone.
+        "listen-metrics-urls": _listen_urls(member.ip, member.metrics_port, "http"),
         "initial-advertise-peer-urls": member.peer_url,
         "advertise-client-urls": member.client_url,
         "initial-cluster": initial_cluster(members),
@@ -194,7 +199,23 @@ def backup_environment(member: EtcdMember, paths: EtcdPaths, target: BackupTarge
         "BACKUP_ENCRYPTION_KEY": target.encryption_key,
         "RETENTION_DAYS": str(target.retention_days),
         "WORK_DIR": BACKUP_WORK_DIR,
+        "METRICS_FILE": BACKUP_METRICS_FILE,
     }
+
+
+def node_exporter_defaults() -> str:
+    """``/etc/default/prometheus-node-exporter`` of an etcd VM (the Debian unit's ``$ARGS``).
+
+    Listens on every address at :data:`platform.NODE_EXPORTER_PORT` (the etcd security
+    group admits only the workers, where Prometheus runs); the textfile collector reads the
+    backup script's metrics. Written before the package is installed; cloud-init installs
+    packages with ``--force-confold``, so the package keeps this file.
+    """
+    args = [
+        f"--web.listen-address=:{platform.NODE_EXPORTER_PORT}",
+        f"--collector.textfile.directory={platform.NODE_EXPORTER_TEXTFILE_DIR}",
+    ]
+    return f'ARGS="{" ".join(args)}"\n'
 
 
 def environment_file(values: dict[str, str]) -> str:
@@ -230,6 +251,8 @@ class EtcdNodeInput:
     peer_key_pem: str
     paths: EtcdPaths = field(default_factory=EtcdPaths)
     joining: bool = False  # added to a running cluster by a rollout (see etcd_config)
+    # Worker addresses whose Fluent Bit NodePort receives this node's logs (none: logs stay local).
+    log_targets: tuple[str, ...] = ()
 
     @property
     def etcd_sha256(self) -> str:
@@ -237,6 +260,41 @@ class EtcdNodeInput:
         if version not in versions.ETCD_SHA256:
             raise ValueError(f"no verified sha256 for etcd {version}; add it to kaas/versions.py")
         return versions.ETCD_SHA256[version]
+
+
+def rsyslog_forward_config(targets: Sequence[str], port: int = platform.ETCD_LOG_NODE_PORT) -> str:
+    """rsyslog: every message of this node to Fluent Bit (first target, the next when it is down).
+
+    The journal reaches rsyslog through journald's syslog socket (Debian/Ubuntu forward to
+    it); RFC 5424 (``RSYSLOG_SyslogProtocol23Format``) is what Fluent Bit's
+    ``syslog-rfc5424`` parser reads. The primary forwards directly; each fallback runs only
+    while the previous is suspended, and the last one queues on disk and retries forever, so
+    a worker restart loses nothing.
+    """
+    if not targets:
+        raise ValueError("rsyslog forwarding needs at least one target")
+    lines = ["# kaas: this etcd node's logs to the cluster's Fluent Bit (syslog input, NodePort on the workers)."]
+    for index, target in enumerate(targets):
+        options = [
+            'type="omfwd"',
+            f'target="{target}"',
+            f'port="{port}"',
+            'protocol="tcp"',
+            'template="RSYSLOG_SyslogProtocol23Format"',
+        ]
+        if index:
+            options.append('action.execOnlyWhenPreviousIsSuspended="on"')
+        if index == len(targets) - 1:
+            options += [
+                'action.resumeRetryCount="-1"',
+                'queue.type="LinkedList"',
+                'queue.filename="kaas-forward"',
+                'queue.maxDiskSpace="512m"',
+                'queue.saveOnShutdown="on"',
+            ]
+        selector = "*.* " if index == 0 else ""
+        lines.append(f"{selector}action({' '.join(options)})")
+    return "\n".join(lines) + "\n"
 
 
 def render_etcd_user_data(node: EtcdNodeInput) -> str:
@@ -264,6 +322,7 @@ def render_etcd_user_data(node: EtcdNodeInput) -> str:
             render_template("etcd.service.j2", version=version, name=member.name, config_path=ETCD_CONFIG_PATH),
         ),
         write_file(ETCD_HEALTH_SCRIPT, health, "0755"),
+        write_file(NODE_EXPORTER_DEFAULTS_PATH, node_exporter_defaults()),
         write_file(BACKUP_SCRIPT_PATH, backup_script(), "0755"),
         secret_file(BACKUP_ENV_PATH, environment_file(backup_environment(member, paths, node.backup))),
         write_file(
@@ -295,12 +354,17 @@ def render_etcd_user_data(node: EtcdNodeInput) -> str:
             "0755",
         ),
     ]
+    packages = ["curl", "python3", "prometheus-node-exporter"]
+    if node.log_targets:
+        files.append(write_file(RSYSLOG_FORWARD_PATH, rsyslog_forward_config(node.log_targets)))
+        packages.append("rsyslog")
     return cloud_config(
         {
             "hostname": member.name,
             "preserve_hostname": False,
             "package_update": True,
-            "packages": ["curl", "python3"],
+            # prometheus-node-exporter: the etcd VMs' disks, memory and the backup metrics, scraped.
+            "packages": packages,
             "write_files": files,
             "runcmd": [[ETCD_INSTALL_SCRIPT]],
         }

@@ -219,8 +219,34 @@ def cluster_configuration(cluster: KubernetesCluster) -> dict[str, Any]:
                 },
             ],
         },
-        "controllerManager": {"extraArgs": _args(CONTROL_PLANE_HARDENING)},
-        "scheduler": {"extraArgs": _args(CONTROL_PLANE_HARDENING)},
+        **metrics_listeners(),
+    }
+
+
+# kubeadm binds kube-controller-manager and kube-scheduler to 127.0.0.1 (its static pod
+# manifests set --bind-address=127.0.0.1) and kube-proxy's metrics to 127.0.0.1:10249
+# (KubeProxyConfiguration metricsBindAddress default). Prometheus runs on the workers, so
+# each listens on every address instead: the controller manager and the scheduler serve
+# HTTPS with their own (self-signed) serving certificates and authorise /metrics against the
+# API server (delegated authorisation), kube-proxy serves plain HTTP. The master and worker
+# security groups admit exactly these ports from the workers (security.monitoring_rules).
+ALL_ADDRESSES = "0.0.0.0"
+
+
+def metrics_listeners() -> dict[str, Any]:
+    """The controller manager's and scheduler's ClusterConfiguration sections: hardened, metrics reachable."""
+    return {
+        "controllerManager": {"extraArgs": _args({**CONTROL_PLANE_HARDENING, "bind-address": ALL_ADDRESSES})},
+        "scheduler": {"extraArgs": _args({**CONTROL_PLANE_HARDENING, "bind-address": ALL_ADDRESSES})},
+    }
+
+
+def kube_proxy_configuration() -> dict[str, Any]:
+    """kube-proxy's component config (kubeadm init stores it in the kube-proxy ConfigMap)."""
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "metricsBindAddress": f"{ALL_ADDRESSES}:{platform.KUBE_PROXY_METRICS_PORT}",
     }
 
 

@@ -31,6 +31,7 @@ from kaas.bootstrap.userdata.kubeadm import (
     cluster_configuration,
     init_configuration,
     join_configuration,
+    kube_proxy_configuration,
     kubelet_configuration,
 )
 from kaas.bootstrap.userdata.kubeconfig import authentication_configuration, discovery_kubeconfig, webhook_kubeconfig
@@ -192,6 +193,7 @@ def render_master_user_data(
             cluster_configuration(cluster),
             init_configuration(cluster, node, certificate_key),
             kubelet_configuration(),
+            kube_proxy_configuration(),
         )
         action, flags = "init", ["--skip-token-print", "--upload-certs"]
         discovery: list[dict[str, str]] = []

@@ -5,14 +5,18 @@ from __future__ import annotations
 import pulumi
 import pulumi_random as random
 
+from kaas.services import monitoring as monitoring_values
 from kaas.services import names, objects, values
 from kaas.services.catalog import ChartName
 from kaas.services.inputs import CloudCredential
 from kaas.services.passwords import password_arguments
 from kaas.services.wiring.deps import ServiceDeps, Wired
+from kaas.services.wiring.monitoring import Monitoring
 
 
-def wire_backups(deps: ServiceDeps, credential: CloudCredential) -> Wired:
+def wire_backups(deps: ServiceDeps, credential: CloudCredential, monitoring: Monitoring | None) -> Wired:
+    """Velero; with monitoring, its ServiceMonitor and alert rules (in the Monitoring group, so
+    they go with either switch)."""
     name, spec, kube = deps.name, deps.spec, deps.kube
     namespace, ns = deps.platform_namespace, spec.platform_namespace
     group = deps.group("Backups")
@@ -50,5 +54,11 @@ def wire_backups(deps: ServiceDeps, credential: CloudCredential) -> Wired:
         group,
         (deps.cni, credentials, repository),
     )
+    if monitoring is not None:
+        # Watched: its metrics scraped, failures alerted (CRDs from kube-prometheus-stack).
+        after = (velero, monitoring.stack)
+        watch = monitoring.group
+        kube.apply(f"{name}-velero-monitor", monitoring_values.velero_service_monitor(spec), watch, after)
+        kube.apply(f"{name}-velero-rules", monitoring_values.velero_prometheus_rule(spec), watch, after)
     group.done()
     return Wired(group=group, releases={"backups": velero})

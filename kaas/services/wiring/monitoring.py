@@ -3,12 +3,22 @@ the certificate-expiry rule, and the Prometheus that scrapes the customers' appl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
+import pulumi_kubernetes as k8s
 
 from kaas.services import alerts, names, objects, values
+from kaas.services import monitoring as monitoring_values
 from kaas.services.catalog import ChartName
+from kaas.services.inputs import ServiceInputs
 from kaas.services.wiring.deps import ServiceDeps, Wired
 from kaas.services.wiring.kube import password
+
+
+@dataclass(frozen=True, kw_only=True)
+class Monitoring(Wired):
+    stack: k8s.helm.v3.Release  # kube-prometheus-stack: its CRDs (ServiceMonitor, PrometheusRule) come with it
 
 
 def _web_auth(deps: ServiceDeps, group: pulumi.Resource) -> list[pulumi.Resource]:
@@ -39,7 +49,23 @@ def _web_auth(deps: ServiceDeps, group: pulumi.Resource) -> list[pulumi.Resource
     ]
 
 
-def wire_monitoring(deps: ServiceDeps) -> Wired:
+def _alert_receivers(deps: ServiceDeps, inputs: ServiceInputs, group: pulumi.Resource) -> list[pulumi.Resource]:
+    """The Secret Alertmanager mounts: one key per receiver (and the heartbeat), each a Pulumi secret."""
+    spec = deps.spec
+    keys = monitoring_values.secret_keys(spec)
+    if not keys:
+        return []
+    missing = sorted({config for config in keys.values() if config not in inputs.alerting_secrets})
+    if missing:
+        raise ValueError(f"alert receivers need the kaas config secrets {missing}; ServiceInputs has none for them")
+    data: dict[str, pulumi.Input[str]] = {
+        key: pulumi.Output.secret(inputs.alerting_secrets[config]) for key, config in keys.items()
+    }
+    manifest = objects.secret(spec, monitoring_values.RECEIVERS_SECRET, spec.platform_namespace, data)
+    return [deps.kube.apply(f"{deps.name}-alertmanager-receivers", manifest, group, (deps.platform_namespace,))]
+
+
+def wire_monitoring(deps: ServiceDeps, inputs: ServiceInputs) -> Monitoring:
     name, spec, kube = deps.name, deps.spec, deps.kube
     namespace = deps.platform_namespace
     group = deps.group("Monitoring")
@@ -56,6 +82,7 @@ def wire_monitoring(deps: ServiceDeps) -> Wired:
         (namespace,),
     )
     web_auth = _web_auth(deps, group)
+    receivers = _alert_receivers(deps, inputs, group)
     stack = kube.release(
         "kube-prometheus-stack",
         ChartName.KUBE_PROMETHEUS_STACK,
@@ -63,7 +90,7 @@ def wire_monitoring(deps: ServiceDeps) -> Wired:
         deps.platform_namespace_name,
         alerts.with_certificate_report(values.monitoring_values(spec)),
         group,
-        (*deps.data, grafana_secret, *web_auth),
+        (*deps.data, grafana_secret, *web_auth, *receivers),
     )
     # The PrometheusRule CRD comes with the chart.
     kube.apply(f"{name}-certificate-expiry", alerts.certificate_expiry_rule(spec), group, (stack,))
@@ -72,9 +99,11 @@ def wire_monitoring(deps: ServiceDeps) -> Wired:
         for m in objects.app_prometheus_rbac(spec)
     ]
     kube.apply(f"{name}-apps-prometheus", objects.app_prometheus(spec), group, (stack, *deps.storage, *rbac))
+    if monitoring_values.replicas(spec) > 1:
+        kube.apply(f"{name}-apps-prometheus-pdb", objects.app_prometheus_pdb(spec), group, (namespace,))
     for m in objects.app_prometheus_exposure(spec):
         # The Ingress needs the ingress controller; the Service only its namespace.
         needs = (namespace, *deps.ingress) if m["kind"] == "Ingress" else (namespace,)
         kube.apply(f"{name}-apps-prometheus-{m['kind'].lower()}", m, group, needs)
     group.done()
-    return Wired(group=group, releases={"monitoring": stack})
+    return Monitoring(group=group, releases={"monitoring": stack}, stack=stack)

@@ -61,7 +61,13 @@ def wire_registry(deps: ServiceDeps, inputs: ServiceInputs) -> Registry:
         ChartName.HARBOR,
         spec.services.registry.chart_version,
         deps.platform_namespace_name,
-        values.harbor_values(spec, inputs.registry_swift_username, database_pw.result, registry_pw.result),
+        values.harbor_values(
+            spec,
+            inputs.registry_swift_username,
+            database_pw.result,
+            registry_pw.result,
+            swift_project_id=inputs.project_id,
+        ),
         group,
         (*deps.data, harbor_admin, swift, internal),
     )
