@@ -571,7 +571,9 @@ class ManagedServices(pulumi.ComponentResource):
             )  # fmt: skip
             reconciler_deps.append(pull_source)
         for manifest in guardrails.reconciler(spec, with_pull_secret=pull_config is not None):
-            kube.apply(f"{name}-guardrails-{manifest['kind'].lower()}", manifest, namespaces, tuple(reconciler_deps))
+            # The Role and binding that read the pull source exist with the registry alone.
+            parent = self.groups["Registry"] if manifest["kind"] in ("Role", "RoleBinding") else namespaces
+            kube.apply(f"{name}-guardrails-{manifest['kind'].lower()}", manifest, parent, tuple(reconciler_deps))
         namespaces.done()
 
         if svc.keystone_auth.enabled and spec.identity.roles:
