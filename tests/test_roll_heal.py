@@ -122,7 +122,9 @@ def cloud(fake_pulumi: Path) -> Iterator[Cloud]:
 
 
 def down(cloud: Cloud, name: str, minutes: float, status: str = "Unknown") -> None:
-    cloud.cluster.add_node(name, ready=False, since=iso(NOW - timedelta(minutes=minutes)), status=status)
+    """NotReady since ``minutes`` before now (the test's now: collection may be long before it runs)."""
+    since = datetime.now(UTC) - timedelta(minutes=minutes)
+    cloud.cluster.add_node(name, ready=False, since=iso(since), status=status)
 
 
 def heal(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:

@@ -166,7 +166,9 @@ def reconciler_config(spec: ClusterSpec, with_pull_secret: bool) -> Manifest:
         "reserved-namespaces": " ".join(spec.reserved_namespaces),
     }
     for manifest in namespace_guardrails(spec):
-        data[f"guardrail-{manifest['kind'].lower()}.json"] = json.dumps(manifest, sort_keys=True)
+        # The spec first: a change (the quota follows the workers) reads in `kaas diff` at a glance.
+        ordered = {"spec": manifest["spec"], **{k: v for k, v in manifest.items() if k != "spec"}}
+        data[f"guardrail-{manifest['kind'].lower()}.json"] = json.dumps(ordered)
     if with_pull_secret:
         data["pull-secret.json"] = pull_secret_template(spec)
         data["pull-source-namespace"] = spec.platform_namespace
