@@ -446,6 +446,7 @@ def _roll_heal(args: argparse.Namespace, spec: ClusterSpec) -> int:
     from kaas.roll.automation import AutomationStack
     from kaas.roll.gates import Waiting
     from kaas.roll.heal import Healer, HealPolicy, parse_duration
+    from kaas.roll.http import HttpError
     from kaas.roll.live import kube_client
 
     if args.status or args.tier:
@@ -470,7 +471,11 @@ def _roll_heal(args: argparse.Namespace, spec: ClusterSpec) -> int:
                 if answer.strip().lower() not in ("y", "yes"):
                     print("Nothing done.")
                     return EXIT_OK
-        report = healer.run(dry_run=dry_run)
+        try:
+            report = healer.run(dry_run=dry_run)
+        except (HttpError, LookupError) as error:
+            print(f"kaas roll --heal: {error}", file=sys.stderr)
+            return EXIT_ROLL_STOPPED
     now = datetime.now(UTC)
     document = report.to_json(args.stack, policy, now, dry_run)
     down = [n for n in document["nodes"] if n["not_ready_seconds"] is not None]

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.xdist_group("controlplane")
 
 PULL_CONFIG = json.dumps({"auths": {"registry.t1.example.net": {"username": "robot$kaas-pull", "auth": "eA=="}}})
 NEW = "team-blue"  # created "later", after the program ran
+GREEN = "team-green"
 OPTED_OUT = "team-legacy"
 LABELLED_PLATFORM = "ops-tools"
 
@@ -143,10 +144,10 @@ class Reconciler:
             "GUARDRAILS_CONFIG": str(self.config_dir),
         }
 
-    def run(self) -> subprocess.CompletedProcess[str]:
+    def run(self, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["bash", str(self.config_dir / "reconcile.sh")],
-            env=self.env,
+            env={**self.env, **env},
             capture_output=True,
             text=True,
             timeout=180,
@@ -198,7 +199,7 @@ def reconciler(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFac
     try:
         yield runner
     finally:
-        for namespace in (NEW, OPTED_OUT, LABELLED_PLATFORM):
+        for namespace in (NEW, GREEN, OPTED_OUT, LABELLED_PLATFORM):
             _kubectl(cp, "delete", "namespace", namespace, "--wait=false", check=False)
         # Namespaces other tests made: what the reconciler added there goes again.
         for namespace in runner.existing:  # type: ignore[attr-defined]
@@ -300,3 +301,22 @@ def test_reconciler_service_account_may_do_only_what_it_needs(reconciler: Reconc
     ]
     assert [a for a in allowed if not reconciler.can_i(*a)] == []
     assert [r for r in refused if reconciler.can_i(*r)] == []
+
+
+def test_a_secret_other_than_the_source_is_refused_and_the_other_guardrails_still_go_out(
+    reconciler: Reconciler, tmp_path: Path
+) -> None:
+    """Pointed at the pull robot's own Secret, the script is refused by RBAC (403), copies nothing,
+    still creates the other guardrails, and fails so the missing pull Secret is noticed."""
+    cp = reconciler.cp
+    _apply(cp, [_namespace(GREEN)])
+    config = tmp_path / "config"
+    config.mkdir()
+    for item in reconciler.config_dir.iterdir():
+        (config / item.name).write_text(item.read_text())
+    (config / "pull-source-name").write_text(names.HARBOR_ROBOT)
+    result = reconciler.run(GUARDRAILS_CONFIG=str(config))
+    assert result.returncode == 1
+    assert "forbidden" in result.stderr.lower() and "no .dockerconfigjson to copy" in result.stderr
+    assert _created(result.stdout)[GREEN] == EXPECTED - {f"secret/{names.HARBOR_PULL}"}
+    assert f"secret/{names.HARBOR_PULL}" not in _guardrails_in(cp, GREEN)

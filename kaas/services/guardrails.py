@@ -131,11 +131,12 @@ pull=""
 if [[ -f $config/pull-secret.json ]]; then
     source_namespace=$(<"$config/pull-source-namespace")
     source_name=$(<"$config/pull-source-name")
-    pull=$(kubectl get secret --namespace "$source_namespace" "$source_name" \
-        --output 'jsonpath={.data.\.dockerconfigjson}')
-    if [[ -z $pull ]]; then
-        echo "secret $source_namespace/$source_name has no .dockerconfigjson" >&2
-        exit 1
+    if ! pull=$(kubectl get secret --namespace "$source_namespace" "$source_name" \
+        --output 'jsonpath={.data.\.dockerconfigjson}') || [[ -z $pull ]]; then
+        # The other guardrails still go out; the job fails so the pull Secret is not forgotten.
+        echo "secret $source_namespace/$source_name: no .dockerconfigjson to copy" >&2
+        pull=""
+        failed=1
     fi
     template=$(<"$config/pull-secret.json")
 fi
