@@ -17,7 +17,7 @@ import pulumi
 from kaas.cluster import KaasCluster
 from kaas.cluster_plan import ClusterPlan, make_cluster_plan
 from kaas.rollout.record import load_record, record_path
-from kaas.spec import load_for_current_stack
+from kaas.spec import load_alerting_secrets, load_for_current_stack
 
 # Full (oldest-generation) collections only every this many young collections instead
 # of Python's default 10 (see ``run``).
@@ -41,7 +41,8 @@ def current_plan() -> ClusterPlan:
 
 def deploy(plan: ClusterPlan) -> KaasCluster:
     """Build the cluster as ``plan`` says (this step of its rollout) and export its outputs."""
-    cluster = KaasCluster(plan.spec.name, plan)
+    # The alert receivers' credentials: kaas: config secrets (a missing one stops here, named).
+    cluster = KaasCluster(plan.spec.name, plan, alerting_secrets=load_alerting_secrets(plan.spec))
     for key, value in cluster.stack_outputs().items():
         pulumi.export(key, value)
     return cluster
