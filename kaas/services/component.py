@@ -419,6 +419,10 @@ class ManagedServices(pulumi.ComponentResource):
             self.releases["monitoring"] = stack
             # The PrometheusRule CRD comes with the chart.
             kube.apply(f"{name}-certificate-expiry", alerts.certificate_expiry_rule(spec), monitoring, (stack,))
+            if "cert_manager" in self.releases:  # its certificates' expiry, as Velero's backups below
+                after = (self.releases["cert_manager"], stack)
+                kube.apply(f"{name}-cert-manager-monitor", monitoring_values.cert_manager_service_monitor(spec), monitoring, after)  # fmt: skip
+                kube.apply(f"{name}-cert-manager-rules", alerts.cert_manager_rule(spec), monitoring, after)
             rbac = [
                 kube.apply(f"{name}-apps-prometheus-{m['kind'].lower()}", m, monitoring, (self.namespace,))
                 for m in objects.app_prometheus_rbac(spec)
