@@ -622,6 +622,11 @@ def kubelet_configuration() -> dict[str, Any]:
     metrics-server and the API server can verify it; the kubelet-csr-approver in the
     services layer approves the requests (the controller manager never approves serving
     certificates on its own).
+
+    TLS and access as the control plane's, set rather than left to kubeadm's defaults
+    (k8s.io/kubelet/config/v1beta1 types.go field names): no anonymous requests, clients
+    authenticated by the cluster CA or a token review, authorised by SubjectAccessReview, no
+    read-only port. Its clients (API server, metrics-server, Prometheus) are Go: ECDHE + AEAD.
     """
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -629,6 +634,11 @@ def kubelet_configuration() -> dict[str, Any]:
         "cgroupDriver": "systemd",
         "serverTLSBootstrap": True,
         "rotateCertificates": True,
+        "tlsMinVersion": CONTROL_PLANE_HARDENING["tls-min-version"],
+        "tlsCipherSuites": list(TLS_CIPHER_SUITES),
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True}},
+        "authorization": {"mode": "Webhook"},
+        "readOnlyPort": 0,
     }
 
 
