@@ -141,6 +141,10 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdClust
                 logs = "\n".join((root / f"{m.name}.log").read_text()[-2000:] for m in members)
                 pytest.fail(f"etcd cluster did not become healthy:\n{logs}")
             time.sleep(0.2)
+        # A cluster the API server uses is never empty; the backup refuses a snapshot without keys
+        # ("snapshot verification found no keys"), and pytest-xdist may hand any backup test a fresh
+        # module fixture on its worker before the test that writes its own keys.
+        assert cluster.etcdctl("put", "/registry/namespaces/default", "namespace").returncode == 0
         yield cluster
     finally:
         _stop(processes)

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from kaas.services import access, alerts, images, names, objects, values
+from kaas.services import access, alerts, guardrails, images, names, objects, values
 from kaas.services import monitoring as monitoring_values
 from kaas.services.catalog import ChartName, chart_for
 from kaas.services.passwords import password_arguments
@@ -84,11 +84,13 @@ _KINDS: dict[tuple[str, str], Any] = {
     ("apps/v1", "DaemonSet"): k8s.apps.v1.DaemonSet,
     ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
     ("batch/v1", "Job"): k8s.batch.v1.Job,
+    ("batch/v1", "CronJob"): k8s.batch.v1.CronJob,
     ("storage.k8s.io/v1", "StorageClass"): k8s.storage.v1.StorageClass,
     ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
     ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): k8s.rbac.v1.ClusterRole,
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
+    ("rbac.authorization.k8s.io/v1", "Role"): k8s.rbac.v1.Role,
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): k8s.rbac.v1.RoleBinding,
 }
 
@@ -568,24 +570,36 @@ class ManagedServices(pulumi.ComponentResource):
             dashboard.done()
 
         # Customer namespaces (the default one and the listed ones): quota, default requests and
-        # limits, optional default-deny, the registry pull secret.
+        # limits, optional default-deny, the registry pull secret (kaas.services.guardrails).
         customer_ns: dict[str, pulumi.Resource] = {}
+        suffixes = {"ResourceQuota": "quota", "LimitRange": "limits", "NetworkPolicy": "deny"}
         for customer in spec.customer_namespaces:
             ns = kube.apply(f"{name}-ns-{customer}", objects.customer_namespace(spec, customer), namespaces)
             customer_ns[customer] = ns
-            kube.apply(f"{name}-quota-{customer}", objects.resource_quota(spec, customer), namespaces, (ns,))
-            kube.apply(f"{name}-limits-{customer}", objects.limit_range(spec, customer), namespaces, (ns,))
-            if spec.services.default_deny_network_policy:
-                kube.apply(f"{name}-deny-{customer}", objects.default_deny(spec, customer), namespaces, (ns,))
+            for guardrail in guardrails.namespace_guardrails(spec):
+                kube.apply(
+                    f"{name}-{suffixes[guardrail['kind']]}-{customer}",
+                    guardrails.in_namespace(guardrail, customer), namespaces, (ns,),
+                )  # fmt: skip
             if pull_config is not None:
                 kube.apply(
                     f"{name}-pull-{customer}",
-                    objects.secret(
-                        spec, names.HARBOR_PULL, customer, {".dockerconfigjson": pulumi.Output.secret(pull_config)},
-                        secret_type="kubernetes.io/dockerconfigjson",
-                    ),
+                    guardrails.pull_secret(spec, customer, pulumi.Output.secret(pull_config)),
                     self.groups["Registry"], (ns,),
                 )  # fmt: skip
+        # Namespaces created later: the same guardrails from an in-cluster reconciler.
+        reconciler_deps: list[pulumi.Resource] = [self.namespace]
+        if pull_config is not None:
+            pull_source = kube.apply(
+                f"{name}-guardrails-pull-source",
+                guardrails.pull_source(spec, pulumi.Output.secret(pull_config)),
+                self.groups["Registry"], (self.namespace,),
+            )  # fmt: skip
+            reconciler_deps.append(pull_source)
+        for manifest in guardrails.reconciler(spec, with_pull_secret=pull_config is not None):
+            # The Role and binding that read the pull source exist with the registry alone.
+            parent = self.groups["Registry"] if manifest["kind"] in ("Role", "RoleBinding") else namespaces
+            kube.apply(f"{name}-guardrails-{manifest['kind'].lower()}", manifest, parent, tuple(reconciler_deps))
         namespaces.done()
 
         if svc.keystone_auth.enabled and spec.identity.roles:
