@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pulumi
 
+from kaas.bootstrap.pki import JOIN_TOKEN_CONFIG_KEY
 from kaas.cluster import KaasCluster
 from kaas.cluster_plan import ClusterPlan, make_cluster_plan
+from kaas.rollout import Action, Tier
 from kaas.rollout.record import load_record, record_path
 from kaas.spec import load_for_current_stack
 
@@ -40,8 +42,21 @@ def current_plan() -> ClusterPlan:
 
 
 def deploy(plan: ClusterPlan) -> KaasCluster:
-    """Build the cluster as ``plan`` says (this step of its rollout) and export its outputs."""
-    cluster = KaasCluster(plan.spec.name, plan)
+    """Build the cluster as ``plan`` says (this step of its rollout) and export its outputs.
+
+    Config ``kaas:joinToken`` (a secret; ``kaas roll`` sets it for one ``up``) is the bootstrap
+    token of the masters and workers this step builds (kaas.roll.tokens says why the roll mints it).
+    """
+    join_token = pulumi.Config("kaas").get_secret(JOIN_TOKEN_CONFIG_KEY)
+    joining = [n.name for n in plan.nodes if n.tier is not Tier.ETCD and n.action in (Action.CREATE, Action.REPLACE)]
+    if join_token is None and joining and not plan.first_deploy:
+        pulumi.log.warn(
+            f"{', '.join(joining)} join with the stack's first bootstrap token, which expired"
+            f" {plan.spec.security.bootstrap_token_ttl_hours} h after the first deployment: run this step with"
+            " kaas roll (it mints a fresh token), or set one: pulumi config set --secret kaas:joinToken"
+            " $(kubeadm token create --ttl 1h) (on a master)"
+        )
+    cluster = KaasCluster(plan.spec.name, plan, join_token=join_token)
     for key, value in cluster.stack_outputs().items():
         pulumi.export(key, value)
     return cluster

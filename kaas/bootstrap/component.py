@@ -28,7 +28,7 @@ from kaas.bootstrap.cloudinit import (
     KubernetesNode,
 )
 from kaas.bootstrap.hardening import ENCRYPTION_KEY_BYTES, EncryptionKey
-from kaas.bootstrap.pki import ClusterPki, EtcdMemberName
+from kaas.bootstrap.pki import ROLL_ETCD_OUTPUT_KEYS, ClusterPki, EtcdMemberName, bootstrap_token
 from kaas.cluster_plan import ClusterPlan, PlannedNode
 from kaas.rollout import Action, Tier
 
@@ -39,6 +39,14 @@ def _at_version(cluster: KubernetesCluster, node: PlannedNode) -> KubernetesClus
 
 def _worker_user_data(node: PlannedNode, cluster: KubernetesCluster) -> str:
     return cloudinit.render_worker_user_data(_at_version(cluster, node), KubernetesNode(node.name, node.fixed_ip))
+
+
+def _join_token(value: str) -> str:
+    token_id, _, secret = value.strip().partition(".")
+    try:
+        return bootstrap_token(token_id, secret)
+    except ValueError:
+        raise ValueError("config kaas:joinToken is not a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16})") from None
 
 
 ENCRYPTION_KEY_NAME = "key1"  # rotation adds key2 (docs/architecture.md, Security)
@@ -75,6 +83,13 @@ class ClusterBootstrap(pulumi.ComponentResource):
     certificate_key: pulumi.Output[str]
     etcd_backup_key: pulumi.Output[str]
 
+    def roll_etcd_credentials(self) -> dict[str, pulumi.Output[str]]:
+        """The stack outputs ``kaas roll`` reads for etcd (kaas.bootstrap.pki.ROLL_ETCD_OUTPUT_KEYS): the etcd CA,
+        the ``kaas-roll`` client certificate, its key (a secret)."""
+        ca, cert, key = ROLL_ETCD_OUTPUT_KEYS
+        client = self.pki.roll_etcd_client
+        return {ca: self.pki.etcd_ca.cert_pem, cert: client.cert_pem, key: pulumi.Output.secret(client.key_pem)}
+
     def __init__(
         self,
         name: str,
@@ -84,6 +99,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
         backup_secret_key: pulumi.Input[str],
         api_cert_sans: Sequence[str] = (),
         opts: pulumi.ResourceOptions | None = None,
+        join_token: pulumi.Output[str] | None = None,
     ) -> None:
         super().__init__("kaas:bootstrap:Bootstrap", name, None, opts)
         spec = plan.spec
@@ -165,7 +181,13 @@ class ClusterBootstrap(pulumi.ComponentResource):
             for node, certkey, peer in zip(etcd_nodes, pki.etcd_members, pki.etcd_peers, strict=True)
         }
 
-        cluster = pulumi.Output.all(pki.bootstrap_token, pki.kubernetes_ca.cert_pem).apply(
+        # The token of the nodes this step builds: a fresh one when given (config kaas:joinToken, from
+        # kaas roll), else the stack's first one (kubeadm init creates it; it expires). Nodes the step
+        # does not build ignore changes to their user data (kaas.openstack.nodes.BUILT_WITH).
+        token = pki.bootstrap_token
+        if join_token is not None:
+            token = pulumi.Output.secret(join_token.apply(_join_token))
+        cluster = pulumi.Output.all(token, pki.kubernetes_ca.cert_pem).apply(
             lambda v: KubernetesCluster(
                 name=spec.name,
                 api_endpoint_host=api_endpoint_host,
