@@ -47,7 +47,11 @@ class AutomationStack:
 
     def up(self, targets: Sequence[str], secret_config: Mapping[str, str] | None = None) -> Mapping[str, Any]:
         """One targeted update; ``secret_config`` is set as secret config (``pulumi config set --secret``,
-        encrypted by the stack's secrets provider) for this update only and removed afterwards."""
+        encrypted by the stack's secrets provider) for this update only and removed afterwards.
+
+        The SDK passes the value on the ``pulumi config set`` command line, visible to this
+        machine's process list for that moment; the one value set here is a join token that
+        expires within the hour and is deleted once its node joined (kaas.roll.tokens)."""
         from pulumi.automation import ConfigValue
 
         stack = self._select()
