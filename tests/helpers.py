@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from kaas.offline.planfile import SECRET_MASK
 from kaas.spec import ClusterSpec, parse_spec
+from kaas.spec.loader import REPO_ROOT
 
 MINIMAL: dict[str, Any] = {
     "name": "t1",
@@ -110,3 +115,33 @@ def pulumi_output_json(outputs: Any) -> dict[str, Any]:
     data: dict[str, Any] = outputs.model_dump(mode="json")
     data["adminKubeconfig"] = SECRET_MASK
     return data
+
+
+# --- the CLI in a throwaway git repository -------------------------------------------------------
+
+
+def git(repo: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false", *args]
+    return subprocess.run(command, cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def kaas_cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m kaas ARGS`` run in ``repo``, as an operator types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "kaas", *args], cwd=repo, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def checkout_as_repo(parent: Path, branch: str) -> Path:
+    """This checkout's files as a one-commit repository on ``main``, with ``branch`` checked out from it.
+
+    Tool caches (.cache holds the built control plane and helm, hundreds of MB) and virtualenvs are
+    left out: the CLI needs neither."""
+    path = parent / "kaas"
+    ignore = shutil.ignore_patterns(".git", ".venv", ".cache", "__pycache__", ".*_cache", ".hypothesis", "node_modules")
+    shutil.copytree(REPO_ROOT, path, ignore=ignore)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "base")
+    git(path, "checkout", "-q", "-b", branch)
+    return path

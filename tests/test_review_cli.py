@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kaas.review.affected import affected_stacks, stack_of
 from kaas.spec.loader import REPO_ROOT, STACKS_DIR
+from tests.helpers import checkout_as_repo, git, kaas_cli
 
 STACKS = sorted(p.stem for p in STACKS_DIR.glob("*.yaml"))
 ALL = ["acme-prod", "demo", "dev"]
@@ -48,27 +48,10 @@ def test_stack_of_paths() -> None:
 # --- end to end in a throwaway git repository -----------------------------------------------------
 
 
-def git(repo: Path, *args: str) -> str:
-    command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false", *args]
-    return subprocess.run(command, cwd=repo, check=True, capture_output=True, text=True).stdout
-
-
-def kaas(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kaas", *args], cwd=repo, capture_output=True, text=True, timeout=300, check=False
-    )
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of this checkout as a one-commit repository on ``main``, then a branch that changes dev and adds a stack."""
-    path = tmp_path_factory.mktemp("repo") / "kaas"
-    ignore = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".*_cache", ".hypothesis", "node_modules")
-    shutil.copytree(REPO_ROOT, path, ignore=ignore)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "base")
-    git(path, "checkout", "-q", "-b", "change")
+    path = checkout_as_repo(tmp_path_factory.mktemp("repo"), "change")
     dev = path / "stacks" / "dev.yaml"
     dev.write_text(dev.read_text().replace("networking:\n", "networking:\n  mtu: 1400\n"))
     shutil.copy(dev, path / "stacks" / "dev2.yaml")
@@ -79,13 +62,13 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_affected_lists_the_changed_and_added_stacks(repo: Path) -> None:
-    result = kaas(repo, "affected", "--json")
+    result = kaas_cli(repo, "affected", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == ["dev", "dev2"]
 
 
 def test_diff_shows_the_update_against_the_merge_base_and_leaves_no_worktree(repo: Path) -> None:
-    result = kaas(repo, "diff", "--stack", "dev")
+    result = kaas_cli(repo, "diff", "--stack", "dev")
     assert result.returncode == 0, result.stderr
     assert "~  update  openstack:networking/network:Network  dev-network" in result.stdout
     assert "mtu: 1450 => 1400" in result.stdout
@@ -93,12 +76,12 @@ def test_diff_shows_the_update_against_the_merge_base_and_leaves_no_worktree(rep
 
 
 def test_diff_expect_no_changes_fails_only_when_something_changes(repo: Path) -> None:
-    assert kaas(repo, "diff", "--stack", "dev", "--expect-no-changes").returncode == 1
-    assert kaas(repo, "diff", "--stack", "demo", "--expect-no-changes").returncode == 0
+    assert kaas_cli(repo, "diff", "--stack", "dev", "--expect-no-changes").returncode == 1
+    assert kaas_cli(repo, "diff", "--stack", "demo", "--expect-no-changes").returncode == 0
 
 
 def test_diff_all_in_markdown_covers_affected_stacks_and_a_new_stack_is_all_create(repo: Path) -> None:
-    result = kaas(repo, "diff", "--all", "--format", "markdown")
+    result = kaas_cli(repo, "diff", "--all", "--format", "markdown")
     assert result.returncode == 0, result.stderr
     # The network's MTU and the CNI release's pod MTU (the VXLAN overhead below it) both change.
     assert "### Offline diff of stack `dev`" in result.stdout and "| update | 2 |" in result.stdout
@@ -113,7 +96,7 @@ def test_diff_of_acme_prod_with_a_worker_added_is_a_readable_pull_request_commen
     assert "workers:\n  count: 3\n" in original
     spec.write_text(original.replace("workers:\n  count: 3\n", "workers:\n  count: 4\n"))
     try:
-        result = kaas(repo, "diff", "--stack", "acme-prod", "--base", "HEAD", "--format", "markdown")
+        result = kaas_cli(repo, "diff", "--stack", "acme-prod", "--base", "HEAD", "--format", "markdown")
     finally:
         spec.write_text(original)
     assert result.returncode == 0, result.stderr
@@ -152,7 +135,7 @@ def test_diff_of_acme_prod_with_a_worker_added_is_a_readable_pull_request_commen
 
 
 def test_diff_with_a_bad_base_revision_says_so(repo: Path) -> None:
-    result = kaas(repo, "diff", "--stack", "dev", "--base", "no-such-rev")
+    result = kaas_cli(repo, "diff", "--stack", "dev", "--base", "no-such-rev")
     assert result.returncode == 3 and "no-such-rev" in result.stderr
 
 
@@ -162,7 +145,7 @@ DEMO_STACKS = [s for s in STACKS if s != "acme-prod"]
 
 
 def check(*args: str) -> subprocess.CompletedProcess[str]:
-    return kaas(REPO_ROOT, "check", *args)
+    return kaas_cli(REPO_ROOT, "check", *args)
 
 
 @pytest.mark.parametrize("stack", DEMO_STACKS)

@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from kaas.spec.loader import REPO_ROOT
+from tests.helpers import checkout_as_repo, git, kaas_cli
 
 UPGRADE = "versions:\n  kubernetes: 1.34.3\n"
-
-
-def git(repo: Path, *args: str) -> str:
-    command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false", *args]
-    return subprocess.run(command, cwd=repo, check=True, capture_output=True, text=True).stdout
-
-
-def kaas(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kaas", *args], cwd=repo, capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This checkout as a one-commit ``main``, then a branch upgrading acme-prod to Kubernetes 1.34.3."""
-    path = tmp_path_factory.mktemp("repo") / "kaas"
-    ignore = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".*_cache", ".hypothesis", "node_modules")
-    shutil.copytree(REPO_ROOT, path, ignore=ignore)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "base")
-    git(path, "checkout", "-q", "-b", "upgrade")
+    path = checkout_as_repo(tmp_path_factory.mktemp("repo"), "upgrade")
     spec = path / "stacks" / "acme-prod.yaml"
     spec.write_text(spec.read_text() + UPGRADE)
     git(path, "commit", "-qam", "acme-prod: Kubernetes 1.34.3")
@@ -43,7 +23,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_dry_run_json_is_exactly_the_ordered_rollout_against_the_merge_base(repo: Path) -> None:
-    result = kaas(repo, "roll", "--stack", "acme-prod", "--dry-run", "--json")
+    result = kaas_cli(repo, "roll", "--stack", "acme-prod", "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)  # exactly one JSON object
     masters = [{"tier": "master", "nodes": [f"acme-prod-master-{i}"], "action": "replace"} for i in range(3)]
@@ -60,13 +40,13 @@ def test_dry_run_json_is_exactly_the_ordered_rollout_against_the_merge_base(repo
 
 
 def test_dry_run_for_one_tier_and_against_an_explicit_base(repo: Path) -> None:
-    workers = json.loads(kaas(repo, "roll", "-s", "acme-prod", "--dry-run", "--json", "--tier", "worker").stdout)
+    workers = json.loads(kaas_cli(repo, "roll", "-s", "acme-prod", "--dry-run", "--json", "--tier", "worker").stdout)
     assert {s["tier"] for s in workers["steps"]} == {"worker"} and len(workers["steps"]) == 6
     # The deployed state is the rollout record at the base; at HEAD it still says 1.34.2 everywhere.
-    everything = json.loads(kaas(repo, "roll", "-s", "acme-prod", "--dry-run", "--json").stdout)
-    same = json.loads(kaas(repo, "roll", "-s", "acme-prod", "--dry-run", "--json", "--base", "HEAD").stdout)
+    everything = json.loads(kaas_cli(repo, "roll", "-s", "acme-prod", "--dry-run", "--json").stdout)
+    same = json.loads(kaas_cli(repo, "roll", "-s", "acme-prod", "--dry-run", "--json", "--base", "HEAD").stdout)
     assert same == everything and len(same["steps"]) == 9
-    text = kaas(repo, "roll", "-s", "acme-prod", "--dry-run").stdout
+    text = kaas_cli(repo, "roll", "-s", "acme-prod", "--dry-run").stdout
     assert text.splitlines()[0] == "acme-prod: 9 operation(s) from the base to the spec (dry run)"
     assert "  1. master replace acme-prod-master-0" in text
 
@@ -76,7 +56,7 @@ def test_dry_run_of_an_etcd_change_adds_before_it_removes(repo: Path) -> None:
     original = spec.read_text()
     try:
         spec.write_text(original + "versions:\n  etcd: 3.6.6\n")
-        document = json.loads(kaas(repo, "roll", "-s", "dev", "--dry-run", "--json", "--tier", "etcd").stdout)
+        document = json.loads(kaas_cli(repo, "roll", "-s", "dev", "--dry-run", "--json", "--tier", "etcd").stdout)
     finally:
         spec.write_text(original)
     # dev has one etcd member (no record: the base spec's nodes): the new one joins before the old one leaves.
@@ -87,12 +67,12 @@ def test_dry_run_of_an_etcd_change_adds_before_it_removes(repo: Path) -> None:
 
 
 def test_dry_run_of_an_unknown_base_or_a_stack_new_since_the_base_says_so(repo: Path) -> None:
-    result = kaas(repo, "roll", "-s", "acme-prod", "--dry-run", "--base", "no-such-rev")
+    result = kaas_cli(repo, "roll", "-s", "acme-prod", "--dry-run", "--base", "no-such-rev")
     assert result.returncode == 3 and "no-such-rev" in result.stderr
     new = repo / "stacks" / "dev3.yaml"
     new.write_text((repo / "stacks" / "dev.yaml").read_text().replace("name: dev\n", "name: dev3\n"))
     try:
-        result = kaas(repo, "roll", "-s", "dev3", "--dry-run")
+        result = kaas_cli(repo, "roll", "-s", "dev3", "--dry-run")
     finally:
         new.unlink()
     assert result.returncode == 2 and "does not exist at the base" in result.stderr
@@ -111,8 +91,8 @@ def test_status_shows_the_recorded_position_and_what_remains(repo: Path) -> None
         )
     )
     try:
-        result = kaas(repo, "roll", "-s", "acme-prod", "--status")
-        document = json.loads(kaas(repo, "roll", "-s", "acme-prod", "--status", "--json").stdout)
+        result = kaas_cli(repo, "roll", "-s", "acme-prod", "--status")
+        document = json.loads(kaas_cli(repo, "roll", "-s", "acme-prod", "--status", "--json").stdout)
     finally:
         position.unlink()
     assert result.returncode == 0, result.stderr
