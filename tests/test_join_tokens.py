@@ -9,37 +9,39 @@ Automation API) and tests/test_controlplane.py (the real API server accepts and 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
+import yaml
 
-from kaas.cluster_plan import ClusterPlan, make_cluster_plan
-from kaas.offline import Secret, run_plan
+from kaas.offline import ProgramExitError, Secret, run_project
 from kaas.offline.planfile import plain
-from kaas.program import deploy
-from kaas.rollout.record import load_record, record_path
 from kaas.spec import load_stack_spec
 
 INSTANCE = "openstack:compute/instance:Instance"
 FRESH = "f7k2q9.0123456789abcdef"
 
 
-def scale_up() -> ClusterPlan:
-    """acme-prod as recorded, plus one worker: the next step creates acme-prod-worker-3."""
+@pytest.fixture(scope="module")
+def scale_up(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """acme-prod with one more worker (its recorded nodes as they are): the next step creates acme-prod-worker-3."""
     spec = load_stack_spec("acme-prod")
-    recorded = load_record(record_path("acme-prod"), spec)
-    more = spec.model_copy(update={"workers": spec.workers.model_copy(update={"count": spec.workers.count + 1})})
-    return make_cluster_plan(more, recorded)
+    data = spec.model_dump(mode="json")
+    data["workers"]["count"] += 1
+    path = tmp_path_factory.mktemp("spec") / "acme-prod.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
 
 
-def user_data(plan: ClusterPlan, config: dict[str, str] | None = None) -> dict[str, object]:
-    planned = run_plan(lambda: deploy(plan), stack="acme-prod", config=config)
+def user_data(spec_file: str, **config: str) -> dict[str, object]:
+    """``pulumi up -s acme-prod -c kaas:spec=<file> [-c kaas:joinToken=...]`` under the offline engine."""
+    planned = run_project("acme-prod", config={"spec": spec_file, **config})
     return {r.name: r.inputs["userData"] for r in planned.by_type(INSTANCE)}
 
 
-def test_a_join_token_from_the_config_is_in_the_new_nodes_user_data_as_a_secret() -> None:
-    plan = scale_up()
-    fresh = user_data(plan, {"kaas:joinToken": FRESH})
-    first = user_data(plan)
+def test_a_join_token_from_the_config_is_in_the_new_nodes_user_data_as_a_secret(scale_up: str) -> None:
+    fresh = user_data(scale_up, joinToken=FRESH)
+    first = user_data(scale_up)
     new = fresh["acme-prod-worker-3"]
     assert isinstance(new, Secret)
     text = plain(new, show_secrets=True)
@@ -54,20 +56,25 @@ def test_a_join_token_from_the_config_is_in_the_new_nodes_user_data_as_a_secret(
 
 
 def test_without_a_join_token_a_step_that_builds_a_node_warns_and_a_first_deployment_does_not(
-    caplog: pytest.LogCaptureFixture,
+    scale_up: str, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        user_data(scale_up())
+        user_data(scale_up)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("acme-prod-worker-3 join with the stack's first bootstrap token" in w for w in warnings), warnings
     caplog.clear()
-    spec = load_stack_spec("acme-prod")
-    with caplog.at_level(logging.WARNING):
-        user_data(make_cluster_plan(spec, None))
+    with caplog.at_level(logging.WARNING):  # no rollout record: the first deployment, kubeadm init makes the token
+        run_project("acme-prod", config={"spec": scale_up, "rollout": str(tmp_path / "none.yaml")})
     assert not [r for r in caplog.records if "bootstrap token" in r.getMessage()]
 
 
-def test_a_join_token_that_is_no_bootstrap_token_is_refused_without_showing_it() -> None:
-    with pytest.raises(Exception, match=r"kaas:joinToken is not a bootstrap token") as error:
-        user_data(scale_up(), {"kaas:joinToken": "Not-A-Token.x"})
-    assert "Not-A-Token" not in str(error.value)
+def test_a_join_token_that_is_no_bootstrap_token_exits_2_naming_the_key_not_the_value(
+    scale_up: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ProgramExitError) as exited:
+        user_data(scale_up, joinToken="Not-A-Token.x")
+    assert exited.value.code == 2
+    assert capfd.readouterr().err.splitlines() == [
+        "config kaas:joinToken: is not a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16})"
+    ]
+    assert [r.type for r in exited.value.plan.resources] == ["pulumi:pulumi:Stack"]  # nothing registered

@@ -12,7 +12,7 @@ import base64
 import dataclasses
 import ssl
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -214,7 +214,7 @@ def test_every_step_that_builds_a_node_gets_a_fresh_token_deleted_once_the_node_
 ) -> None:
     stack, runner, lines = roller(env, tmp_path, new_image(Tier.WORKER))
     stack.on_apply = cloud(env, stack=stack)  # type: ignore[assignment]
-    now = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
+    now = datetime.now(UTC).replace(microsecond=0)  # the fake API server checks expiry against the real clock
     tokens = JoinTokens(env.kube().api, clock=lambda: now)
     runner.join_tokens = tokens
     created: list[dict[str, str]] = []
@@ -237,7 +237,7 @@ def test_every_step_that_builds_a_node_gets_a_fresh_token_deleted_once_the_node_
     assert len(set(values)) == 3 and all(BOOTSTRAP_TOKEN_PATTERN.match(v) for v in values)
     assert [f"{c['token-id']}.{c['token-secret']}" for c in created] == values
     for data in created:
-        assert data["expiration"] == "2026-12-01T14:00:00Z"  # one hour
+        assert data["expiration"] == (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         assert data["usage-bootstrap-authentication"] == "true"
         assert data["auth-extra-groups"] == "system:bootstrappers:kubeadm:default-node-token"
     assert _roll_tokens(env) == []  # each deleted once its node was Ready

@@ -28,7 +28,7 @@ from kaas.bootstrap.cloudinit import (
     KubernetesNode,
 )
 from kaas.bootstrap.hardening import ENCRYPTION_KEY_BYTES, EncryptionKey
-from kaas.bootstrap.pki import ROLL_ETCD_OUTPUT_KEYS, ClusterPki, EtcdMemberName, bootstrap_token
+from kaas.bootstrap.pki import ROLL_ETCD_OUTPUT_KEYS, ClusterPki, EtcdMemberName
 from kaas.cluster_plan import ClusterPlan, PlannedNode
 from kaas.rollout import Action, Tier
 
@@ -39,14 +39,6 @@ def _at_version(cluster: KubernetesCluster, node: PlannedNode) -> KubernetesClus
 
 def _worker_user_data(node: PlannedNode, cluster: KubernetesCluster) -> str:
     return cloudinit.render_worker_user_data(_at_version(cluster, node), KubernetesNode(node.name, node.fixed_ip))
-
-
-def _join_token(value: str) -> str:
-    token_id, _, secret = value.strip().partition(".")
-    try:
-        return bootstrap_token(token_id, secret)
-    except ValueError:
-        raise ValueError("config kaas:joinToken is not a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16})") from None
 
 
 ENCRYPTION_KEY_NAME = "key1"  # rotation adds key2 (docs/architecture.md, Security)
@@ -186,7 +178,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
         # does not build ignore changes to their user data (kaas.openstack.nodes.BUILT_WITH).
         token = pki.bootstrap_token
         if join_token is not None:
-            token = pulumi.Output.secret(join_token.apply(_join_token))
+            token = pulumi.Output.secret(join_token)
         cluster = pulumi.Output.all(token, pki.kubernetes_ca.cert_pem).apply(
             lambda v: KubernetesCluster(
                 name=spec.name,
