@@ -353,6 +353,8 @@ def cmd_roll(args: argparse.Namespace) -> int:
     from kaas.spec import load_stack_spec
 
     spec = load_stack_spec(args.stack)
+    if args.heal:
+        return _roll_heal(args, spec)
     desired = desired_from_spec(spec)
     tier = Tier(args.tier) if args.tier else None
     path = record_path(args.stack)
@@ -435,6 +437,68 @@ def _roll_live(
             print(f"kaas roll: {error}", file=sys.stderr)
             return EXIT_ROLL_STOPPED
     return _roll_report(args.stack, result)
+
+
+EXIT_HEAL_PAGE = 4  # roll --heal: a person is needed (an outage, masters below quorum, an etcd node)
+
+
+def _roll_heal(args: argparse.Namespace, spec: ClusterSpec) -> int:
+    """``kaas roll --heal``: replace masters and workers NotReady beyond the grace period (kaas.roll.heal)."""
+    import tempfile
+    from datetime import UTC, datetime
+
+    from kaas.roll.automation import AutomationStack
+    from kaas.roll.gates import Waiting
+    from kaas.roll.heal import Healer, HealPolicy, parse_duration
+    from kaas.roll.http import HttpError
+    from kaas.roll.live import kube_client
+
+    if args.status or args.tier:
+        raise SpecError(args.stack, ["--heal takes neither --status nor --tier"])
+    try:
+        policy = HealPolicy(grace=parse_duration(args.grace), max_workers_down=args.max_workers_down)
+    except ValueError as error:
+        raise SpecError(args.stack, [f"--grace: {error}"]) from None
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    driver = AutomationStack(args.stack, _repo(), spec, on_output=lambda line: log(f"    {line.rstrip()}"))
+    kubeconfig = args.kubeconfig.read_text() if args.kubeconfig else str(driver.outputs()["adminKubeconfig"])
+    with tempfile.TemporaryDirectory(prefix="kaas-heal-") as secrets:
+        kube = kube_client(kubeconfig, Path(secrets))
+        healer = Healer(spec, kube, driver, policy, Waiting(timeout=args.gate_timeout), api_via_lb=kube, log=log)
+        dry_run = args.dry_run
+        if not dry_run and not args.yes:
+            _, plan = healer.look()
+            if plan.replace and plan.page is None:
+                answer = input(
+                    f"Replace {', '.join(plan.replace)} of {args.stack} with pulumi up, one at a time? [y/N] "
+                )
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("Nothing done.")
+                    return EXIT_OK
+        try:
+            report = healer.run(dry_run=dry_run)
+        except (HttpError, LookupError) as error:
+            print(f"kaas roll --heal: {error}", file=sys.stderr)
+            return EXIT_ROLL_STOPPED
+    now = datetime.now(UTC)
+    document = report.to_json(args.stack, policy, now, dry_run)
+    down = [n for n in document["nodes"] if n["not_ready_seconds"] is not None]
+    lines = [f"{args.stack}: {len(document['nodes'])} node(s), {len(down)} NotReady (grace {policy.grace:.0f}s)"]
+    lines += [f"  {n['name']}: Ready={n['ready']} for {n['not_ready_seconds']}s" for n in down]
+    verb = "would replace" if dry_run else "replaced"
+    done = document["replace"] if dry_run else document["replaced"]
+    lines.append(f"  {verb}: {', '.join(done) or 'nothing'}")
+    if document["waiting"]:
+        lines.append(f"  within the grace period: {', '.join(document['waiting'])}")
+    lines += [f"  refused {r['node']}: {r['reason']}" for r in document["refused"]]
+    if report.failure is not None:
+        lines.append(f"  stopped: {report.failure} (the next run looks again)")
+    if report.page is not None:
+        lines.append(f"  PAGE: {report.page}")
+    _roll_print(document, args.json, "\n".join(lines))
+    if report.page is not None or report.plan.refused:
+        return EXIT_HEAL_PAGE
+    return EXIT_ROLL_STOPPED if report.failure is not None else EXIT_OK
 
 
 def _roll_report(stack: str, result: RollResult) -> int:
@@ -530,6 +594,17 @@ def build_parser() -> argparse.ArgumentParser:
     roll.add_argument("--etcd-certs", type=Path, help="directory with ca.crt, client.crt, client.key for etcd")
     roll.add_argument("--drain-timeout", type=float, default=600.0, help="seconds a drain may take (default 600)")
     roll.add_argument("--gate-timeout", type=float, default=900.0, help="seconds any other gate may take")
+    roll.add_argument(
+        "--heal", action="store_true", help="replace masters/workers NotReady longer than --grace, one at a time"
+    )
+    roll.add_argument("--grace", default="10m", help="--heal: how long a node may be NotReady (90s, 10m, 1h)")
+    roll.add_argument(
+        "--max-workers-down",
+        type=float,
+        default=0.34,
+        help="--heal: above this fraction of workers NotReady, replace nothing and page (an outage)",
+    )
+    roll.add_argument("--kubeconfig", type=Path, help="--heal: kubeconfig (default: the stack's adminKubeconfig)")
     roll.set_defaults(func=cmd_roll)
     return parser
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
 import pulumi_openstack as openstack
 
+from kaas.bootstrap import pki
 from kaas.bootstrap.component import ClusterBootstrap
 from kaas.cluster_plan import ClusterPlan, cluster_policy_facts
 from kaas.openstack.dns import ClusterDns
@@ -47,6 +49,8 @@ class KaasCluster(pulumi.ComponentResource):
         name: str,
         plan: ClusterPlan,
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        alerting_secrets: Mapping[str, pulumi.Input[str]] | None = None,
         join_token: pulumi.Output[str] | None = None,
     ) -> None:
         # The policy pack reads the spec's facts (environment, backup interval, ...) and the
@@ -116,6 +120,10 @@ class KaasCluster(pulumi.ComponentResource):
             api_url=self.bootstrap.api_server_url,
             connect_to=self.api_load_balancer.floating_address,
             ca_cert_pem=self.bootstrap.ca_cert_pem,
+            # The Kubernetes provider's own credential, and the binding that authorises it.
+            client_cert_pem=self.bootstrap.pki.admin_client.cert_pem,
+            client_key_pem=self.bootstrap.pki.admin_client.key_pem,
+            authorised_path=f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{pki.ADMIN_CLUSTER_ROLE_BINDING}",
             # The API path: masters, LB members, the floating IP, and the DNS name the
             # Kubernetes provider's kubeconfig connects to.
             after=[
@@ -144,6 +152,7 @@ class KaasCluster(pulumi.ComponentResource):
                 # Without the API load balancer the cluster is unreachable: in-cluster objects go with it.
                 cluster=self.api_load_balancer.load_balancer,
                 ready=self.api_ready,
+                alerting_secrets=alerting_secrets or {},
             ),
             opts=child,
         )

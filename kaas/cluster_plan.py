@@ -12,9 +12,10 @@ from typing import Any
 
 from kaas.openstack.addressing import api_vip, node_address
 from kaas.rollout import Action, ClusterState, Phase, Revision, RolloutError, Step, Tier, next_step
-from kaas.rollout.model import TIER_ORDER, desired_to_data, node_name, parse_version, state_to_data
+from kaas.rollout.model import TIER_ORDER, desired_to_data, node_name, state_to_data
 from kaas.rollout.record import desired_from_spec, record_document
 from kaas.spec import ClusterSpec, SpecError
+from kaas.versions import parse_version
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from kaas.cluster import KaasCluster
 from kaas.cluster_plan import ClusterPlan, make_cluster_plan
 from kaas.rollout import Action, Tier
 from kaas.rollout.record import load_record, record_path
-from kaas.spec import SpecError, load_for_current_stack
+from kaas.spec import SpecError, load_alerting_secrets, load_for_current_stack
 
 # Full (oldest-generation) collections only every this many young collections instead
 # of Python's default 10 (see ``run``).
@@ -71,7 +71,8 @@ def deploy(plan: ClusterPlan, join_token: str | None = None) -> KaasCluster:
             " $(kubeadm token create --ttl 1h) (on a master)"
         )
     secret = None if join_token is None else pulumi.Output.secret(join_token)
-    cluster = KaasCluster(plan.spec.name, plan, join_token=secret)
+    # The alert receivers' credentials: kaas: config secrets (a missing one stops here, named).
+    cluster = KaasCluster(plan.spec.name, plan, alerting_secrets=load_alerting_secrets(plan.spec), join_token=secret)
     for key, value in cluster.stack_outputs().items():
         pulumi.export(key, value)
     return cluster

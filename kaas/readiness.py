@@ -3,7 +3,10 @@
 Nothing in OpenStack says when `kubeadm init` has finished on the first master, so
 the Kubernetes provider waits for this gate: a pulumi-command resource that runs
 `kaas/scripts/wait_for_api.py` on the operator's machine until the API answers
-`/readyz` through the load balancer's floating IP, verified with the cluster CA.
+`/readyz` through the load balancer's floating IP, verified with the cluster CA, and
+the program's own client certificate may read kubeadm's ``kubeadm:cluster-admins``
+ClusterRoleBinding: the binding that makes it cluster-admin exists (``kubeadm init``
+creates it shortly after the API server is ready).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ class ApiReadiness(pulumi.ComponentResource):
         api_url: pulumi.Input[str],
         connect_to: pulumi.Input[str],
         ca_cert_pem: pulumi.Input[str],
+        client_cert_pem: pulumi.Input[str],
+        client_key_pem: pulumi.Input[str],
+        authorised_path: str,
         after: Sequence[pulumi.Resource],
         timeout_s: int = DEFAULT_TIMEOUT_S,
         opts: pulumi.ResourceOptions | None = None,
@@ -36,9 +42,20 @@ class ApiReadiness(pulumi.ComponentResource):
         wait = command.local.Command(
             f"{name}-wait-for-api",
             create=pulumi.Output.concat(
-                "python3 ", SCRIPT, " ", api_url, " --connect-to ", connect_to, f" --timeout {timeout_s}"
+                "python3 ",
+                SCRIPT,
+                " ",
+                api_url,
+                " --connect-to ",
+                connect_to,
+                f" --timeout {timeout_s}",
+                f" --authorised {authorised_path}",
             ),
-            environment={"KAAS_CA_PEM": ca_cert_pem},
+            environment={
+                "KAAS_CA_PEM": ca_cert_pem,
+                "KAAS_CLIENT_CERT_PEM": client_cert_pem,
+                "KAAS_CLIENT_KEY_PEM": pulumi.Output.secret(client_key_pem),
+            },
             triggers=[api_url, ca_cert_pem],
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
         )

@@ -6,6 +6,24 @@ Release artifacts downloaded on nodes are verified against the sha256 sums below
 release sums. A spec may only pin a version whose sum is listed here.
 """
 
+import re
+
+# The one grammar of a release version: the spec's kubernetes, etcd and containerd fields
+# (kaas.spec.models) and the rollout model (kaas.rollout.model) both parse with
+# parse_version, so what the spec accepts the rollout can order. No pre-release or build
+# suffix (pkgs.k8s.io and the pinned tarballs have none) and no leading zeros.
+RELEASE_VERSION = re.compile(r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+RELEASE_VERSION_RULE = "MAJOR.MINOR.PATCH like 1.34.2 (an optional leading 'v', no suffix)"
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    """``"1.34.2"`` or ``"v1.34.2"`` -> ``(1, 34, 2)``; ValueError for anything else."""
+    match = RELEASE_VERSION.fullmatch(version)
+    if match is None:
+        raise ValueError(f"{version!r} is not a version: use {RELEASE_VERSION_RULE}")
+    return int(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
 KUBERNETES = "1.34.2"
 ETCD = "3.6.5"
 CONTAINERD = "2.1.4"

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -44,8 +43,10 @@ import yaml
 
 from kaas.bootstrap import cloudinit
 from kaas.bootstrap.cloudinit import EtcdMember, EtcdPaths
+from kaas.bootstrap.pki import ADMIN_CLUSTER_ROLE_BINDING
 from kaas.offline.planfile import plain
 from tests.bootstrap_fixtures import BootstrapPlan, bootstrap_plan
+from tests.helpers import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 BIN_DIR = Path(os.environ.get("KAAS_CONTROLPLANE_BIN", REPO / ".cache" / "controlplane" / "bin"))
@@ -64,7 +65,15 @@ What the fixture changes in the generated configuration, and why (everything els
   gets a free secure-port (kubeadm already binds it to 127.0.0.1);
 - ClusterConfiguration.etcd.external.endpoints -> one local etcd member of the pinned version;
 - the Keystone webhook kubeconfigs' port -> the fake webhook's free port (host and CA unchanged);
-- the controller manager's kubeconfig (kubeadm writes the master's advertise address) -> 127.0.0.1.
+- the controller manager's kubeconfig (kubeadm writes the master's advertise address) -> 127.0.0.1;
+- the plan's admin certificate, when the offline pulumi-tls's fixed start date has let it
+  expire on today's clock, is re-issued as pulumi-tls would issue it today (same subject,
+  key, extensions and lifetime, same CA: `issued_today`);
+- the ClusterRoleBinding kubeadm:cluster-admins that `kubeadm init` creates with its
+  super-admin.conf (cmd/kubeadm/app/phases/kubeconfig/kubeconfig.go,
+  EnsureAdminClusterRoleBindingImpl) is created with the super-admin.conf of
+  `kubeadm init phase kubeconfig super-admin` (init's own path needs /etc/kubernetes/admin.conf):
+  the plan's admin certificate is cluster-admin only through it.
 """
 
 
@@ -74,16 +83,6 @@ def missing_binaries() -> list[str]:
 
 def binary(name: str) -> str:
     return str(BIN_DIR / name)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def write(path: Path, text: str, mode: int = 0o600) -> Path:
@@ -247,6 +246,7 @@ class ControlPlane:
     port: int
     ca_file: Path
     admin_cert: tuple[str, str]
+    super_admin_cert: tuple[str, str]  # kubeadm's super-admin.conf identity (system:masters)
     admin_kubeconfig: Path
     kubeadm_config: Path  # the master's kubeadm.yaml with LOCAL_CHANGES
     apiserver_command: list[str]
@@ -268,17 +268,18 @@ class ControlPlane:
         path: str,
         *,
         admin: bool = False,
+        super_admin: bool = False,
         token: str | None = None,
         body: Any = None,
         timeout: float = 30,
     ) -> requests.Response:
-        """A request as the admin (client certificate), a bearer token, or anonymous (neither)."""
+        """A request as the admin or super admin (client certificate), a bearer token, or anonymous (neither)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return requests.request(
             method,
             self.server + path,
             verify=str(self.ca_file),
-            cert=self.admin_cert if admin else None,
+            cert=self.super_admin_cert if super_admin else self.admin_cert if admin else None,
             headers=headers,
             json=body,
             timeout=timeout,
@@ -367,12 +368,13 @@ def _component_commands(master: NodeRoot, config: Path) -> dict[str, list[str]]:
     manifests.mkdir(exist_ok=True)
     kubeconfig_dir = master.path("/etc/kubernetes")
     checked(run([binary("kubeadm"), "init", "phase", "certs", "all", f"--config={config}"]))
-    checked(
-        run(
-            [binary("kubeadm"), "init", "phase", "kubeconfig", "controller-manager", f"--config={config}",
-             f"--kubeconfig-dir={kubeconfig_dir}"]
-        )
-    )  # fmt: skip
+    for kubeconfig_phase in ("controller-manager", "super-admin"):
+        checked(
+            run(
+                [binary("kubeadm"), "init", "phase", "kubeconfig", kubeconfig_phase, f"--config={config}",
+                 f"--kubeconfig-dir={kubeconfig_dir}"]
+            )
+        )  # fmt: skip
     commands = {}
     for component in ("kube-apiserver", "kube-controller-manager"):
         phase = component.removeprefix("kube-")
@@ -434,9 +436,13 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
             _point_webhooks_at(master, keystone)
 
             ca_file = master.path(cloudinit.KUBERNETES_PKI_DIR) / "ca.crt"
-            admin_cert = write(root / "admin.crt", outputs["adminCertPem"])
+            ca_key = master.path(cloudinit.KUBERNETES_PKI_DIR) / "ca.key"
+            admin_pem = issued_today(outputs["adminCertPem"], ca_file.read_text(), ca_key.read_text())
+            admin_cert = write(root / "admin.crt", admin_pem)
             admin_key = write(root / "admin.key", _admin_key(plan))
-            admin_kubeconfig = yaml.safe_load(plain(outputs["adminKubeconfig"], show_secrets=True))
+            admin_kubeconfig = _with_client_certificate(
+                yaml.safe_load(plain(outputs["adminKubeconfig"], show_secrets=True)), admin_pem
+            )
             admin_conf = write(
                 root / "admin.conf",
                 yaml.safe_dump(with_server(admin_kubeconfig, lambda _: f"https://127.0.0.1:{port}")),
@@ -448,6 +454,7 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
                 port=port,
                 ca_file=ca_file,
                 admin_cert=(str(admin_cert), str(admin_key)),
+                super_admin_cert=_client_files(master.path("/etc/kubernetes/super-admin.conf"), root / "super-admin"),
                 admin_kubeconfig=admin_conf,
                 kubeadm_config=config,
                 apiserver_command=commands["kube-apiserver"],
@@ -468,6 +475,7 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
                     return False
 
             _wait("kube-apiserver", ready, processes, [apiserver_log, etcd_log], 90)
+            ensure_admin_cluster_role_binding(cp)
 
             controller_manager_log = root / "kube-controller-manager.log"
             with controller_manager_log.open("wb") as out:
@@ -493,6 +501,80 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+
+ADMIN_BINDING_PATH = f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{ADMIN_CLUSTER_ROLE_BINDING}"
+
+
+def admin_cluster_role_binding() -> dict[str, Any]:
+    """kubeadm's binding, as EnsureAdminClusterRoleBindingImpl writes it (group and binding share the name)."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": ADMIN_CLUSTER_ROLE_BINDING},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": ADMIN_CLUSTER_ROLE_BINDING}],
+    }
+
+
+def ensure_admin_cluster_role_binding(cp: ControlPlane) -> None:
+    """What `kubeadm init` does once the API answers: create kubeadm:cluster-admins as the super admin."""
+    path = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
+    created = cp.request("POST", path, super_admin=True, body=admin_cluster_role_binding())
+    assert created.status_code in (201, 409), created.text
+
+
+def issued_today(cert_pem: str, ca_pem: str, ca_key_pem: str) -> str:
+    """The certificate as pulumi-tls would issue it now: the emulation's clock starts at TLS_NOT_BEFORE.
+
+    The offline pulumi-tls starts every certificate at a fixed date so plans are
+    reproducible; a short-lived one (the admin's year) has run out by then on a real
+    clock. Same subject, key, extensions and lifetime, from the same CA, starting now.
+    Certificates still valid are returned unchanged.
+    """
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    now = datetime.datetime.now(datetime.UTC)
+    if cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
+        return cert_pem
+    ca = x509.load_pem_x509_certificate(ca_pem.encode())
+    ca_key = serialization.load_pem_private_key(ca_key_pem.encode(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(ca.subject)
+        .public_key(cert.public_key())  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + (cert.not_valid_after_utc - cert.not_valid_before_utc))
+    )
+    for extension in cert.extensions:
+        builder = builder.add_extension(extension.value, critical=extension.critical)
+    return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _with_client_certificate(kubeconfig: dict[str, Any], cert_pem: str) -> dict[str, Any]:
+    import base64
+
+    (user,) = kubeconfig["users"]
+    user["user"]["client-certificate-data"] = base64.b64encode(cert_pem.encode()).decode()
+    return kubeconfig
+
+
+def _client_files(kubeconfig_path: Path, prefix: Path) -> tuple[str, str]:
+    """The client certificate and key of a kubeconfig, written to files for requests."""
+    import base64
+
+    (user,) = yaml.safe_load(kubeconfig_path.read_text())["users"]
+    cert = write(prefix.with_suffix(".crt"), base64.b64decode(user["user"]["client-certificate-data"]).decode())
+    key = write(prefix.with_suffix(".key"), base64.b64decode(user["user"]["client-key-data"]).decode())
+    return str(cert), str(key)
 
 
 def _admin_key(plan: BootstrapPlan) -> str:

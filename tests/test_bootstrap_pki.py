@@ -46,10 +46,12 @@ def test_etcd_member_certs_are_signed_by_the_etcd_ca_with_ip_name_and_loopback_s
         assert ExtendedKeyUsageOID.SERVER_AUTH in usages and ExtendedKeyUsageOID.CLIENT_AUTH in usages
 
 
-def test_admin_client_cert_is_in_system_masters_and_signed_by_the_kubernetes_ca() -> None:
+def test_admin_client_cert_is_in_kubeadms_admin_group_and_signed_by_the_kubernetes_ca() -> None:
     bp = bootstrap_plan("acme-prod")
     admin = _cert(bp.output("adminCertPem"))
-    assert admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "system:masters"
+    assert [a.value for a in admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == [
+        "kubeadm:cluster-admins"
+    ]
     assert _signed_by(admin, _cert(bp.output("caCertPem")))
     assert not _signed_by(admin, _cert(bp.output("etcdCaCertPem")))
 

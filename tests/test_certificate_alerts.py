@@ -90,7 +90,7 @@ def test_the_charts_prometheus_selects_the_rule() -> None:
     [prometheus] = [m for m in rendered_stack() if m.get("kind") == "Prometheus"]
     spec = prometheus["spec"]
     labels = rule_manifest()["metadata"]["labels"]
-    assert spec["ruleSelector"]["matchLabels"].items() <= labels.items()
+    assert spec["ruleSelector"].get("matchLabels", {}).items() <= labels.items()
     namespace_labels = objects.platform_namespace(make_spec())["metadata"]["labels"]
     assert spec["ruleNamespaceSelector"]["matchLabels"].items() <= namespace_labels.items()
     assert rule_manifest()["metadata"]["namespace"] == make_spec().platform_namespace

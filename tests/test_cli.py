@@ -61,6 +61,19 @@ def test_bad_spec_exits_2_without_traceback(tmp_path: Path, text: str, expected:
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+@pytest.mark.parametrize("field", ["kubernetes", "etcd"])
+def test_a_version_the_rollout_cannot_parse_is_one_line_naming_the_field(tmp_path: Path, field: str) -> None:
+    """Such a version used to pass the spec and end in a ValueError traceback from the rollout model."""
+    spec = tmp_path / "bad.yaml"
+    spec.write_text((STACKS_DIR / "dev.yaml").read_text() + f'versions: {{{field}: "1.34.2---"}}\n')
+    result = kaas("plan", "--spec", str(spec))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{spec}: versions.{field}: '1.34.2---' is not a version: use MAJOR.MINOR.PATCH like 1.34.2 "
+        "(an optional leading 'v', no suffix)"
+    ]
+
+
 def test_unknown_stack_exits_2() -> None:
     result = kaas("plan", "--stack", "nope")
     assert result.returncode == 2 and "no spec for stack 'nope'" in result.stderr

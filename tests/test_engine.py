@@ -175,6 +175,20 @@ def test_bad_spec_file_exits_2_with_one_line_per_problem(tmp_path: Path, capfd: 
     assert [r.type for r in exited.value.plan.resources] == ["pulumi:pulumi:Stack"]
 
 
+def test_a_version_the_rollout_cannot_parse_exits_2_with_one_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """__main__.py: the spec refuses it by the rollout model's own parser, before any resource."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec_data(versions={"kubernetes": "1.34.2---"})))
+    with pytest.raises(ProgramExitError) as exited:
+        run_project("bad", config={"spec": str(path)})
+    assert exited.value.code == 2
+    (line,) = capfd.readouterr().err.splitlines()
+    assert line.startswith(f"{path}: versions.kubernetes: '1.34.2---' is not a version")
+    assert [r.type for r in exited.value.plan.resources] == ["pulumi:pulumi:Stack"]
+
+
 def test_stack_config_matching_the_spec_plans_normally() -> None:
     plan = run_project("dev", config={"openstack:cloud": "dev", "openstack:region": "RegionOne"})
     assert plan.outputs["clusterName"] == "dev"

@@ -10,6 +10,7 @@ and etcdutl on its PATH as on a node) and a moto S3 server on 127.0.0.1.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -17,6 +18,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,7 @@ from kaas.bootstrap.cloudinit import BackupTarget, EtcdMember, EtcdPaths
 from kaas.offline.planfile import plain
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.controlplane import BIN_DIR
+from tests.helpers import free_ports
 
 # The pinned etcd release when tools/controlplane/build.sh has built it, else the system's.
 ETCD_PATH = os.pathsep.join([str(BIN_DIR), os.environ["PATH"]]) if (BIN_DIR / "etcd").exists() else os.environ["PATH"]
@@ -46,16 +50,6 @@ pytestmark = pytest.mark.skipif(ETCD is None or ETCDCTL is None, reason="needs e
 BACKUP_SCRIPT = Path(cloudinit.__file__).parent / "scripts" / "etcd-backup"
 BUCKET = "demo-etcd-backups"
 BACKUP_KEY = "k" * 40 + "0123456789abcdefghijklmn"  # stands in for the stack's etcdBackupKey (64 characters)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @dataclass
@@ -147,6 +141,10 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdClust
                 logs = "\n".join((root / f"{m.name}.log").read_text()[-2000:] for m in members)
                 pytest.fail(f"etcd cluster did not become healthy:\n{logs}")
             time.sleep(0.2)
+        # A cluster the API server uses is never empty; the backup refuses a snapshot without keys
+        # ("snapshot verification found no keys"), and pytest-xdist may hand any backup test a fresh
+        # module fixture on its worker before the test that writes its own keys.
+        assert cluster.etcdctl("put", "/registry/namespaces/default", "namespace").returncode == 0
         yield cluster
     finally:
         _stop(processes)
@@ -208,6 +206,7 @@ def _run_backup(
     )
     env = cloudinit.backup_environment(member, paths, target)
     env["WORK_DIR"] = str(cluster.root / f"backup-{member.name}")
+    env["METRICS_FILE"] = str(_metrics_file(cluster, index))
     env.update(overrides)
     env_file = _write(cluster.root / f"backup-{member.name}.env", cloudinit.environment_file(env))
     return subprocess.run(
@@ -234,6 +233,35 @@ def _backup_on_the_leader(cluster: EtcdCluster, s3_endpoint: str) -> int:
             said.append(f"{cluster.members[index].name} (exit {result.returncode}): {result.stderr.strip()}")
         time.sleep(0.5)
     pytest.fail("no member uploaded a backup:\n" + "\n".join(said[-6:]))
+
+
+def _metrics_file(cluster: EtcdCluster, index: int) -> Path:
+    return cluster.root / f"textfile-{cluster.members[index].name}" / "etcd-backup.prom"
+
+
+def _samples(path: Path) -> dict[str, float]:
+    return {
+        name: float(value)
+        for name, _, value in (line.partition(" ") for line in path.read_text().splitlines())
+        if not name.startswith("#")
+    }
+
+
+def test_metrics_listener_serves_plain_http_metrics_without_a_client_cert(etcd_cluster: EtcdCluster) -> None:
+    # etcd's --listen-metrics-urls: /metrics and /health over plain HTTP, so Prometheus needs no
+    # etcd client certificate (kube-prometheus-stack scrapes kubeEtcd with scheme http by default).
+    member = etcd_cluster.members[0]
+    with urllib.request.urlopen(f"http://127.0.0.1:{member.metrics_port}/metrics", timeout=5) as response:
+        body = response.read().decode()
+    assert "etcd_server_has_leader 1" in body
+    # The series the chart's etcd rules use (templates/prometheus/rules-1.14/etcd.yaml).
+    for series in ("etcd_server_leader_changes_seen_total", "etcd_mvcc_db_total_size_in_bytes"):
+        assert series in body
+    with urllib.request.urlopen(f"http://127.0.0.1:{member.metrics_port}/health", timeout=5) as response:
+        assert json.loads(response.read())["health"] == "true"
+    # The data plane stays mutual TLS: the client port refuses a plain HTTP request.
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        urllib.request.urlopen(f"http://127.0.0.1:{member.client_port}/v3/kv/range", timeout=5)
 
 
 def test_generated_cluster_is_healthy_over_tls_with_the_generated_client_cert(etcd_cluster: EtcdCluster) -> None:
@@ -340,6 +368,12 @@ def test_backup_is_uploaded_by_the_leader_only_encrypted_and_restores_into_a_fre
     leader = etcd_cluster.members[uploaders[0]].name
     assert key.startswith("etcd-snapshots/") and key.endswith(f"-{leader}.db.enc")
     assert not any(any((etcd_cluster.root / f"backup-{m.name}").glob("*")) for m in etcd_cluster.members)
+    # node-exporter's textfile collector: every member reports its run, only the uploader a success time.
+    samples = [_samples(_metrics_file(etcd_cluster, i)) for i in range(3)]
+    assert all(s["kaas_etcd_backup_last_run_success"] == 1 for s in samples)
+    with_upload = [i for i, s in enumerate(samples) if "kaas_etcd_backup_last_success_timestamp_seconds" in s]
+    assert with_upload == uploaders
+    assert abs(samples[uploaders[0]]["kaas_etcd_backup_last_success_timestamp_seconds"] - time.time()) < 120
 
     # What the store holds is no snapshot and carries none of the cluster's data in clear text.
     stored = tmp_path / "snapshot.db.enc"
@@ -466,10 +500,19 @@ def test_failing_upload_exits_nonzero_and_leaves_no_object(
     etcd_cluster: EtcdCluster, s3_server: str, bucket: str
 ) -> None:
     (dead_port,) = free_ports(1)
+    last_success = "kaas_etcd_backup_last_success_timestamp_seconds"
+    before = [
+        _samples(f).get(last_success) if (f := _metrics_file(etcd_cluster, i)).exists() else None for i in range(3)
+    ]
     results = [_run_backup(etcd_cluster, i, f"http://127.0.0.1:{dead_port}") for i in range(3)]
     leader = [r for r in results if "is not the etcd leader" not in r.stderr]
     assert len(leader) == 1 and leader[0].returncode == 1, [r.stderr for r in results]
     assert "FAILED" in leader[0].stderr
+    # The failure is what the EtcdBackupFailed alert sees; the last success time is kept, not reset.
+    failed = results.index(leader[0])
+    after = _samples(_metrics_file(etcd_cluster, failed))
+    assert after["kaas_etcd_backup_last_run_success"] == 0
+    assert after.get(last_success) == before[failed]
     # Credentials the store rejects: moto accepts any key, so use a bucket that does not exist.
     missing = [_run_backup(etcd_cluster, i, s3_server, S3_BUCKET="no-such-bucket") for i in range(3)]
     assert sorted(r.returncode for r in missing) == [0, 0, 1]

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from kaas.services import keystone_filter, objects
-from tests.helpers import make_spec
+from tests.helpers import free_ports, make_spec
 
 PROJECT = "5e1b2c3d4e5f40718293a4b5c6d7e8f9"
 OTHER_PROJECT = "0f0f0f0f0f0f40718293a4b5c6d7e8f9"
@@ -106,13 +106,6 @@ def upstream_review(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return 200, {**request, "status": {"authenticated": True, "user": user}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _serving_pair(directory: Path) -> tuple[str, str]:
     """A serving certificate for 127.0.0.1 like the PKI's k8s-keystone-auth leaf (here self-issued)."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -159,7 +152,7 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     """The filter (the DaemonSet's program and environment) in front of the stand-in; yields (url, ca)."""
     directory = tmp_path_factory.mktemp("keystone")
     cert, key = _serving_pair(directory)
-    upstream_port, filter_port = _free_port(), _free_port()
+    upstream_port, filter_port = free_ports(1)[0], free_ports(1)[0]
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", upstream_port), _Upstream)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

@@ -102,9 +102,11 @@ def test_growing_workers_only_adds_the_new_node() -> None:
     assert not set(old) - set(new)
     assert {urn.rsplit("::", 1)[1] for urn in added} == {"t1-worker-3", "t1-worker-3-port"}
     # The Cluster component's rollout facts (the desired worker count, for the policy pack) and the
-    # customer namespaces' quotas (they follow the workers' capacity, in place) change.
+    # customer namespaces' quotas (they follow the workers' capacity, in place) change, and with them
+    # the guardrail reconciler's ConfigMap (the same quota for namespaces created later).
     changed = [urn.rsplit("::", 1)[1] for urn in old if old[urn] != new[urn]]
-    assert sorted(changed) == sorted(["t1", *(f"t1-quota-{ns}" for ns in make_spec().customer_namespaces)])
+    quotas = [f"t1-quota-{ns}" for ns in make_spec().customer_namespaces]
+    assert sorted(changed) == sorted(["t1", "t1-guardrails-configmap", *quotas])
     assert old[CLUSTER_URN][0]["kaasRollout"]["desired"]["worker"]["count"] == 3
 
 

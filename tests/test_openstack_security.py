@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kaas.offline import plan_spec
-from kaas.openstack.security import Role, RuleRow, allowed_address_pairs, cni_rules, roles, security_rules
+from kaas.openstack.security import (
+    Role,
+    RuleRow,
+    allowed_address_pairs,
+    cni_rules,
+    monitoring_rules,
+    roles,
+    security_rules,
+)
 from kaas.platform import API_SERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT
 from tests.helpers import make_spec
 
@@ -67,7 +75,32 @@ def test_control_plane_and_etcd_rules_are_exact() -> None:
         (Role.ETCD, 2379, "master"),
         (Role.ETCD, 2379, "etcd"),
         (Role.ETCD, 2380, "etcd"),
+        # Prometheus on the workers: etcd's plain-HTTP metrics listener and the node exporter.
+        (Role.ETCD, 2381, "worker"),
+        (Role.ETCD, 9100, "worker"),
     }
+
+
+def test_metrics_listeners_open_exactly_to_the_workers_where_prometheus_runs() -> None:
+    rows = monitoring_rules(make_spec())
+    assert {(r.group, r.protocol, r.port_min, r.port_max, r.remote) for r in rows} == {
+        (Role.ETCD, "tcp", 2381, 2381, "worker"),
+        (Role.ETCD, "tcp", 9100, 9100, "worker"),
+        (Role.MASTER, "tcp", 10257, 10257, "worker"),
+        (Role.MASTER, "tcp", 10259, 10259, "worker"),
+        (Role.MASTER, "tcp", 10249, 10249, "worker"),
+        (Role.MASTER, "tcp", 9100, 9100, "worker"),
+        (Role.WORKER, "tcp", 10249, 10249, "worker"),
+        (Role.WORKER, "tcp", 9100, 9100, "worker"),
+    }
+    assert set(rows) <= set(security_rules(make_spec()))
+
+
+def test_no_metrics_port_opens_without_monitoring() -> None:
+    spec = make_spec(environment="demo", services={"monitoring": {"enabled": False}})
+    assert monitoring_rules(spec) == []
+    opened = {r.port_min for r in security_rules(spec)}
+    assert opened.isdisjoint({2381, 9100, 10257, 10259, 10249})
 
 
 def test_kubelet_open_to_workers_only_when_metrics_run_on_them() -> None:
@@ -161,7 +194,13 @@ def test_sensitive_ports_never_face_the_world_and_etcd_only_the_control_plane(
                 else:
                     assert row.remote_cidr in internal, row
     etcd_rows = [r for r in rows if r.group is Role.ETCD]
-    assert {r.remote_group for r in etcd_rows} <= {Role.MASTER, Role.ETCD}
+    # The etcd data ports only from the control plane; the workers (Prometheus) reach only
+    # the metrics listener and the node exporter.
+    assert {r.remote_group for r in etcd_rows if r.port_min in (ETCD_CLIENT_PORT, ETCD_PEER_PORT)} <= {
+        Role.MASTER,
+        Role.ETCD,
+    }
+    assert {r.port_min for r in etcd_rows if r.remote_group is Role.WORKER} == {2381, 9100}
     assert all(r.remote_cidr is None for r in etcd_rows)
     assert {r.remote_group for r in etcd_rows if r.port_min == ETCD_PEER_PORT} == {Role.ETCD}
     # etcd is reached through its own group only: no other group opens the etcd ports.
@@ -212,7 +251,12 @@ def listeners(spec: Any) -> set[tuple[Role, str | None, int | None]]:
       4789, FelixConfiguration reference), IPIP -> IP protocol 4, None -> routed pod CIDR;
       Typha 5473 with the operator. Flannel's vxlan backend: the kernel's 8472 on Linux
       (flannel Documentation/backends.md, "Port").
+    - Metrics (issue 16): etcd's plain-HTTP ``listen-metrics-urls`` and the etcd VMs' node
+      exporter; on the Kubernetes nodes kube-proxy's ``metricsBindAddress``, the chart's node
+      exporter DaemonSet, and on the masters the controller manager and scheduler bound to
+      every address (cloudinit.metrics_listeners).
     """
+    from kaas.bootstrap import cloudinit
     from kaas.services import values
 
     found: set[tuple[Role, str | None, int | None]] = {
@@ -240,6 +284,19 @@ def listeners(spec: Any) -> set[tuple[Role, str | None, int | None]]:
         encapsulation = network["ipPools"][0]["encapsulation"]
         node_ports.add({"VXLAN": ("udp", 4789), "IPIP": ("4", None), "None": (None, None)}[encapsulation])
     found |= {(g, proto, port) for g in NODES for proto, port in node_ports}
+    member = cloudinit.EtcdMember("etcd-0", "192.0.2.10")
+    metrics_urls = cloudinit.etcd_config(member, [member], "new")["listen-metrics-urls"]
+    assert f":{member.metrics_port}" in metrics_urls, metrics_urls
+    found.add((Role.ETCD, "tcp", member.metrics_port))
+    exporter = cloudinit.node_exporter_defaults()
+    exporter_port = int(exporter.split("--web.listen-address=:")[1].split()[0].strip("\"'"))
+    found.add((Role.ETCD, "tcp", exporter_port))
+    proxy_port = int(cloudinit.kube_proxy_configuration()["metricsBindAddress"].rsplit(":", 1)[1])
+    found |= {(g, "tcp", p) for g in NODES for p in (proxy_port, exporter_port)}
+    bound = cloudinit.metrics_listeners()
+    for section, port in (("controllerManager", 10257), ("scheduler", 10259)):
+        assert {"name": "bind-address", "value": "0.0.0.0"} in bound[section]["extraArgs"]
+        found.add((Role.MASTER, "tcp", port))
     return found
 
 

@@ -111,9 +111,14 @@ def test_diff_of_acme_prod_with_a_worker_added_is_a_readable_pull_request_commen
         "| Operation | Resources |\n"
         "| --- | ---: |\n"
         "| create | 2 |\n"
-        "| update | 2 |\n"
+        "| update | 3 |\n"
         "| outputs changed | 4 |\n"
         "\n"
+        # The same quota for namespaces created later, in the guardrail reconciler's ConfigMap.
+        "- **update** `kubernetes:core/v1:ConfigMap` `acme-prod-guardrails-configmap`\n"
+        '  - `data.guardrail-resourcequota.json: {"spec": {"hard": {"requests.cpu": "12", "requests.memory": "24Gi", '
+        '"limits.memory": "24Gi", "pods": "330", "services.l\u2026 => {"spec": {"hard": {"requests.cpu": "16", '
+        '"requests.memory": "32Gi", "limits.memory": "32Gi", "pods": "440", "services.l\u2026`\n'
         # The default customer namespace's quota follows the workers' capacity.
         "- **update** `kubernetes:core/v1:ResourceQuota` `acme-prod-quota-apps`\n"
         '  - `spec: {"hard": {"limits.memory": "24Gi", "persistentvolumeclaims": "20", "pods": "330", '

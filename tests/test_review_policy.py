@@ -54,6 +54,7 @@ class Shape:
     logging_retention: int = 7
     kubeconfig_secret: bool = True
     chart_version: str | None = "1.2.3"
+    alert_receiver: bool = True
     facts: dict[str, Any] = field(default_factory=dict)
     rollout: dict[str, Any] | None = None  # the Cluster component's kaasRollout facts
 
@@ -121,6 +122,24 @@ def cluster_program(shape: Shape) -> Callable[[], None]:
             version=shape.chart_version,
             opts=pulumi.ResourceOptions(parent=cluster, provider=k8s),
         )
+        # Alertmanager's routing as the chart's values carry it: the Watchdog to a heartbeat,
+        # and (unless broken) critical alerts to PagerDuty.
+        heartbeat = {"name": "dead-mans-switch", "webhook_configs": [{"url_file": "/s/hb"}]}
+        pager = {"name": "oncall", "pagerduty_configs": [{"routing_key_file": "/s/pd"}]}
+        routes = [{"receiver": "dead-mans-switch", "matchers": ['alertname = "Watchdog"']}]
+        if shape.alert_receiver:
+            routes.append({"receiver": "oncall", "matchers": ['severity =~ "critical"']})
+        config = {
+            "route": {"receiver": "null", "routes": routes},
+            "receivers": [{"name": "null"}, heartbeat, *([pager] if shape.alert_receiver else [])],
+        }
+        kubernetes.helm.v3.Release(
+            "c1-monitoring",
+            chart="kube-prometheus-stack",
+            version="88.5.3",
+            values={"alertmanager": {"config": config}},
+            opts=pulumi.ResourceOptions(parent=cluster, provider=k8s),
+        )
         kubeconfig = "apiVersion: v1\nkind: Config\n"
         pulumi.export("kubeconfig", pulumi.Output.secret(kubeconfig) if shape.kubeconfig_secret else kubeconfig)
         pulumi.export("clusterName", "c1")
@@ -168,6 +187,8 @@ BROKEN = [
     ),
     ("helm-releases-pinned", replace(SOUND, chart_version=None), "Helm release c1-ingress is not pinned"),
     ("helm-releases-pinned", replace(SOUND, chart_version="^1.2"), "not pinned to a version (got '^1.2')"),
+    # Only the Watchdog's heartbeat has a destination: every other alert goes nowhere.
+    ("alerts-routed", replace(SOUND, alert_receiver=False), "c1-monitoring: Alertmanager has no receiver for alerts"),
     # The recorded nodes are gone from the plan without being retired first (and none is built).
     ("day2-rollout-safe", replace(SOUND, rollout=RECORDED_ROLLOUT), "[retire-before-delete] t1-etcd-0, t1-etcd-1"),
 ]

@@ -210,6 +210,19 @@ def test_helm_releases_fail_when_a_version_is_a_range_or_missing(acme: Plan) -> 
     }
 
 
+def test_alerts_routed_fails_on_a_production_spec_with_only_the_heartbeat() -> None:
+    # acme-prod keeps its dead man's switch but loses its on-call receivers: the Watchdog
+    # still reaches the heartbeat, every other alert goes to the "null" receiver.
+    mandatory, found = by_rule(acme_plan(services={"monitoring": {"alerting": {"receivers": []}}}))
+    assert mandatory
+    assert found == {
+        "alerts-routed": [
+            "Helm release kube-prometheus-stack: Alertmanager has no receiver for alerts "
+            "(set services.monitoring.alerting.receivers)"
+        ]
+    }
+
+
 def test_day2_rollout_fails_when_a_second_master_moves_in_the_same_step() -> None:
     spec = load_stack_spec("acme-prod")
     bumped = spec.model_copy(update={"versions": spec.versions.model_copy(update={"kubernetes": "1.34.3"})})
@@ -238,5 +251,6 @@ def test_every_rule_has_a_failing_case_on_a_real_plan() -> None:
         "monitoring-and-logging",
         "secrets-not-in-plain-outputs",
         "helm-releases-pinned",
+        "alerts-routed",
     }
     assert tested == {rule.name for rule in RULES}

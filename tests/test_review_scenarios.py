@@ -78,8 +78,12 @@ def test_the_committed_spec_planned_twice_is_no_change(base: Plan) -> None:
 def test_adding_a_worker_creates_only_that_node(worker_added: PlanDiff) -> None:
     assert summary(worker_added) == {
         Operation.CREATE: {(INSTANCE, "acme-prod-worker-3"), (PORT, "acme-prod-worker-3-port")},
-        # The default customer namespace's quota follows the workers' capacity, in place.
-        Operation.UPDATE: {("kubernetes:core/v1:ResourceQuota", "acme-prod-quota-apps")},
+        # The default customer namespace's quota follows the workers' capacity, in place, and so does
+        # the same quota the guardrail reconciler gives later namespaces (its ConfigMap).
+        Operation.UPDATE: {
+            ("kubernetes:core/v1:ResourceQuota", "acme-prod-quota-apps"),
+            ("kubernetes:core/v1:ConfigMap", "acme-prod-guardrails-configmap"),
+        },
     }
     # No master or etcd user data, no load balancer member, no release moves with the worker count.
     # The stack outputs describe the layout, so exactly the worker entries change.

@@ -4,8 +4,8 @@ No Pulumi CLI exists on the build machines. The SDK's ``LocalWorkspace`` runs th
 ``pulumi`` executable it finds on ``PATH`` (pulumi/automation/_cmd.py); here that is a
 small script that answers the commands the SDK sends (``version``, ``stack select``,
 ``up``, ``config set``/``config rm``, ``stack output --json [--show-secrets]``, ``stack history --json``,
-``stack export``) and records every argument list, so the test sees the exact command
-line ``kaas roll`` makes Pulumi run for one step.
+``stack export``, from ``export.json`` when a test writes one) and records every argument
+list, so the test sees the exact command line ``kaas roll`` makes Pulumi run for one step.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ elif args[:2] == ["stack", "output"]:
 elif args[:2] == ["stack", "history"]:
     print(json.dumps([{{"kind": "update", "startTime": "2026-12-01T11:00:00.000Z", "message": "kaas roll",
                        "environment": {{}}, "config": {{}}, "result": "succeeded"}}]))
+elif args[:2] == ["stack", "export"] and (state / "export.json").exists():
+    print((state / "export.json").read_text())
 elif args[:2] == ["stack", "export"]:
     print(json.dumps({{"version": 3, "deployment": {{"resources": [{{"urn": "urn:pulumi:acme-prod::kaas::x::acme-prod-network"}}]}}}}))
 else:

@@ -43,8 +43,8 @@ from kaas.roll.runner import RecordFile, Runner
 from kaas.rollout import Action, Step, Tier
 from kaas.rollout.record import desired_from_spec
 from tests.bootstrap_fixtures import bootstrap_plan
+from tests.helpers import free_ports
 from tests.roll_fakes import CrashError, FakeStack
-from tests.test_etcd_cluster import free_ports
 
 pytestmark = pytest.mark.skipif(shutil.which("etcd") is None or shutil.which("etcdctl") is None, reason="needs etcd")
 

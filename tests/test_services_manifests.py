@@ -19,7 +19,8 @@ CUSTOM_RESOURCES = {
     "Issuer",
     "Certificate",
     "PrometheusRule",
-}  # CRDs from the charts: no schema in kubernetes-validate
+    "ServiceMonitor",
+}  # CRDs from the charts: validated against them in tests/test_helm_render.py
 
 
 def _plain_objects() -> list[tuple[str, dict[str, Any]]]:

@@ -9,10 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kaas import versions
 from kaas.bootstrap import cloudinit
+from kaas.rollout.model import node_name
 from kaas.services import values
 from kaas.spec import SpecError
 from kaas.spec.cron import cron_problem
+from kaas.spec.models import CLUSTER_NAME_MAX
+from kaas.versions import parse_version
 from tests.helpers import make_spec
 
 
@@ -168,3 +172,93 @@ def test_cloud_conf_refuses_a_region_that_would_add_a_key_even_past_the_spec() -
         "application-credential-secret": "secret",
         "region": "RegionOne",
     }
+
+
+# --- release versions: the spec's grammar is the rollout model's parser -------------------
+
+
+@pytest.mark.parametrize("field", ["kubernetes", "etcd", "containerd"])
+@pytest.mark.parametrize(
+    "version", ["1.34.2---", "1.34.2-rc.0", "1.34.2+build", "vv1.34.2", "1.034.2", "1.34", "1.34.2²"]
+)
+def test_a_release_version_the_rollout_cannot_parse_is_one_spec_error(field: str, version: str) -> None:
+    with pytest.raises(ValueError):
+        parse_version(version)
+    (problem,) = problems_of(versions={field: version})
+    assert problem.startswith(f"versions.{field}: {version!r} is not a version: use MAJOR.MINOR.PATCH")
+
+
+# Strings near the grammar: digits, dots, 'v', suffix characters and digits Python's
+# str.isdigit() takes but int() may not (the old parser's hole).
+_NEAR_VERSION = st.text(alphabet="0123456789.v-+rc²٣", min_size=1, max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_NEAR_VERSION, st.from_regex(versions.RELEASE_VERSION, fullmatch=True)))
+def test_the_spec_accepts_a_kubernetes_version_exactly_when_the_rollout_parses_it(version: str) -> None:
+    try:
+        parsed = parse_version(version)
+    except ValueError:
+        parsed = None
+    try:
+        spec = make_spec(versions={"kubernetes": version})
+    except SpecError as error:
+        assert parsed is None, error.problems
+        assert [p.split(":")[0] for p in error.problems] == ["versions.kubernetes"]
+        return
+    assert parsed is not None
+    # The plan's rollout record orders the accepted version: the place that raised before.
+    assert parse_version(spec.versions.kubernetes) == parsed
+
+
+@pytest.mark.parametrize("version", ["1.2.3", "v1.2.3", "1.2.3-rc.1", "1.2.3-alpha.0+build.7"])
+def test_chart_versions_are_semver(version: str) -> None:
+    assert make_spec(services={"ingress": {"chart_version": version}}).services.ingress.chart_version == version
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.2.3-", "1.2.3-01", "1.2.3+", "latest"])
+def test_a_chart_version_that_is_not_semver_is_refused(version: str) -> None:
+    (problem,) = problems_of(services={"ingress": {"chart_version": version}})
+    assert problem.startswith(f"services.ingress.chart_version: {version!r} is not a chart version")
+
+
+# --- names that become host names ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["h---x1", "ab--cd", "xn--a", "xn--99999999"])
+def test_a_cluster_name_lets_encrypt_would_refuse_is_refused(name: str) -> None:
+    """R-LDH labels (3rd and 4th characters '--') other than valid punycode: Boulder's errInvalidRLDH."""
+    (problem,) = problems_of(name=name)
+    assert problem.startswith(f"name: {name!r} cannot name a host: label {name!r}")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("domain", "ab--c.example.com"),
+        ("domain", "acme.xn--99999999"),
+        ("services.logging.dashboards_host", "ki--bana"),
+    ],
+)
+def test_other_public_host_labels_refuse_reserved_labels(field: str, value: str) -> None:
+    override: dict[str, object] = {"domain": value}
+    if field != "domain":
+        override = {"services": {"logging": {"dashboards_host": value}}}
+    (problem,) = problems_of(**override)
+    assert problem.startswith(f"{field}: {value!r}")
+    assert "reserves for IDNA" in problem or "not a valid IDNA" in problem
+
+
+@pytest.mark.parametrize(("name", "domain"), [("xn--bcher-kva", "test.example"), ("a-b--c", "xn--mnchen-3ya.de")])
+def test_valid_punycode_and_later_double_hyphens_are_fine(name: str, domain: str) -> None:
+    spec = make_spec(name=name, domain=domain)
+    assert spec.cluster_domain == f"{name}.{domain}"
+
+
+def test_the_cluster_name_leaves_room_for_its_node_host_names() -> None:
+    """Nova truncates a host name to 63 characters: a 63-character cluster name gave every node the same one."""
+    longest = "c" * CLUSTER_NAME_MAX
+    make_spec(name=longest)
+    assert len(node_name(longest, "worker", 9_999_999)) == 63
+    (problem,) = problems_of(name=longest + "c")
+    assert problem.startswith(f"name: '{longest}c' is {CLUSTER_NAME_MAX + 1} characters; at most {CLUSTER_NAME_MAX}")

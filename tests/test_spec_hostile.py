@@ -93,6 +93,14 @@ MARKERS: dict[FieldPath, Any] = {
     ("identity", "roles", "0", "group"): "hxgroup",
     ("identity", "roles", "0", "role"): "hxownrole",
     ("identity", "roles", "0", "namespaces"): ("hxteam",),
+    # One email receiver carries every receiver field (kind: email; item 0 of the list).
+    ("services", "monitoring", "alerting", "receivers", "0", "name"): "hxreceiver",
+    ("services", "monitoring", "alerting", "receivers", "0", "secret_config"): "hxsecretconfig",
+    ("services", "monitoring", "alerting", "receivers", "0", "email_to"): "hxto@hxmail.example",
+    ("services", "monitoring", "alerting", "receivers", "0", "email_from"): "hxfrom@hxmail.example",
+    ("services", "monitoring", "alerting", "receivers", "0", "smarthost"): "hxsmtp.hxmail.example:587",
+    ("services", "monitoring", "alerting", "receivers", "0", "email_username"): "hxsmtpuser",
+    ("services", "monitoring", "alerting", "dead_mans_switch", "secret_config"): "hxheartbeat",
 }
 _SERVICES = ("cni", "cloud_controller", "cinder_csi", "keystone_auth", "ingress", "monitoring")
 _SERVICES += ("metrics_server", "logging", "registry", "backups", "dashboard")
@@ -209,6 +217,7 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 BASE: dict[str, Any] = {
     tier: {"flavor": {"vcpus": 4, "ram_gb": 8, "disk_gb": 40}} for tier in ("etcd", "masters", "workers")
 }
+BASE = merge(BASE, {"services": {"monitoring": {"alerting": {"receivers": [{"kind": "email"}]}}}})
 for _path, _marker in MARKERS.items():
     BASE = merge(BASE, _nested(_path, list(_marker) if isinstance(_marker, tuple) else _marker))
 
@@ -351,14 +360,22 @@ def _path_text(path: FieldPath) -> str:
     return ".".join(path)
 
 
-def assert_refused_in_one_line_per_problem(error: SpecError, path: FieldPath, value: str) -> None:
+def assert_refused_in_one_line_per_problem(
+    error: SpecError, path: FieldPath, value: str, replaced: str | None = None
+) -> None:
     assert error.problems, "a refusal names at least one problem"
     for problem in error.problems:
         assert "\n" not in problem and control_character(problem) is None, repr(problem)
     assert str(error).count("\n") == len(error.problems) - 1
     # The field itself, or a rule across fields that quotes the value (a domain the base's
-    # dns.existing_zone_name no longer contains is refused under that field's name).
-    assert any(p.startswith(_path_text(path)) or value in p for p in error.problems), (path, error.problems)
+    # dns.existing_zone_name no longer contains is refused under that field's name), or one that
+    # quotes the value it replaced (the base's identity.roles grant the namespace `hxteam`: once
+    # services.customer_namespaces no longer lists it, the role mapping is refused, naming it).
+    quoted = [value] + ([replaced] if replaced else [])
+    assert any(p.startswith(_path_text(path)) or any(q in p for q in quoted) for p in error.problems), (
+        path,
+        error.problems,
+    )
 
 
 def check_hostile(path: FieldPath, value: str) -> bool:
@@ -366,12 +383,12 @@ def check_hostile(path: FieldPath, value: str) -> bool:
     marker = MARKERS[path]
     data_value: Any = [value] if isinstance(marker, tuple) else value
     data = merge(BASE, _nested(path, data_value))
+    plain_marker = marker[0] if isinstance(marker, tuple) else marker
     try:
         spec = parse_spec(data, "<hostile>")
     except SpecError as err:
-        assert_refused_in_one_line_per_problem(err, path, value)
+        assert_refused_in_one_line_per_problem(err, path, value, replaced=plain_marker)
         return True
-    plain_marker = marker[0] if isinstance(marker, tuple) else marker
     accepted = functools.reduce(lambda obj, key: obj[int(key)] if key.isdigit() else getattr(obj, key), path, spec)
     accepted_text = accepted[0] if isinstance(accepted, tuple) else accepted
     assert control_character(accepted_text) is None
@@ -383,9 +400,7 @@ def check_hostile(path: FieldPath, value: str) -> bool:
 
 
 @pytest.mark.parametrize("path", STRING_FIELDS, ids=_path_text)
-# derandomize: CI sees the same draws the last full run on main saw (a new failing draw is found
-# by running without it, `--hypothesis-seed` random, before a change lands).
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hostile_string_is_refused_or_inert(path: FieldPath, data: st.DataObject) -> None:
     marker = MARKERS[path]
@@ -408,6 +423,11 @@ def test_hostile_string_is_refused_or_inert(path: FieldPath, data: st.DataObject
         (("services", "backups", "schedule"), "0 2 * * *\nevil: true"),
         (("services", "backups", "schedule"), "0 25 * * *"),
         (("services", "ingress", "acme_email"), "ops@acme.example\r\nBcc: x@y"),
+        # Found by the property test: a valid DNS label, but R-LDH ('--' 3rd and 4th), which
+        # Let's Encrypt refuses for every host of the cluster. It was accepted, and the
+        # comparison failed because a new name reseeds every mock-derived key and ID.
+        (("name",), "h---x1"),
+        (("services", "logging", "dashboards_host"), "hx---kibana"),
     ],
 )
 def test_known_injections_are_refused(path: FieldPath, value: str) -> None:

@@ -42,6 +42,8 @@ BACKUP_SCRIPT_PATH = "/usr/local/sbin/etcd-backup"
 BACKUP_ENV_PATH = "/etc/kaas/etcd-backup.env"
 BACKUP_WORK_DIR = "/var/lib/etcd-backup"
 BACKUP_PREFIX = "etcd-snapshots/"
+BACKUP_METRICS_FILE = f"{platform.NODE_EXPORTER_TEXTFILE_DIR}/etcd-backup.prom"
+NODE_EXPORTER_DEFAULTS_PATH = "/etc/default/prometheus-node-exporter"
 KUBEADM_CONFIG_PATH = "/etc/kaas/kubeadm.yaml"
 # kubeadm join's file discovery: the API address, the cluster CA and the bootstrap token.
 DISCOVERY_KUBECONFIG_PATH = "/etc/kaas/discovery.kubeconfig"
@@ -168,7 +170,7 @@ class EtcdMember:
     ip: str
     client_port: int = platform.ETCD_CLIENT_PORT
     peer_port: int = platform.ETCD_PEER_PORT
-    metrics_port: int = 2381
+    metrics_port: int = platform.ETCD_METRICS_PORT
 
     @property
     def client_url(self) -> str:
@@ -219,9 +221,9 @@ def client_endpoints(members: Sequence[EtcdMember]) -> tuple[str, ...]:
     return tuple(m.client_url for m in members)
 
 
-def _listen_urls(ip: str, port: int) -> str:
+def _listen_urls(ip: str, port: int, scheme: str = "https") -> str:
     hosts = [ip] if ipaddress.ip_address(ip).is_loopback else [ip, "127.0.0.1"]
-    return ",".join(f"https://{h}:{port}" for h in hosts)
+    return ",".join(f"{scheme}://{h}:{port}" for h in hosts)
 
 
 def etcd_config(
@@ -250,7 +252,9 @@ def etcd_config(
         "data-dir": paths.data_dir,
         "listen-peer-urls": member.peer_url,
         "listen-client-urls": _listen_urls(member.ip, member.client_port),
-        "listen-metrics-urls": f"http://127.0.0.1:{member.metrics_port}",
+        # Plain HTTP, /metrics and /health only (etcd's --listen-metrics-urls): Prometheus on the
+        # workers scrapes it on the node address; security.monitoring_rules opens it to them alone.
+        "listen-metrics-urls": _listen_urls(member.ip, member.metrics_port, "http"),
         "initial-advertise-peer-urls": member.peer_url,
         "advertise-client-urls": member.client_url,
         "initial-cluster": initial_cluster(members),
@@ -313,7 +317,23 @@ def backup_environment(member: EtcdMember, paths: EtcdPaths, target: BackupTarge
         "BACKUP_ENCRYPTION_KEY": target.encryption_key,
         "RETENTION_DAYS": str(target.retention_days),
         "WORK_DIR": BACKUP_WORK_DIR,
+        "METRICS_FILE": BACKUP_METRICS_FILE,
     }
+
+
+def node_exporter_defaults() -> str:
+    """``/etc/default/prometheus-node-exporter`` of an etcd VM (the Debian unit's ``$ARGS``).
+
+    Listens on every address at :data:`platform.NODE_EXPORTER_PORT` (the etcd security
+    group admits only the workers, where Prometheus runs); the textfile collector reads the
+    backup script's metrics. Written before the package is installed; cloud-init installs
+    packages with ``--force-confold``, so the package keeps this file.
+    """
+    args = [
+        f"--web.listen-address=:{platform.NODE_EXPORTER_PORT}",
+        f"--collector.textfile.directory={platform.NODE_EXPORTER_TEXTFILE_DIR}",
+    ]
+    return f'ARGS="{" ".join(args)}"\n'
 
 
 def environment_file(values: dict[str, str]) -> str:
@@ -344,6 +364,8 @@ class EtcdNodeInput:
     peer_key_pem: str
     paths: EtcdPaths = field(default_factory=EtcdPaths)
     joining: bool = False  # added to a running cluster by a rollout (see etcd_config)
+    # Worker addresses whose Fluent Bit NodePort receives this node's logs (none: logs stay local).
+    log_targets: tuple[str, ...] = ()
 
     @property
     def etcd_sha256(self) -> str:
@@ -351,6 +373,44 @@ class EtcdNodeInput:
         if version not in versions.ETCD_SHA256:
             raise ValueError(f"no verified sha256 for etcd {version}; add it to kaas/versions.py")
         return versions.ETCD_SHA256[version]
+
+
+RSYSLOG_FORWARD_PATH = "/etc/rsyslog.d/60-kaas-forward.conf"
+
+
+def rsyslog_forward_config(targets: Sequence[str], port: int = platform.ETCD_LOG_NODE_PORT) -> str:
+    """rsyslog: every message of this node to Fluent Bit (first target, the next when it is down).
+
+    The journal reaches rsyslog through journald's syslog socket (Debian/Ubuntu forward to
+    it); RFC 5424 (``RSYSLOG_SyslogProtocol23Format``) is what Fluent Bit's
+    ``syslog-rfc5424`` parser reads. The primary forwards directly; each fallback runs only
+    while the previous is suspended, and the last one queues on disk and retries forever, so
+    a worker restart loses nothing.
+    """
+    if not targets:
+        raise ValueError("rsyslog forwarding needs at least one target")
+    lines = ["# kaas: this etcd node's logs to the cluster's Fluent Bit (syslog input, NodePort on the workers)."]
+    for index, target in enumerate(targets):
+        options = [
+            'type="omfwd"',
+            f'target="{target}"',
+            f'port="{port}"',
+            'protocol="tcp"',
+            'template="RSYSLOG_SyslogProtocol23Format"',
+        ]
+        if index:
+            options.append('action.execOnlyWhenPreviousIsSuspended="on"')
+        if index == len(targets) - 1:
+            options += [
+                'action.resumeRetryCount="-1"',
+                'queue.type="LinkedList"',
+                'queue.filename="kaas-forward"',
+                'queue.maxDiskSpace="512m"',
+                'queue.saveOnShutdown="on"',
+            ]
+        selector = "*.* " if index == 0 else ""
+        lines.append(f"{selector}action({' '.join(options)})")
+    return "\n".join(lines) + "\n"
 
 
 def render_etcd_user_data(node: EtcdNodeInput) -> str:
@@ -378,6 +438,7 @@ def render_etcd_user_data(node: EtcdNodeInput) -> str:
             render_template("etcd.service.j2", version=version, name=member.name, config_path=ETCD_CONFIG_PATH),
         ),
         _file(ETCD_HEALTH_SCRIPT, health, "0755"),
+        _file(NODE_EXPORTER_DEFAULTS_PATH, node_exporter_defaults()),
         _file(BACKUP_SCRIPT_PATH, backup_script(), "0755"),
         _secret_file(BACKUP_ENV_PATH, environment_file(backup_environment(member, paths, node.backup))),
         _file(
@@ -409,12 +470,17 @@ def render_etcd_user_data(node: EtcdNodeInput) -> str:
             "0755",
         ),
     ]
+    packages = ["curl", "python3", "prometheus-node-exporter"]
+    if node.log_targets:
+        files.append(_file(RSYSLOG_FORWARD_PATH, rsyslog_forward_config(node.log_targets)))
+        packages.append("rsyslog")
     return cloud_config(
         {
             "hostname": member.name,
             "preserve_hostname": False,
             "package_update": True,
-            "packages": ["curl", "python3"],
+            # prometheus-node-exporter: the etcd VMs' disks, memory and the backup metrics, scraped.
+            "packages": packages,
             "write_files": files,
             "runcmd": [[ETCD_INSTALL_SCRIPT]],
         }
@@ -622,8 +688,34 @@ def cluster_configuration(cluster: KubernetesCluster) -> dict[str, Any]:
                 },
             ],
         },
-        "controllerManager": {"extraArgs": _args(CONTROL_PLANE_HARDENING)},
-        "scheduler": {"extraArgs": _args(CONTROL_PLANE_HARDENING)},
+        **metrics_listeners(),
+    }
+
+
+# kubeadm binds kube-controller-manager and kube-scheduler to 127.0.0.1 (its static pod
+# manifests set --bind-address=127.0.0.1) and kube-proxy's metrics to 127.0.0.1:10249
+# (KubeProxyConfiguration metricsBindAddress default). Prometheus runs on the workers, so
+# each listens on every address instead: the controller manager and the scheduler serve
+# HTTPS with their own (self-signed) serving certificates and authorise /metrics against the
+# API server (delegated authorisation), kube-proxy serves plain HTTP. The master and worker
+# security groups admit exactly these ports from the workers (security.monitoring_rules).
+ALL_ADDRESSES = "0.0.0.0"
+
+
+def metrics_listeners() -> dict[str, Any]:
+    """The controller manager's and scheduler's ClusterConfiguration sections: hardened, metrics reachable."""
+    return {
+        "controllerManager": {"extraArgs": _args({**CONTROL_PLANE_HARDENING, "bind-address": ALL_ADDRESSES})},
+        "scheduler": {"extraArgs": _args({**CONTROL_PLANE_HARDENING, "bind-address": ALL_ADDRESSES})},
+    }
+
+
+def kube_proxy_configuration() -> dict[str, Any]:
+    """kube-proxy's component config (kubeadm init stores it in the kube-proxy ConfigMap)."""
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "metricsBindAddress": f"{ALL_ADDRESSES}:{platform.KUBE_PROXY_METRICS_PORT}",
     }
 
 
@@ -901,6 +993,7 @@ def render_master_user_data(
             cluster_configuration(cluster),
             init_configuration(cluster, node, certificate_key),
             kubelet_configuration(),
+            kube_proxy_configuration(),
         )
         action, flags = "init", ["--skip-token-print", "--upload-certs"]
         discovery: list[dict[str, str]] = []

@@ -138,6 +138,9 @@ class ClusterBootstrap(pulumi.ComponentResource):
                 encryption_key=keys[2],
             )
         )
+        # The lowest-index workers' addresses: adding workers never changes the etcd nodes' user data.
+        workers = sorted(plan.tier(Tier.WORKER), key=lambda n: n.index)[: platform.ETCD_LOG_TARGETS]
+        log_targets = tuple(n.fixed_ip for n in workers) if spec.services.logging.enabled else ()
 
         def etcd_user_data(node: PlannedNode, v: list[Any]) -> str:
             member = EtcdMember(node.name, node.fixed_ip)
@@ -155,6 +158,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
                     peer_ca_cert_pem=v[4],
                     peer_cert_pem=v[5],
                     peer_key_pem=v[6],
+                    log_targets=log_targets,
                 )
             )
 

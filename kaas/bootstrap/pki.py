@@ -3,13 +3,16 @@
 Four CAs (Kubernetes, etcd client traffic, etcd peer traffic, front proxy), the
 service-account key pair, per etcd member a server/client certificate from the etcd
 (client) CA and a peer certificate from the etcd peer CA, the API server's etcd client certificate,
-the etcd client certificate of ``kaas roll``, the admin client certificate behind the generated kubeconfig, the serving
+the etcd client certificate of ``kaas roll``, the admin client certificate behind the
+generated kubeconfig (kubeadm's ``kubeadm:cluster-admins``, one year, renewed by
+``pulumi up``), the serving
 certificate of k8s-keystone-auth, and the kubeadm bootstrap token. Every private
 key and the token are secrets. Masters get the shared CA material in their user
 data, so ``kubeadm join --control-plane`` needs no certificate upload.
 
 All keys are ECDSA P-256 (kubeadm ``encryptionAlgorithm: ECDSA-P256`` matches).
-CAs are valid for 10 years, issued leaf certificates for 5 years.
+CAs are valid for 10 years, the admin certificate 1 year, break-glass 8 hours, other
+leaf certificates 5 years.
 """
 
 from __future__ import annotations
@@ -38,7 +41,21 @@ BOOTSTRAP_TOKEN_PATTERN = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
 # (kaas.roll.tokens). Without it nodes get the stack's first token, which expires.
 JOIN_TOKEN_CONFIG_KEY = "joinToken"
 ADMIN_COMMON_NAME = "kubernetes-admin"
-ADMIN_ORGANIZATION = "system:masters"
+# The program's own credential (adminKubeconfig, the Kubernetes provider) is kubeadm's
+# admin.conf identity, not its super-admin.conf one: group kubeadm:cluster-admins, which
+# `kubeadm init` itself binds to cluster-admin with the ClusterRoleBinding of that name
+# (kubernetes/kubernetes cmd/kubeadm/app/phases/kubeconfig/kubeconfig.go,
+# getKubeConfigSpecsBase and EnsureAdminClusterRoleBinding; the name is
+# constants.ClusterAdminsGroupAndClusterRoleBinding, kubeadm >= 1.29). So the binding
+# exists before the first Kubernetes resource (no chicken-and-egg; the API gate waits
+# until it authorises this certificate), the certificate is subject to RBAC, and deleting
+# the binding revokes it, which no system:masters certificate allows.
+ADMIN_ORGANIZATION = "kubeadm:cluster-admins"
+ADMIN_CLUSTER_ROLE_BINDING = ADMIN_ORGANIZATION
+# One year, renewed by any `pulumi up` in its last 60 days (pulumi-tls early_renewal_hours:
+# the resource then reports ready_for_renewal and is replaced; the key pair stays).
+ADMIN_VALIDITY_HOURS = 365 * 24
+ADMIN_EARLY_RENEWAL_HOURS = 60 * 24
 # The break-glass credential: a client certificate for a group that an ordinary
 # ClusterRoleBinding makes cluster-admin (deleting the binding revokes it, which no
 # system:masters certificate allows), valid for hours. Every `pulumi up` after it
@@ -156,6 +173,8 @@ class ClusterPki(pulumi.ComponentResource):
             common_name=ADMIN_COMMON_NAME,
             organization=ADMIN_ORGANIZATION,
             uses=CLIENT_USES,
+            validity_hours=ADMIN_VALIDITY_HOURS,
+            early_renewal_hours=ADMIN_EARLY_RENEWAL_HOURS,
         )
         self.break_glass_client = self._leaf(
             "break-glass",
@@ -237,6 +256,7 @@ class ClusterPki(pulumi.ComponentResource):
         dns_names: list[str] | None = None,
         ip_addresses: list[str] | None = None,
         validity_hours: int = LEAF_VALIDITY_HOURS,
+        early_renewal_hours: int | None = None,
     ) -> CertKey:
         key = self._key(purpose)
         request = tls.CertRequest(
@@ -253,6 +273,7 @@ class ClusterPki(pulumi.ComponentResource):
             ca_cert_pem=ca.cert_pem,
             ca_private_key_pem=ca.key_pem,
             validity_period_hours=validity_hours,
+            early_renewal_hours=early_renewal_hours,
             allowed_uses=uses,
             opts=pulumi.ResourceOptions(parent=self),
         )

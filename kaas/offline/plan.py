@@ -24,12 +24,23 @@ def _check_rollout(spec: ClusterSpec, path: Path, spec_path: Path) -> None:
     make_cluster_plan(spec, load_record(path, spec), str(path), str(spec_path))
 
 
+OFFLINE_SECRET = "offline-placeholder"
+
+
+def offline_secrets(spec: ClusterSpec) -> dict[str, str]:
+    """Stand-ins for the ``kaas:`` config secrets the spec names (alert receivers' credentials).
+
+    There is no Pulumi config store offline; the program reads these exactly as it reads
+    the real ones (``require_secret``), so they stay secrets in the plan.
+    """
+    return {key: f"{OFFLINE_SECRET}:{key}" for key in spec.services.monitoring.alerting.secret_configs()}
+
+
 def plan_stack(stack: str, *, preview: bool = False) -> Plan:
     """Plan ``stacks/<stack>.yaml`` exactly as ``pulumi up -s <stack>`` (or ``pulumi preview``) would run it."""
-    _check_rollout(
-        load_stack_spec(stack), record_path(stack), stack_spec_path(stack)
-    )  # a bad spec fails here, before anything runs
-    return run_project(stack, preview=preview)
+    spec = load_stack_spec(stack)
+    _check_rollout(spec, record_path(stack), stack_spec_path(stack))  # a bad spec fails here, before anything runs
+    return run_project(stack, config=offline_secrets(spec), preview=preview)
 
 
 def plan_file(path: Path, stack: str | None = None, *, preview: bool = False, record: Path | None = None) -> Plan:
@@ -41,7 +52,7 @@ def plan_file(path: Path, stack: str | None = None, *, preview: bool = False, re
     """
     spec = load_spec_file(path)
     name = stack or spec.name
-    config = {"spec": str(Path(path).resolve())}
+    config = {"spec": str(Path(path).resolve()), **offline_secrets(spec)}
     if record is not None:
         config["rollout"] = str(Path(record).resolve())
     _check_rollout(spec, Path(config.get("rollout") or record_path(name)), Path(path))

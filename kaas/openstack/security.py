@@ -21,6 +21,11 @@ since nodes pull images and reach the OpenStack APIs):
   runs BGP: IP-in-IP or unencapsulated) and Typha 5473/tcp, then IP-in-IP (protocol 4) or VXLAN 4789/udp per encapsulation, or, when
   unencapsulated, the pod CIDR itself; Canal (the operator's Calico VXLAN, BGP off)
   4789/udp and Typha; flannel VXLAN 8472/udp.
+- Monitoring (only when it is enabled; Prometheus runs on the workers, masters are
+  tainted): from workers to etcd 2381/tcp (etcd's plain-HTTP metrics listener) and
+  9100/tcp (node exporter); to masters 10257/tcp (controller manager), 10259/tcp
+  (scheduler), 10249/tcp (kube-proxy metrics) and 9100/tcp; to workers 10249/tcp and
+  9100/tcp. See :func:`monitoring_rules`.
 - ``admin`` (only when ``admin_ssh_cidrs`` is set, attached to every node): 22/tcp
   from those CIDRs. No SSH otherwise.
 - k8s-keystone-auth listens on the masters' loopback (``KEYSTONE_AUTH_PORT``): no rule.
@@ -36,7 +41,17 @@ from enum import StrEnum
 import pulumi
 import pulumi_openstack as openstack
 
-from kaas.platform import API_SERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT
+from kaas.platform import (
+    API_SERVER_PORT,
+    CONTROLLER_MANAGER_PORT,
+    ETCD_CLIENT_PORT,
+    ETCD_METRICS_PORT,
+    ETCD_PEER_PORT,
+    KUBE_PROXY_METRICS_PORT,
+    KUBELET_PORT,
+    NODE_EXPORTER_PORT,
+    SCHEDULER_PORT,
+)
 from kaas.spec.models import CalicoEncapsulation, ClusterSpec, Cni, OctaviaProvider
 
 NODEPORT_RANGE = (30000, 32767)
@@ -146,6 +161,31 @@ def cni_rules(spec: ClusterSpec) -> list[RuleRow]:
     return rows
 
 
+# The metrics listeners outside the pod network, per tier (Prometheus scrapes pods over the CNI).
+SCRAPED_PORTS: dict[Role, tuple[tuple[int, str], ...]] = {
+    Role.ETCD: ((ETCD_METRICS_PORT, "etcd metrics"), (NODE_EXPORTER_PORT, "node exporter")),
+    Role.MASTER: (
+        (CONTROLLER_MANAGER_PORT, "kube-controller-manager metrics"),
+        (SCHEDULER_PORT, "kube-scheduler metrics"),
+        (KUBE_PROXY_METRICS_PORT, "kube-proxy metrics"),
+        (NODE_EXPORTER_PORT, "node exporter"),
+    ),
+    Role.WORKER: ((KUBE_PROXY_METRICS_PORT, "kube-proxy metrics"), (NODE_EXPORTER_PORT, "node exporter")),
+}
+PROMETHEUS_TIER = Role.WORKER  # the masters' control-plane taint keeps Prometheus on the workers
+
+
+def monitoring_rules(spec: ClusterSpec) -> list[RuleRow]:
+    """Prometheus (on the workers) to every metrics listener outside the pod network, and nothing else."""
+    if not spec.services.monitoring.enabled:
+        return []
+    return [
+        _tcp(group, port, f"Prometheus scrape: {what}", src=PROMETHEUS_TIER)
+        for group, ports in SCRAPED_PORTS.items()
+        for port, what in ports
+    ]
+
+
 def security_rules(spec: ClusterSpec) -> list[RuleRow]:
     """Every ingress rule of every security group, derived from the spec alone."""
     net = spec.networking
@@ -180,6 +220,7 @@ def security_rules(spec: ClusterSpec) -> list[RuleRow]:
         for proto in ("tcp", "udp")
     ]
     rows += cni_rules(spec)
+    rows += monitoring_rules(spec)
     rows += [_tcp(Role.ADMIN, SSH_PORT, "SSH from an admin CIDR", cidr=c) for c in net.admin_ssh_cidrs]
     # Neutron rejects duplicate rules (e.g. an allowed API CIDR equal to the node subnet).
     unique: dict[tuple[Role, str], RuleRow] = {}

@@ -334,6 +334,47 @@ def monitoring_and_logging(view: PlanView) -> list[Violation]:
     return found
 
 
+MONITORING_CHART = "kube-prometheus-stack"
+
+
+def _routes(route: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    children = [r for r in route.get("routes") or [] if isinstance(r, Mapping)]
+    return [route, *(nested for child in children for nested in _routes(child))]
+
+
+def _pages_someone(receiver: Mapping[str, Any]) -> bool:
+    return any(key.endswith("_configs") and value for key, value in receiver.items())
+
+
+def alerts_routed(view: PlanView) -> list[Violation]:
+    """Alertmanager routes alerts to at least one receiver besides the Watchdog's heartbeat."""
+    rule = "alerts-routed"
+    found: list[Violation] = []
+    for record in view.by_type(HELM_RELEASE):
+        if record.inputs.get("chart") != MONITORING_CHART:
+            continue
+        values = record.inputs.get("values")
+        alertmanager = values.get("alertmanager") if isinstance(values, Mapping) else None
+        config = alertmanager.get("config") if isinstance(alertmanager, Mapping) else None
+        config = config if isinstance(config, Mapping) else {}
+        receivers = {r.get("name"): r for r in config.get("receivers") or [] if isinstance(r, Mapping)}
+        route = config.get("route")
+        route = route if isinstance(route, Mapping) else {}
+        routed = {
+            r.get("receiver") for r in _routes(route) if not any("Watchdog" in str(m) for m in r.get("matchers") or [])
+        }
+        if not any(_pages_someone(receivers[name]) for name in routed if name in receivers):
+            found.append(
+                Violation(
+                    rule,
+                    f"Helm release {record.name}: Alertmanager has no receiver for alerts "
+                    "(set services.monitoring.alerting.receivers)",
+                    record.urn,
+                )
+            )
+    return found
+
+
 _SECRET_OUTPUT = re.compile(r"kubeconfig|password|passwd|token|secret|private.?key|credential", re.IGNORECASE)
 
 
@@ -382,6 +423,7 @@ RULES: tuple[Rule, ...] = tuple(
         ("etcd-nodes-protected", etcd_nodes_protected, True),
         ("backups-scheduled", backups_scheduled, True),
         ("monitoring-and-logging", monitoring_and_logging, True),
+        ("alerts-routed", alerts_routed, True),
         ("secrets-not-in-plain-outputs", secrets_not_in_plain_outputs, False),
         ("helm-releases-pinned", helm_releases_pinned, True),
         ("day2-rollout-safe", day2_rollout_safe, True),

@@ -18,6 +18,8 @@ from typing import Any
 from kaas.rollout.model import Step
 from kaas.spec import ClusterSpec
 
+INSTANCE_TYPE = "openstack:compute/instance:Instance"
+
 
 @dataclass
 class AutomationStack:
@@ -63,6 +65,19 @@ class AutomationStack:
             for key in secret_config or {}:
                 stack.remove_config(key)
         return {name: output.value for name, output in result.outputs.items()}
+
+    def instance_urn(self, node: str) -> str:
+        """The URN of ``node``'s server in the stack's state (what ``--replace`` names)."""
+        deployment = self._select().export_stack().deployment or {}
+        for resource in deployment.get("resources", []):
+            urn = str(resource.get("urn", ""))
+            if resource.get("type") == INSTANCE_TYPE and urn.rsplit("::", 1)[-1] == node:
+                return urn
+        raise LookupError(f"the stack {self.stack_name} has no {INSTANCE_TYPE} named {node}")
+
+    def replace(self, urns: Sequence[str]) -> None:
+        """``pulumi up --replace U --target U``: rebuild exactly these resources, change nothing else."""
+        self._select().up(target=list(urns), replace=list(urns), on_output=self.on_output, message="kaas roll --heal")
 
     def outputs(self) -> Mapping[str, Any]:
         return {name: output.value for name, output in self._select().outputs().items()}

@@ -66,6 +66,11 @@ class KubeClient:
             raise
         return dict(body)
 
+    def nodes(self) -> list[dict[str, Any]]:
+        """``GET /api/v1/nodes``: every Node object."""
+        _, body, _ = self.api.request("GET", "/api/v1/nodes")
+        return [dict(item) for item in body.get("items", [])]
+
     def node_ready(self, name: str) -> bool:
         node = self.node(name)
         conditions = (node or {}).get("status", {}).get("conditions") or []

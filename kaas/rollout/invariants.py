@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kaas.rollout.model import Action, Desired, Move, Step, Tier, minor_of, parse_version
+from kaas.rollout.model import Action, Desired, Move, Step, Tier, minor_of
+from kaas.versions import parse_version
 
 ETCD_ONE_MEMBER = "etcd-one-member-per-step"
 ETCD_ADD_BEFORE_REMOVE = "etcd-add-before-remove"

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from kaas.versions import parse_version
+
 
 class Tier(StrEnum):
     """The node tiers, in the order a rollout moves them: etcd, then the control plane, then workers."""
@@ -23,14 +25,6 @@ class Tier(StrEnum):
 
 
 TIER_ORDER: tuple[Tier, ...] = (Tier.ETCD, Tier.MASTER, Tier.WORKER)
-
-
-def parse_version(version: str) -> tuple[int, int, int]:
-    """``"1.34.2"`` or ``"v1.34.2"`` -> ``(1, 34, 2)``; ValueError otherwise."""
-    parts = version.lstrip("v").split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"{version!r} is not a MAJOR.MINOR.PATCH version")
-    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 def minor_of(version: str) -> tuple[int, int]:

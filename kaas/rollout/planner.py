@@ -39,9 +39,9 @@ from kaas.rollout.model import (
     Tier,
     TierTarget,
     minor_of,
-    parse_version,
     with_phase,
 )
+from kaas.versions import parse_version
 
 # Kubernetes version skew policy: kubelet may be up to three minor versions older than
 # kube-apiserver, never newer (https://kubernetes.io/releases/version-skew-policy/#kubelet).

@@ -7,7 +7,13 @@ answers. Anonymous access is limited to the health endpoints, so no credentials
 are needed. Standard library only.
 
     KAAS_CA_PEM="$(cat ca.crt)" wait_for_api.py https://api.example:6443 [--connect-to 203.0.113.7]
-        [--timeout 900] [--interval 5]
+        [--timeout 900] [--interval 5] [--authorised PATH]
+
+``--authorised PATH``: ready also needs ``GET PATH`` to answer 200 to the client
+certificate in ``KAAS_CLIENT_CERT_PEM``/``KAAS_CLIENT_KEY_PEM``. The program's credential
+is cluster-admin only through kubeadm's ``kubeadm:cluster-admins`` ClusterRoleBinding,
+which ``kubeadm init`` creates a little after the API server is ready; the gate asks for
+that very binding, so the first Kubernetes resource never meets a 403.
 
 ``--connect-to`` dials that address but still verifies the certificate for the
 URL's host, so the gate works before the DNS name resolves on the operator's machine.
@@ -23,6 +29,7 @@ import os
 import socket
 import ssl
 import sys
+import tempfile
 import time
 import urllib.parse
 
@@ -40,19 +47,31 @@ class _PinnedConnection(http.client.HTTPSConnection):
         self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
-def probe(url: str, connect_to: str | None, context: ssl.SSLContext, timeout: float) -> str:
+def probe(url: str, connect_to: str | None, context: ssl.SSLContext, timeout: float, path: str = "/readyz") -> str:
     """``"ready"`` or a one-line reason why not."""
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
     connection = _PinnedConnection(host, port, connect_to or host, context, timeout)
     try:
-        connection.request("GET", f"{parts.path.rstrip('/')}/readyz")
+        connection.request("GET", f"{parts.path.rstrip('/')}{path}")
         status = connection.getresponse().status
-        return "ready" if status == 200 else f"HTTP {status}"
+        return "ready" if status == 200 else f"HTTP {status}" + ("" if path == "/readyz" else f" for {path}")
     except (OSError, http.client.HTTPException) as error:
         return f"unreachable: {error}"
     finally:
         connection.close()
+
+
+def client_context(ca_pem: str, cert_pem: str, key_pem: str) -> ssl.SSLContext:
+    """A context presenting the client certificate (ssl loads it only from files: a private temporary directory)."""
+    context = ssl.create_default_context(cadata=ca_pem)
+    with tempfile.TemporaryDirectory() as folder:
+        cert_file, key_file = os.path.join(folder, "client.crt"), os.path.join(folder, "client.key")
+        for path, text in ((cert_file, cert_pem), (key_file, key_pem)):
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(text)
+        context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,16 +80,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connect-to", help="address to dial instead of the URL's host (verified as the host)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait in total")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between probes")
+    parser.add_argument("--authorised", metavar="PATH", help="also wait until GET PATH answers 200 to the client cert")
     args = parser.parse_args(argv)
     ca_pem = os.environ.get("KAAS_CA_PEM", "")
     if "BEGIN CERTIFICATE" not in ca_pem:
         print("wait_for_api: KAAS_CA_PEM must hold the cluster CA certificate (PEM)", file=sys.stderr)
         return 2
     context = ssl.create_default_context(cadata=ca_pem)
+    client: ssl.SSLContext | None = None
+    if args.authorised:
+        cert_pem, key_pem = os.environ.get("KAAS_CLIENT_CERT_PEM", ""), os.environ.get("KAAS_CLIENT_KEY_PEM", "")
+        if "BEGIN CERTIFICATE" not in cert_pem or "PRIVATE KEY" not in key_pem:
+            print("wait_for_api: --authorised needs KAAS_CLIENT_CERT_PEM and KAAS_CLIENT_KEY_PEM", file=sys.stderr)
+            return 2
+        client = client_context(ca_pem, cert_pem, key_pem)
     deadline = time.monotonic() + args.timeout
     last_report = 0.0
     while True:
-        status = probe(args.url, args.connect_to, context, timeout=min(10.0, args.interval + 5))
+        timeout = min(10.0, args.interval + 5)
+        status = probe(args.url, args.connect_to, context, timeout=timeout)
+        if status == "ready" and client is not None:
+            status = probe(args.url, args.connect_to, client, timeout=timeout, path=args.authorised)
         if status == "ready":
             print(f"wait_for_api: {args.url} is ready", file=sys.stderr)
             return 0

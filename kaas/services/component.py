@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from kaas.services import access, alerts, images, names, objects, values
+from kaas.services import access, alerts, guardrails, images, names, objects, values
+from kaas.services import monitoring as monitoring_values
 from kaas.services.catalog import ChartName, chart_for
 from kaas.services.passwords import password_arguments
 from kaas.spec.models import ClusterSpec, Cni
@@ -53,7 +54,8 @@ class ServiceInputs:
     admin_role_id: pulumi.Input[str]
     # One application credential per consumer (CLOUD_CONTROLLER, CINDER_CSI, VELERO): none is shared.
     app_credentials: Mapping[str, CloudCredential]
-    # The cluster's Keystone project: only its tokens carry the admin role into Kubernetes.
+    # The cluster's Keystone project: only its tokens carry the admin role into Kubernetes;
+    # it also owns the registry container (Harbor's Swift driver scopes its token to it).
     project_id: pulumi.Input[str]
     keystone_auth_cert_pem: pulumi.Input[str]
     keystone_auth_key_pem: pulumi.Input[str]
@@ -65,6 +67,9 @@ class ServiceInputs:
     cluster: pulumi.Resource | None = None
     # The Kubernetes provider (and so every in-cluster object) waits for this: the API is ready.
     ready: pulumi.Resource | None = None
+    # Alert receivers' credentials by ``kaas`` config key (spec services.monitoring.alerting),
+    # read by the loader as Pulumi secrets.
+    alerting_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 _KINDS: dict[tuple[str, str], Any] = {
@@ -79,10 +84,13 @@ _KINDS: dict[tuple[str, str], Any] = {
     ("apps/v1", "DaemonSet"): k8s.apps.v1.DaemonSet,
     ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
     ("batch/v1", "Job"): k8s.batch.v1.Job,
+    ("batch/v1", "CronJob"): k8s.batch.v1.CronJob,
     ("storage.k8s.io/v1", "StorageClass"): k8s.storage.v1.StorageClass,
     ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+    ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): k8s.rbac.v1.ClusterRole,
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
+    ("rbac.authorization.k8s.io/v1", "Role"): k8s.rbac.v1.Role,
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): k8s.rbac.v1.RoleBinding,
 }
 
@@ -404,10 +412,11 @@ class ManagedServices(pulumi.ComponentResource):
                     monitoring, (self.namespace,),
                 ),
             ]  # fmt: skip
+            receivers = _alert_receivers(name, spec, inputs, kube, monitoring, self.namespace)
             stack = kube.release(
                 "kube-prometheus-stack", ChartName.KUBE_PROMETHEUS_STACK, svc.monitoring.chart_version, platform_ns,
                 alerts.with_certificate_report(values.monitoring_values(spec)), monitoring,
-                (*data_deps, grafana_secret, *web_auth),
+                (*data_deps, grafana_secret, *web_auth, *receivers),
             )  # fmt: skip
             self.releases["monitoring"] = stack
             # The PrometheusRule CRD comes with the chart.
@@ -419,6 +428,10 @@ class ManagedServices(pulumi.ComponentResource):
             kube.apply(
                 f"{name}-apps-prometheus", objects.app_prometheus(spec), monitoring, (stack, *storage_deps, *rbac)
             )
+            if monitoring_values.replicas(spec) > 1:
+                kube.apply(
+                    f"{name}-apps-prometheus-pdb", objects.app_prometheus_pdb(spec), monitoring, (self.namespace,)
+                )
             for m in objects.app_prometheus_exposure(spec):
                 # The Ingress needs the ingress controller; the Service only its namespace.
                 needs = (self.namespace, *ingress_deps) if m["kind"] == "Ingress" else (self.namespace,)
@@ -474,7 +487,10 @@ class ManagedServices(pulumi.ComponentResource):
             )
             harbor = kube.release(
                 names.HARBOR_RELEASE, ChartName.HARBOR, svc.registry.chart_version, platform_ns,
-                values.harbor_values(spec, inputs.registry_swift_username, database_pw.result, registry_pw.result),
+                values.harbor_values(
+                    spec, inputs.registry_swift_username, database_pw.result, registry_pw.result,
+                    swift_project_id=inputs.project_id,
+                ),
                 registry, (*data_deps, harbor_admin, swift, internal),
             )  # fmt: skip
             self.releases["registry"] = harbor
@@ -527,10 +543,18 @@ class ManagedServices(pulumi.ComponentResource):
                 ),
                 backups, (self.namespace,),
             )  # fmt: skip
-            self.releases["backups"] = kube.release(
+            velero = kube.release(
                 "velero", ChartName.VELERO, svc.backups.chart_version, platform_ns,
                 values.velero_values(spec), backups, (cni_release, credentials, repository),
             )  # fmt: skip
+            self.releases["backups"] = velero
+            if "monitoring" in self.releases:
+                # Watched: its metrics scraped, failures alerted (CRDs from kube-prometheus-stack);
+                # part of Monitoring, so they go with either switch.
+                after = (velero, self.releases["monitoring"])
+                watch = self.groups["Monitoring"]
+                kube.apply(f"{name}-velero-monitor", monitoring_values.velero_service_monitor(spec), watch, after)
+                kube.apply(f"{name}-velero-rules", monitoring_values.velero_prometheus_rule(spec), watch, after)
             backups.done()
 
         if svc.dashboard.enabled:
@@ -542,24 +566,36 @@ class ManagedServices(pulumi.ComponentResource):
             dashboard.done()
 
         # Customer namespaces (the default one and the listed ones): quota, default requests and
-        # limits, optional default-deny, the registry pull secret.
+        # limits, optional default-deny, the registry pull secret (kaas.services.guardrails).
         customer_ns: dict[str, pulumi.Resource] = {}
+        suffixes = {"ResourceQuota": "quota", "LimitRange": "limits", "NetworkPolicy": "deny"}
         for customer in spec.customer_namespaces:
             ns = kube.apply(f"{name}-ns-{customer}", objects.customer_namespace(spec, customer), namespaces)
             customer_ns[customer] = ns
-            kube.apply(f"{name}-quota-{customer}", objects.resource_quota(spec, customer), namespaces, (ns,))
-            kube.apply(f"{name}-limits-{customer}", objects.limit_range(spec, customer), namespaces, (ns,))
-            if spec.services.default_deny_network_policy:
-                kube.apply(f"{name}-deny-{customer}", objects.default_deny(spec, customer), namespaces, (ns,))
+            for guardrail in guardrails.namespace_guardrails(spec):
+                kube.apply(
+                    f"{name}-{suffixes[guardrail['kind']]}-{customer}",
+                    guardrails.in_namespace(guardrail, customer), namespaces, (ns,),
+                )  # fmt: skip
             if pull_config is not None:
                 kube.apply(
                     f"{name}-pull-{customer}",
-                    objects.secret(
-                        spec, names.HARBOR_PULL, customer, {".dockerconfigjson": pulumi.Output.secret(pull_config)},
-                        secret_type="kubernetes.io/dockerconfigjson",
-                    ),
+                    guardrails.pull_secret(spec, customer, pulumi.Output.secret(pull_config)),
                     self.groups["Registry"], (ns,),
                 )  # fmt: skip
+        # Namespaces created later: the same guardrails from an in-cluster reconciler.
+        reconciler_deps: list[pulumi.Resource] = [self.namespace]
+        if pull_config is not None:
+            pull_source = kube.apply(
+                f"{name}-guardrails-pull-source",
+                guardrails.pull_source(spec, pulumi.Output.secret(pull_config)),
+                self.groups["Registry"], (self.namespace,),
+            )  # fmt: skip
+            reconciler_deps.append(pull_source)
+        for manifest in guardrails.reconciler(spec, with_pull_secret=pull_config is not None):
+            # The Role and binding that read the pull source exist with the registry alone.
+            parent = self.groups["Registry"] if manifest["kind"] in ("Role", "RoleBinding") else namespaces
+            kube.apply(f"{name}-guardrails-{manifest['kind'].lower()}", manifest, parent, tuple(reconciler_deps))
         namespaces.done()
 
         if svc.keystone_auth.enabled and spec.identity.roles:
@@ -654,6 +690,23 @@ class ManagedServices(pulumi.ComponentResource):
         policy = kube.apply(f"{name}-ism-policy", objects.ism_policy_config_map(spec), logging, (self.namespace,))
         kube.apply(f"{name}-ism-policy-job", objects.ism_policy_job(spec), logging, (opensearch, policy, admin_cert))
         logging.done()
+
+
+def _alert_receivers(
+    name: str, spec: ClusterSpec, inputs: ServiceInputs, kube: _Kube, parent: ServiceGroup, namespace: pulumi.Resource
+) -> list[pulumi.Resource]:
+    """The Secret Alertmanager mounts: one key per receiver (and the heartbeat), each a Pulumi secret."""
+    keys = monitoring_values.secret_keys(spec)
+    if not keys:
+        return []
+    missing = sorted({config for config in keys.values() if config not in inputs.alerting_secrets})
+    if missing:
+        raise ValueError(f"alert receivers need the kaas config secrets {missing}; ServiceInputs has none for them")
+    data: dict[str, pulumi.Input[str]] = {
+        key: pulumi.Output.secret(inputs.alerting_secrets[config]) for key, config in keys.items()
+    }
+    manifest = objects.secret(spec, monitoring_values.RECEIVERS_SECRET, spec.platform_namespace, data)
+    return [kube.apply(f"{name}-alertmanager-receivers", manifest, parent, (namespace,))]
 
 
 def _kebab(kind: str) -> str:

@@ -31,6 +31,7 @@ HARBOR_ADMIN = "harbor-admin"
 HARBOR_SWIFT = "harbor-swift"
 HARBOR_INTERNAL = "harbor-internal"  # Harbor's generated shared secrets (values.HARBOR_INTERNAL_KEYS)
 HARBOR_PULL = "registry-pull"  # the docker-config Secret in every customer namespace
+GUARDRAIL_PULL_SOURCE = "customer-registry-pull"  # the copy the guardrail reconciler may read (platform ns)
 HARBOR_ROBOT = "registry-pull-robot"  # the pull robot's secret in the platform namespace (key ROBOT_SECRET)
 HARBOR_ROBOT_PREFIX = "robot$"  # Harbor's default robot_name_prefix (ROBOT_NAME_PREFIX)
 VELERO_CREDENTIALS = "velero-openstack"

@@ -488,6 +488,20 @@ def app_prometheus(spec: ClusterSpec) -> Manifest:
     }
 
 
+def app_prometheus_pdb(spec: ClusterSpec) -> Manifest:
+    """Keeps one apps Prometheus replica through a node drain (the chart does this for the platform one)."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(spec, f"{names.APP_PROMETHEUS}-prometheus", spec.platform_namespace),
+        "spec": {
+            "minAvailable": 1,
+            "selector": {"matchLabels": {"prometheus": names.APP_PROMETHEUS}},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
 def app_prometheus_exposure(spec: ClusterSpec) -> list[Manifest]:
     """A Service for the apps Prometheus's pods and its Ingress at ``prometheus-apps.<cluster>.<domain>``.
 

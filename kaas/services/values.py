@@ -16,8 +16,8 @@ from typing import Any
 import pulumi
 import yaml
 
-from kaas.platform import API_HOST_LABEL
-from kaas.services import names
+from kaas.platform import API_HOST_LABEL, ETCD_LOG_NODE_PORT, FLUENT_BIT_SYSLOG_PORT
+from kaas.services import monitoring, names
 from kaas.spec.models import CalicoEncapsulation, ClusterSpec, Cni
 from kaas.spec.rules import acme_contact
 
@@ -277,7 +277,7 @@ def monitoring_values(spec: ClusterSpec) -> Values:
     """kube-prometheus-stack: the platform Prometheus (platform namespaces only), Grafana, Alertmanager."""
     mon = spec.services.monitoring
     platform_namespaces = {"matchLabels": {names.platform_label(spec): "true"}}
-    return {
+    base: Values = {
         "prometheus": {
             "ingress": _ingress(spec, "prometheus", basic_auth=True),
             "prometheusSpec": {
@@ -306,6 +306,15 @@ def monitoring_values(spec: ClusterSpec) -> Values:
             },
         },
     }
+    # Scrape targets outside the pod network, HA, alert routing and the platform's own rules.
+    for extra in (
+        monitoring.scrape_values(spec),
+        monitoring.ha_values(spec),
+        monitoring.alertmanager_values(spec),
+        monitoring.rules_values(spec),
+    ):
+        base = monitoring.deep_merge(base, extra)
+    return base
 
 
 def app_prometheus_spec(spec: ClusterSpec) -> Values:
@@ -314,7 +323,19 @@ def app_prometheus_spec(spec: ClusterSpec) -> Values:
     customer = {"matchExpressions": [{"key": names.platform_label(spec), "operator": "DoesNotExist"}]}
     selector = {"matchLabels": {names.app_monitoring_label(spec): "true"}}
     return {
-        "replicas": 1,
+        # As the platform Prometheus: one replica per worker, at most 2, never two on one node
+        # (objects.app_prometheus_pdb keeps one running through a drain).
+        "replicas": monitoring.replicas(spec),
+        "affinity": {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": {"prometheus": names.APP_PROMETHEUS}},
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            }
+        },
         "retention": retention(mon.app_prometheus_retention_days),
         "serviceAccountName": names.APP_PROMETHEUS,
         "serviceMonitorSelector": selector,
@@ -509,43 +530,16 @@ FLUENT_BIT_CA_DIR = "/fluent-bit/tls"
 AUDIT_LOG_PATH = "/var/log/kubernetes/audit/audit.log"
 AUDIT_INDEX_PREFIX = f"{LOG_INDEX_PREFIX}audit"
 
-# fluent/helm-charts fluent-bit 0.58.1 values.yaml ``config.inputs``, kept as is, plus the audit log.
-FLUENT_BIT_INPUTS = "\n".join(
-    [
-        "[INPUT]",
-        "    Name tail",
-        "    Path /var/log/containers/*.log",
-        "    multiline.parser docker, cri",
-        "    Tag kube.*",
-        "    Mem_Buf_Limit 5MB",
-        "    Skip_Long_Lines On",
-        "",
-        "[INPUT]",
-        "    Name systemd",
-        "    Tag host.*",
-        "    Systemd_Filter _SYSTEMD_UNIT=kubelet.service",
-        "    Read_From_Tail On",
-        "",
-        "[INPUT]",
-        "    Name tail",
-        f"    Path {AUDIT_LOG_PATH}",
-        "    Parser json",
-        "    Tag audit.*",
-        "    Mem_Buf_Limit 20MB",
-        "    Skip_Long_Lines On",
-        "",
-    ]
-)
-
 
 def fluent_bit_output() -> str:
     """The OpenSearch outputs: the least-privilege writer, TLS verified against the platform CA.
 
-    Container logs go to ``logs-YYYY.MM.DD``, the API servers' audit log to ``logs-audit-YYYY.MM.DD``.
+    Everything but the audit log (container logs, the nodes' journal, the etcd VMs' syslog) goes
+    to ``logs-YYYY.MM.DD``, the API servers' audit log to ``logs-audit-YYYY.MM.DD`` only.
     """
-    return _fluent_bit_opensearch("kube.*", LOG_INDEX_PREFIX.rstrip("-")) + _fluent_bit_opensearch(
-        "audit.*", AUDIT_INDEX_PREFIX
-    )
+    return _fluent_bit_opensearch(
+        r"Match_Regex ^(kube|host|etcd)\..*", LOG_INDEX_PREFIX.rstrip("-")
+    ) + _fluent_bit_opensearch("Match audit.*", AUDIT_INDEX_PREFIX)
 
 
 def _fluent_bit_opensearch(match: str, prefix: str) -> str:
@@ -553,7 +547,7 @@ def _fluent_bit_opensearch(match: str, prefix: str) -> str:
         [
             "[OUTPUT]",
             "    Name opensearch",
-            f"    Match {match}",
+            f"    {match}",
             f"    Host {names.OPENSEARCH_SERVICE}",
             "    Port 9200",
             f"    HTTP_User {OPENSEARCH_FLUENT_BIT_USER}",
@@ -587,10 +581,67 @@ def fluent_bit_values(spec: ClusterSpec) -> Values:
             }
         ],
         "extraVolumeMounts": [{"name": "opensearch-ca", "mountPath": FLUENT_BIT_CA_DIR, "readOnly": True}],
-        # Also on the masters, where the audit log is (the chart's /var/log hostPath covers it).
-        "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
-        "config": {"inputs": FLUENT_BIT_INPUTS, "outputs": fluent_bit_output()},
+        "config": {"outputs": fluent_bit_output(), "inputs": fluent_bit_inputs()},
+        # Every node, masters included: their kubelets' and static pods' logs too.
+        "tolerations": [{"operator": "Exists"}],
+        # The etcd VMs' rsyslog (cloudinit.rsyslog_forward_config) reaches the syslog input here.
+        "service": {"type": "NodePort"},
+        "extraPorts": [
+            {
+                "name": "syslog",
+                "port": FLUENT_BIT_SYSLOG_PORT,
+                "containerPort": FLUENT_BIT_SYSLOG_PORT,
+                "protocol": "TCP",
+                "nodePort": ETCD_LOG_NODE_PORT,
+            }
+        ],
     }
+
+
+def fluent_bit_inputs() -> str:
+    """Container logs (``kube.*``), the nodes' services from the journal (``host.*``), the etcd VMs,
+    the API servers' audit log on the masters (``audit.*``, its own index: fluent_bit_output).
+
+    The chart's default inputs (fluent-bit 0.58.1 values.yaml ``config.inputs``) read the
+    journal for kubelet.service only; containerd's log is the node's other half. The
+    journal lives under /var/log/journal, which the chart's DaemonSet mounts with /var/log.
+    """
+    return "\n".join(
+        [
+            "[INPUT]",
+            "    Name tail",
+            "    Path /var/log/containers/*.log",
+            "    multiline.parser docker, cri",
+            "    Tag kube.*",
+            "    Mem_Buf_Limit 5MB",
+            "    Skip_Long_Lines On",
+            "",
+            "[INPUT]",
+            "    Name systemd",
+            "    Tag host.*",
+            "    Systemd_Filter _SYSTEMD_UNIT=kubelet.service",
+            "    Systemd_Filter _SYSTEMD_UNIT=containerd.service",
+            "    Read_From_Tail On",
+            "",
+            # The etcd VMs (not Kubernetes nodes): RFC 5424 over TCP from their rsyslog.
+            "[INPUT]",
+            "    Name syslog",
+            "    Mode tcp",
+            "    Listen 0.0.0.0",
+            f"    Port {FLUENT_BIT_SYSLOG_PORT}",
+            "    Parser syslog-rfc5424",
+            "    Tag etcd.syslog",
+            "",
+            "[INPUT]",
+            "    Name tail",
+            f"    Path {AUDIT_LOG_PATH}",
+            "    Parser json",
+            "    Tag audit.*",
+            "    Mem_Buf_Limit 20MB",
+            "    Skip_Long_Lines On",
+            "",
+        ]
+    )
 
 
 # --- Registry --------------------------------------------------------------------------
@@ -639,6 +690,7 @@ def harbor_values(
     swift_username: pulumi.Input[str],
     database_password: pulumi.Input[str],
     registry_password: pulumi.Input[str],
+    swift_project_id: pulumi.Input[str] | None = None,
 ) -> Values:
     """Harbor with every secret generated by the program.
 
@@ -692,6 +744,10 @@ def harbor_values(
                     "container": spec.container_name("registry"),
                     "region": spec.openstack.region,
                     "authversion": 3,
+                    # Keystone v3 scopes the token: the user's domain and the project that owns
+                    # the container (distribution's swift driver: domain, tenantid).
+                    "domain": spec.identity.domain,
+                    **({"tenantid": swift_project_id} if swift_project_id is not None else {}),
                     "existingSecret": names.HARBOR_SWIFT,
                 },
             },
@@ -735,6 +791,8 @@ def velero_values(spec: ClusterSpec) -> Values:
     if not backups.include_secrets:
         template["excludedResources"] = ["secrets"]
     return {
+        # The metrics Service; monitoring.velero_service_monitor scrapes it when monitoring is on.
+        "metrics": {"enabled": True},
         "initContainers": [
             {
                 "name": "velero-plugin-openstack",

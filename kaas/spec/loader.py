@@ -142,3 +142,15 @@ def load_for_current_stack() -> ClusterSpec:
         spec, str(path), {"cloud": openstack_config.get("cloud"), "region": openstack_config.get("region")}
     )
     return spec
+
+
+def load_alerting_secrets(spec: ClusterSpec) -> dict[str, Any]:
+    """The alert receivers' credentials: ``kaas:<secret_config>`` Pulumi config secrets, by key.
+
+    ``pulumi up`` fails here, naming the key, when one is not set
+    (``pulumi config set --secret kaas:<key> <value>``). Values are ``pulumi.Output`` secrets.
+    """
+    import pulumi
+
+    config = pulumi.Config("kaas")
+    return {key: config.require_secret(key) for key in spec.services.monitoring.alerting.secret_configs()}

@@ -72,6 +72,49 @@ def _dns_label(value: str) -> str:
     return value
 
 
+def reserved_label_problem(label: str) -> str | None:
+    """Why a DNS label cannot name a public host, or None.
+
+    '--' as the third and fourth characters is reserved for IDNA (R-LDH, RFC 5891
+    section 4.2.3.1): only a well-formed ``xn--`` punycode label may have it. Let's
+    Encrypt refuses any other such label (letsencrypt/boulder ``policy/pa.go``,
+    ``errInvalidRLDH``; its tests refuse ``h---test.hk2yz.org``), so a cluster named
+    ``h---x1`` would never get an ingress certificate.
+    """
+    if label[2:4] != "--":
+        return None
+    if not label.startswith("xn--"):
+        return f"label {label!r} has '--' as its 3rd and 4th characters, which DNS reserves for IDNA (xn--)"
+    try:
+        label.encode("ascii").decode("idna")  # punycode that round-trips (Python's IDNA 2003 codec)
+    except UnicodeError:
+        return f"label {label!r} is not a valid IDNA (punycode) label"
+    return None
+
+
+def _host_label(value: str) -> str:
+    problem = reserved_label_problem(value)
+    if problem is not None:
+        raise ValueError(f"{value!r} cannot name a host: {problem}")
+    return value
+
+
+# A node is <cluster>-<tier>-<index> (kaas.rollout.model.node_name): its Nova name, the host
+# name cloud-init sets and kubeadm's node name. A host name is one DNS label (63 at most;
+# Nova truncates longer ones, and two truncated names collide), so the cluster name leaves
+# room for "-worker-" and a 7-digit index.
+CLUSTER_NAME_MAX = 63 - len("-worker-") - 7
+
+
+def _cluster_name(value: str) -> str:
+    if len(value) > CLUSTER_NAME_MAX:
+        raise ValueError(
+            f"{value!r} is {len(value)} characters; at most {CLUSTER_NAME_MAX}, so that "
+            f"{value}-worker-<index> stays a 63-character host name"
+        )
+    return value
+
+
 def _dns_domain(value: str) -> str:
     name = value.rstrip(".")
     if len(name) > 253 or not name:
@@ -79,6 +122,9 @@ def _dns_domain(value: str) -> str:
     for label in name.split("."):
         if not _DNS_LABEL.match(label):
             raise ValueError(f"{value!r} is not a DNS domain: label {label!r} must be {_LABEL_RULE}")
+        problem = reserved_label_problem(label)
+        if problem is not None:
+            raise ValueError(f"{value!r} is not a DNS domain: {problem}")
     return name
 
 
@@ -113,9 +159,23 @@ def _http_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def _version(value: str) -> str:
-    if not re.match(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", value):
-        raise ValueError(f"{value!r} is not a version like 1.2.3")
+def _release_version(value: str) -> str:
+    """The rollout model's own parser (kaas.versions.parse_version): what the spec accepts, the rollout orders."""
+    versions.parse_version(value)
+    return value
+
+
+# SemVer 2.0.0 (semver.org's grammar, build metadata included): what Helm reads as a chart version.
+_SEMVER = re.compile(
+    r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?"
+    r"(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
+)
+
+
+def _chart_version(value: str) -> str:
+    if not _SEMVER.fullmatch(value):
+        raise ValueError(f"{value!r} is not a chart version: use SemVer like 1.2.3 or 1.2.3-rc.1")
     return value
 
 
@@ -143,9 +203,14 @@ def _cron(value: str) -> str:
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 DnsDomain = Annotated[str, AfterValidator(_dns_domain)]
+# A label of a public host name (on ingress certificates): a DNS label that is not R-LDH.
+HostLabel = Annotated[str, AfterValidator(_dns_label), AfterValidator(_host_label)]
+ClusterName = Annotated[str, AfterValidator(_dns_label), AfterValidator(_host_label), AfterValidator(_cluster_name)]
 Cidr = Annotated[str, AfterValidator(_ipv4_network)]
 IPv4 = Annotated[str, AfterValidator(_ipv4_address)]
-Version = Annotated[str, AfterValidator(_version)]
+# Kubernetes, etcd and containerd: exactly what the rollout model parses.
+ReleaseVersion = Annotated[str, AfterValidator(_release_version)]
+ChartVersion = Annotated[str, AfterValidator(_chart_version)]
 HttpUrlText = Annotated[str, AfterValidator(_http_url)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 Email = Annotated[str, AfterValidator(_email)]
@@ -420,14 +485,14 @@ class EtcdBackupSpec(SpecModel):
 
 
 class VersionsSpec(SpecModel):
-    kubernetes: Version = versions.KUBERNETES
-    etcd: Version = versions.ETCD
-    containerd: Version = versions.CONTAINERD
+    kubernetes: ReleaseVersion = versions.KUBERNETES
+    etcd: ReleaseVersion = versions.ETCD
+    containerd: ReleaseVersion = versions.CONTAINERD
 
 
 class ServiceSpec(SpecModel):
     enabled: bool = True
-    chart_version: Version | None = Field(default=None, description="Overrides the catalog's pinned version.")
+    chart_version: ChartVersion | None = Field(default=None, description="Overrides the catalog's pinned version.")
 
 
 class CniServiceSpec(ServiceSpec):
@@ -440,7 +505,83 @@ class IngressSpec(ServiceSpec):
     acme_email: Email | None = None
 
 
+class AlertSeverity(StrEnum):
+    """The ``severity`` label of kube-prometheus-stack's rules (and of ours)."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class ReceiverKind(StrEnum):
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+    PAGERDUTY = "pagerduty"
+    OPSGENIE = "opsgenie"
+
+
+class AlertReceiver(SpecModel):
+    """One on-call destination of the provider; its credential is a Pulumi config secret.
+
+    ``secret_config`` names the key in the ``kaas`` config namespace (set with
+    ``pulumi config set --secret kaas:<key> ...``) that holds the webhook URL, the SMTP
+    password, the PagerDuty routing key or the Opsgenie API key. It never appears in the
+    spec, the Helm values or the plan: Alertmanager reads it from a mounted Secret.
+    """
+
+    name: DnsLabel
+    kind: ReceiverKind
+    secret_config: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
+    severities: tuple[AlertSeverity, ...] = Field(default=(AlertSeverity.CRITICAL, AlertSeverity.WARNING), min_length=1)
+    email_to: NonEmpty | None = None
+    email_from: NonEmpty | None = None
+    smarthost: NonEmpty | None = Field(default=None, description="host:port of the SMTP server (email only).")
+    email_username: NonEmpty | None = None
+
+    @model_validator(mode="after")
+    def _email_fields(self) -> AlertReceiver:
+        email = (self.email_to, self.email_from, self.smarthost)
+        if self.kind is ReceiverKind.EMAIL and None in email:
+            raise ValueError("an email receiver needs email_to, email_from and smarthost")
+        if self.kind is not ReceiverKind.EMAIL and any(v is not None for v in (*email, self.email_username)):
+            raise ValueError(f"email_* and smarthost are for email receivers, not {self.kind.value}")
+        return self
+
+
+class DeadMansSwitchSpec(SpecModel):
+    """Where the always-firing Watchdog alert goes: a heartbeat that pages when it stops."""
+
+    secret_config: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")] = Field(
+        description="kaas config secret holding the heartbeat webhook URL."
+    )
+    repeat_interval_minutes: int = Field(default=5, ge=1, le=60)
+
+
+class AlertingSpec(SpecModel):
+    """Alert routing: by severity to the receivers; the Watchdog to the dead man's switch."""
+
+    receivers: tuple[AlertReceiver, ...] = ()
+    dead_mans_switch: DeadMansSwitchSpec | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> AlertingSpec:
+        names = [r.name for r in self.receivers]
+        if len(names) != len(set(names)):
+            raise ValueError(f"receiver names must be unique, got {names}")
+        if "null" in names or "dead-mans-switch" in names:
+            raise ValueError("'null' and 'dead-mans-switch' are reserved receiver names")
+        return self
+
+    def secret_configs(self) -> tuple[str, ...]:
+        """Every config key whose secret the program reads, in a stable order."""
+        keys = [r.secret_config for r in self.receivers]
+        if self.dead_mans_switch is not None:
+            keys.append(self.dead_mans_switch.secret_config)
+        return tuple(dict.fromkeys(keys))
+
+
 class MonitoringSpec(ServiceSpec):
+    alerting: AlertingSpec = AlertingSpec()
     prometheus_retention_days: int = Field(default=3, ge=1)
     app_prometheus_retention_days: int = Field(default=3, ge=1)
     prometheus_volume_gb: int = Field(default=50, ge=1)
@@ -451,7 +592,7 @@ class MonitoringSpec(ServiceSpec):
 class LoggingSpec(ServiceSpec):
     retention_days: int = Field(default=7, ge=1)
     volume_gb: int = Field(default=100, ge=1)
-    dashboards_host: DnsLabel = "kibana"
+    dashboards_host: HostLabel = "kibana"
 
 
 class RegistrySpec(ServiceSpec):
@@ -535,7 +676,7 @@ class SecuritySpec(SpecModel):
 class ClusterSpec(SpecModel):
     """One customer environment."""
 
-    name: DnsLabel
+    name: ClusterName
     domain: DnsDomain
     environment: Environment = Environment.PRODUCTION
     provider_name: DnsLabel = Field(

@@ -56,9 +56,11 @@ class FakeCluster:
     secrets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (namespace, name) -> Secret
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add_node(self, name: str, ready: bool = True) -> None:
+    def add_node(self, name: str, ready: bool = True, since: str = "2026-12-01T09:00:00Z", status: str = "") -> None:
+        """``since``: the Ready condition's lastTransitionTime; ``status``: its status when not ready
+        (``False`` by default, ``Unknown`` when the node controller lost the kubelet)."""
         with self.lock:
-            self.nodes[name] = {"ready": ready, "unschedulable": False}
+            self.nodes[name] = {"ready": ready, "unschedulable": False, "since": since, "status": status or "False"}
 
     def _node(self, name: str) -> dict[str, Any]:
         node = self.nodes[name]
@@ -67,7 +69,17 @@ class FakeCluster:
             "apiVersion": "v1",
             "metadata": {"name": name},
             "spec": {"unschedulable": True} if node["unschedulable"] else {},
-            "status": {"conditions": [{"type": "Ready", "status": "True" if node["ready"] else "False"}]},
+            "status": {
+                "conditions": [
+                    {"type": "MemoryPressure", "status": "False", "lastTransitionTime": "2026-11-01T09:00:00Z"},
+                    {
+                        "type": "Ready",
+                        "status": "True" if node["ready"] else node.get("status", "False"),
+                        "lastTransitionTime": node.get("since", "2026-12-01T09:00:00Z"),
+                        "reason": "KubeletReady" if node["ready"] else "NodeStatusUnknown",
+                    },
+                ]
+            },
         }
 
     def _pod(self, pod: FakePod) -> dict[str, Any]:
@@ -117,6 +129,10 @@ class FakeCluster:
                 members = [{"address": a, "operating_status": s} for a, s in self.pool_members.items()]
                 return json_answer(200, {"members": members})
             return not_found
+        if path == "/api/v1/nodes" and method == "GET":
+            return json_answer(
+                200, {"kind": "NodeList", "apiVersion": "v1", "items": [self._node(n) for n in self.nodes]}
+            )
         if parts[:3] == ["api", "v1", "nodes"] and len(parts) == 4:
             name = parts[3]
             if name not in self.nodes:
