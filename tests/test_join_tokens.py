@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from kaas.offline import ProgramExitError, Secret, run_project
+from kaas.offline.plan import offline_secrets
 from kaas.offline.planfile import plain
 from kaas.spec import load_stack_spec
 
@@ -35,7 +36,8 @@ def scale_up(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def user_data(spec_file: str, **config: str) -> dict[str, object]:
     """``pulumi up -s acme-prod -c kaas:spec=<file> [-c kaas:joinToken=...]`` under the offline engine."""
-    planned = run_project("acme-prod", config={"spec": spec_file, **config})
+    secrets = offline_secrets(load_stack_spec("acme-prod"))  # the alert receivers' config secrets
+    planned = run_project("acme-prod", config={"spec": spec_file, **secrets, **config})
     return {r.name: r.inputs["userData"] for r in planned.by_type(INSTANCE)}
 
 
@@ -64,7 +66,7 @@ def test_without_a_join_token_a_step_that_builds_a_node_warns_and_a_first_deploy
     assert any("acme-prod-worker-3 join with the stack's first bootstrap token" in w for w in warnings), warnings
     caplog.clear()
     with caplog.at_level(logging.WARNING):  # no rollout record: the first deployment, kubeadm init makes the token
-        run_project("acme-prod", config={"spec": scale_up, "rollout": str(tmp_path / "none.yaml")})
+        user_data(scale_up, rollout=str(tmp_path / "none.yaml"))
     assert not [r for r in caplog.records if "bootstrap token" in r.getMessage()]
 
 
