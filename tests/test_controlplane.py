@@ -11,7 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +27,8 @@ from kaas.bootstrap import cloudinit
 from kaas.bootstrap.pki import discovery_ca_hash
 from kaas.offline.plan import plan_stack
 from kaas.offline.planfile import plain
+from kaas.roll.live import kube_client
+from kaas.roll.tokens import JOIN_TOKEN_TTL, JoinTokens
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.controlplane import (
     KEYSTONE_API_VERSIONS,
@@ -505,3 +510,66 @@ def test_the_dry_run_reports_what_the_cluster_would_refuse(control_plane: Contro
     assert refused_typo.returncode != 0 and "reclaimPolicie" in refused_typo.stderr, refused_typo.stderr
     assert refused_pod.returncode != 0 and "violates PodSecurity" in refused_pod.stderr, refused_pod.stderr
     assert warned.returncode == 0 and "would violate PodSecurity" in warned.stderr, warned.stderr
+
+
+# ---------------------------------------------------------------------------------
+# Join tokens minted by kaas roll (issue 17)
+#
+# Upstream: plugin/pkg/auth/authenticator/token/bootstrap/bootstrap.go (a token Secret in
+# kube-system authenticates "<id>.<secret>" as system:bootstrap:<id> with its extra groups,
+# until its expiration) and pkg/controller/bootstrap/tokencleaner.go (expired ones are deleted;
+# kubeadm runs the controller manager with --controllers=*,bootstrapsigner,tokencleaner).
+
+
+def _whoami(cp: ControlPlane, token: str) -> int:
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    return cp.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", token=token, body=review).status_code
+
+
+def _until(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _join_tokens(cp: ControlPlane, directory: Path, ttl: timedelta = JOIN_TOKEN_TTL) -> JoinTokens:
+    return JoinTokens(kube_client(cp.admin_kubeconfig.read_text(), directory).api, ttl=ttl)
+
+
+def test_a_roll_join_token_is_a_kubeadm_node_token_the_api_server_accepts_until_the_roll_deletes_it(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    tokens = _join_tokens(control_plane, tmp_path)
+    token = tokens.create("kaas roll: join of t1-worker-9")
+    assert _until(lambda: _whoami(control_plane, token.value) == 201, 10)
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    answer = control_plane.request(
+        "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", token=token.value, body=review
+    )
+    user = answer.json()["status"]["userInfo"]
+    assert user["username"] == f"system:bootstrap:{token.token_id}"
+    assert {"system:bootstrappers", "system:bootstrappers:kubeadm:default-node-token"} <= set(user["groups"])
+    # kubeadm reads it as one of its tokens: the ID, the expiry, the usages, the description.
+    listed = checked(control_plane.kubeadm("token", "list", f"--kubeconfig={control_plane.admin_kubeconfig}"))
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(token.token_id)]
+    assert "authentication,signing" in row and "kaas roll: join of t1-worker-9" in row
+    assert token.expires.strftime("%Y-%m-%dT%H:%M") in row
+    assert token.token_id in tokens.created()
+    assert token.token_id in tokens.delete_all()
+    assert _until(lambda: _whoami(control_plane, token.value) == 401, 10)
+    assert token.token_id not in tokens.created()
+
+
+def test_a_roll_join_token_expires_and_the_token_cleaner_deletes_it(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    tokens = _join_tokens(control_plane, tmp_path, ttl=timedelta(seconds=8))
+    token = tokens.create("kaas roll: expiry test")
+    assert _until(lambda: _whoami(control_plane, token.value) == 201, 5)
+    assert _until(lambda: _whoami(control_plane, token.value) == 401, 20)
+    refused_at = datetime.now(UTC)
+    assert refused_at >= token.expires - timedelta(seconds=1)  # refused for its expiry (second precision)
+    assert _until(lambda: token.token_id not in tokens.created(), 60), "the token cleaner did not delete it"

@@ -736,7 +736,8 @@ def init_configuration(cluster: KubernetesCluster, node: KubernetesNode, certifi
         "kind": "InitConfiguration",
         # The token in every node's user data expires (spec security.bootstrap_token_ttl_hours):
         # whoever reads the user data later (a pod, the metadata service's logs) holds a
-        # dead credential. Nodes created after it expired need a fresh token (architecture.md).
+        # dead credential. Nodes built after it expired join with the fresh token kaas roll mints
+        # for their step (config kaas:joinToken, kaas.roll.tokens).
         "bootstrapTokens": [
             {
                 "token": cluster.bootstrap_token,
