@@ -10,14 +10,15 @@ import sys
 
 import pulumi
 
-from kaas.program import current_plan, run
+from kaas.program import current_join_token, current_plan, run
 from kaas.spec import SpecError
 
 try:
     plan = current_plan()  # the spec, its rollout record, the next rollout step
+    join_token = current_join_token()  # config kaas:joinToken (kaas roll), for the nodes this step builds
 except SpecError as error:
     # One line per problem, no traceback; nothing has been registered yet.
     print(error, file=sys.stderr)
     raise SystemExit(2) from None
 
-pulumi.run(lambda: run(plan))
+pulumi.run(lambda: run(plan, join_token))

@@ -406,8 +406,9 @@ def _roll_live(
     import tempfile
 
     from kaas.roll.automation import AutomationStack
-    from kaas.roll.live import live_gates
+    from kaas.roll.live import kube_client, live_gates
     from kaas.roll.runner import RollError, Runner
+    from kaas.roll.tokens import JoinTokens
 
     if not args.yes:
         answer = input(f"Roll stack {args.stack} with pulumi up, one step at a time? [y/N] ")
@@ -416,19 +417,22 @@ def _roll_live(
             return EXIT_OK
     driver = AutomationStack(args.stack, _repo(), spec, on_output=lambda line: print(f"    {line}", end=""))
     with tempfile.TemporaryDirectory(prefix="kaas-roll-") as secrets:
-        gates = live_gates(
-            spec,
-            driver.outputs(),
-            os.environ,
-            Path(secrets),
-            args.etcd_certs,
-            args.drain_timeout,
-            args.gate_timeout,
-            print,
-        )
-        runner = Runner(desired, records, driver, gates, where)
         try:
-            result = runner.run(tier)
+            # The etcd client certificate, the admin kubeconfig: the stack's outputs (--etcd-certs overrides).
+            outputs = driver.outputs()
+            gates = live_gates(
+                spec,
+                outputs,
+                os.environ,
+                Path(secrets),
+                args.etcd_certs,
+                args.drain_timeout,
+                args.gate_timeout,
+                print,
+            )
+            # Fresh bootstrap tokens for the nodes a step builds (kaas.roll.tokens), as the admin.
+            tokens = JoinTokens(kube_client(str(outputs["adminKubeconfig"]), Path(secrets)).api)
+            result = Runner(desired, records, driver, gates, where, join_tokens=tokens).run(tier)
         except RollError as error:
             print(f"kaas roll: {error}", file=sys.stderr)
             return EXIT_ROLL_STOPPED

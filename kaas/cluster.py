@@ -51,6 +51,7 @@ class KaasCluster(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         *,
         alerting_secrets: Mapping[str, pulumi.Input[str]] | None = None,
+        join_token: pulumi.Output[str] | None = None,
     ) -> None:
         # The policy pack reads the spec's facts (environment, backup interval, ...) and the
         # rollout step (recorded state, desired revisions) from these inputs.
@@ -106,6 +107,7 @@ class KaasCluster(pulumi.ComponentResource):
             api_endpoint_host=plan.api_host,
             backup_access_key=self.identity.backup_access_key,
             backup_secret_key=self.identity.backup_secret_key,
+            join_token=join_token,
             opts=child,
         )
         self.etcd_nodes = self._tier(Role.ETCD, provider, self.bootstrap.etcd_user_data)
@@ -195,8 +197,8 @@ class KaasCluster(pulumi.ComponentResource):
         )
 
     def stack_outputs(self) -> dict[str, Any]:
-        """Typed, non-secret outputs (kaas.outputs.StackOutputs, one key per field) + the secret kubeconfigs and
-        the etcd backup key."""
+        """Typed, non-secret outputs (kaas.outputs.StackOutputs, one key per field) + the secret kubeconfigs,
+        the etcd backup key and kaas roll's etcd client credentials."""
         plan = self.plan
         dumped = self.facts().apply(lambda facts: build_stack_outputs(plan, facts).model_dump(mode="json"))
         return {
@@ -205,4 +207,6 @@ class KaasCluster(pulumi.ComponentResource):
             "breakGlassKubeconfig": self.bootstrap.break_glass_kubeconfig,
             # The only key to the etcd snapshots: kept by the stack (a protected secret), read for a restore.
             "etcdBackupKey": self.bootstrap.etcd_backup_key,
+            # kaas roll's etcd client (membership changes, health gates); the key is a secret.
+            **self.bootstrap.roll_etcd_credentials(),
         }

@@ -15,8 +15,9 @@ output per field (camelCase keys, see :func:`export_keys`); ``python -m kaas han
 reads the JSON of ``pulumi stack output --json`` back with :func:`load_outputs`.
 
 Secret outputs (the admin kubeconfig) are separate stack outputs, never part of the
-model: :func:`load_outputs` ignores the known secret keys and any key whose value is
-masked as ``"[secret]"``, and rejects everything else that does not fit the model.
+model, and so are the operator's etcd client credentials for ``kaas roll`` (not handover
+material): :func:`load_outputs` ignores those keys and any key whose value is masked as
+``"[secret]"``, and rejects everything else that does not fit the model.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from kaas.bootstrap.outputs import EtcdOutput, etcd_output
+from kaas.bootstrap.pki import ROLL_ETCD_OUTPUT_KEYS
 from kaas.cluster_plan import ClusterPlan
 from kaas.offline.planfile import SECRET_MASK
 from kaas.openstack.outputs import (
@@ -56,7 +58,13 @@ from kaas.services.outputs import (
 
 SCHEMA: Literal["kaas.outputs/v1"] = "kaas.outputs/v1"
 # Stack outputs that hold secrets: exported separately (as Pulumi secrets), never in the model.
-SECRET_OUTPUT_KEYS = frozenset({"adminKubeconfig", "breakGlassKubeconfig", "kubeconfig", "etcdBackupKey"})
+SECRET_OUTPUT_KEYS = frozenset(
+    {"adminKubeconfig", "breakGlassKubeconfig", "kubeconfig", "etcdBackupKey", "etcdClientKeyPem"}
+)
+# kaas roll's etcd client (the etcd CA, the ``kaas-roll`` client certificate and its key,
+# kaas.bootstrap.pki.ROLL_ETCD_OUTPUT_KEYS): separate stack outputs for the operator, the key
+# a secret (above), the certificates plain; not part of the customer's model.
+OPERATOR_OUTPUT_KEYS = frozenset(ROLL_ETCD_OUTPUT_KEYS) - SECRET_OUTPUT_KEYS
 
 
 def minimum_kubectl_version(kubernetes_version: str) -> str:
@@ -251,7 +259,8 @@ def load_outputs(data: object, source: str = "<outputs>") -> StackOutputs:
         raise OutputsError(
             source, [f"{key}: is masked as {SECRET_MASK!r} but is not a secret output" for key in masked]
         )
-    kept = {k: v for k, v in data.items() if k not in SECRET_OUTPUT_KEYS and v != SECRET_MASK}
+    skipped = SECRET_OUTPUT_KEYS | OPERATOR_OUTPUT_KEYS
+    kept = {k: v for k, v in data.items() if k not in skipped and v != SECRET_MASK}
     try:
         return StackOutputs.model_validate(kept, by_alias=True, by_name=False)
     except ValidationError as error:

@@ -13,11 +13,14 @@ import gc
 from pathlib import Path
 
 import pulumi
+from pulumi.runtime.config import get_config
 
+from kaas.bootstrap.pki import JOIN_TOKEN_CONFIG_KEY, bootstrap_token
 from kaas.cluster import KaasCluster
 from kaas.cluster_plan import ClusterPlan, make_cluster_plan
+from kaas.rollout import Action, Tier
 from kaas.rollout.record import load_record, record_path
-from kaas.spec import load_alerting_secrets, load_for_current_stack
+from kaas.spec import SpecError, load_alerting_secrets, load_for_current_stack
 
 # Full (oldest-generation) collections only every this many young collections instead
 # of Python's default 10 (see ``run``).
@@ -39,10 +42,37 @@ def current_plan() -> ClusterPlan:
     return make_cluster_plan(spec, load_record(path, spec), str(path), pulumi.Config("kaas").get("spec"))
 
 
-def deploy(plan: ClusterPlan) -> KaasCluster:
-    """Build the cluster as ``plan`` says (this step of its rollout) and export its outputs."""
+def current_join_token() -> str | None:
+    """Config ``kaas:joinToken``: a bootstrap token valid now for the masters and workers this
+    ``pulumi up`` builds (``kaas roll`` sets it, a secret, for one update; kaas.roll.tokens says
+    why the roll mints it). Checked before anything is registered: a malformed one raises
+    :class:`kaas.spec.SpecError` naming the key, never the value."""
+    value = get_config(f"kaas:{JOIN_TOKEN_CONFIG_KEY}")
+    if value is None:
+        return None
+    token_id, _, secret = value.strip().partition(".")
+    try:
+        return bootstrap_token(token_id, secret)
+    except ValueError:
+        raise SpecError(
+            f"config kaas:{JOIN_TOKEN_CONFIG_KEY}", ["is not a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16})"]
+        ) from None
+
+
+def deploy(plan: ClusterPlan, join_token: str | None = None) -> KaasCluster:
+    """Build the cluster as ``plan`` says (this step of its rollout) and export its outputs; the
+    nodes the step builds join with ``join_token`` (:func:`current_join_token`) when given."""
+    joining = [n.name for n in plan.nodes if n.tier is not Tier.ETCD and n.action in (Action.CREATE, Action.REPLACE)]
+    if join_token is None and joining and not plan.first_deploy:
+        pulumi.log.warn(
+            f"{', '.join(joining)} join with the stack's first bootstrap token, which expired"
+            f" {plan.spec.security.bootstrap_token_ttl_hours} h after the first deployment: run this step with"
+            " kaas roll (it mints a fresh token), or set one: pulumi config set --secret kaas:joinToken"
+            " $(kubeadm token create --ttl 1h) (on a master)"
+        )
+    secret = None if join_token is None else pulumi.Output.secret(join_token)
     # The alert receivers' credentials: kaas: config secrets (a missing one stops here, named).
-    cluster = KaasCluster(plan.spec.name, plan, alerting_secrets=load_alerting_secrets(plan.spec))
+    cluster = KaasCluster(plan.spec.name, plan, alerting_secrets=load_alerting_secrets(plan.spec), join_token=secret)
     for key, value in cluster.stack_outputs().items():
         pulumi.export(key, value)
     return cluster
@@ -69,8 +99,8 @@ async def registrations_settled() -> None:
                 await asyncio.wait((task,))
 
 
-async def run(plan: ClusterPlan) -> None:
-    """What ``pulumi up`` runs (through ``pulumi.run``): ``deploy(plan)``, then its registrations settled.
+async def run(plan: ClusterPlan, join_token: str | None = None) -> None:
+    """What ``pulumi up`` runs (through ``pulumi.run``): ``deploy(plan, join_token)``, then its registrations settled.
 
     While the graph is built, the program allocates about a million objects (Outputs,
     tasks, their futures) that mostly live until the registrations complete; Python's
@@ -81,5 +111,5 @@ async def run(plan: ClusterPlan) -> None:
     """
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
-    deploy(plan)
+    deploy(plan, join_token)
     await registrations_settled()

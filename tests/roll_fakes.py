@@ -56,6 +56,7 @@ class FakeStack:
     records: RecordFile
     stack: str = "acme-prod"
     ups: list[list[str]] = field(default_factory=list)
+    configs: list[dict[str, str]] = field(default_factory=list)  # the secret config of each up
     steps: list[Step] = field(default_factory=list)
     crash_before_answer: set[int] = field(default_factory=set)  # up numbers (1-based) applied, then a crash
     on_apply: Callable[[Step], None] = lambda _step: None
@@ -68,8 +69,9 @@ class FakeStack:
     def urns(self, step: Step) -> Sequence[str]:
         return [*shared_urns(self.stack, self.desired.cluster), *self._urns(step.before), *self._urns(step.after)]
 
-    def up(self, targets: Sequence[str]) -> Mapping[str, Any]:
+    def up(self, targets: Sequence[str], secret_config: Mapping[str, str] | None = None) -> Mapping[str, Any]:
         self.ups.append(list(targets))
+        self.configs.append(dict(secret_config or {}))
         recorded = self.records.load()
         step = next_step(self.desired, recorded)
         cluster = self.desired.cluster

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -53,6 +54,21 @@ def test_admin_client_cert_is_in_kubeadms_admin_group_and_signed_by_the_kubernet
     ]
     assert _signed_by(admin, _cert(bp.output("caCertPem")))
     assert not _signed_by(admin, _cert(bp.output("etcdCaCertPem")))
+
+
+def test_the_roll_has_its_own_etcd_client_certificate_signed_by_the_etcd_client_ca() -> None:
+    bp = bootstrap_plan("acme-prod")
+    roll = _cert(bp.output("etcdClientCertPem"))
+    apiserver = _cert(bp.output("apiserverEtcdClientCertPem"))
+    assert roll.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "kaas-roll"
+    assert roll.public_key() != apiserver.public_key()
+    assert _signed_by(roll, _cert(bp.output("etcdCaCertPem")))
+    assert not _signed_by(roll, _cert(bp.output("etcdPeerCaCertPem")))  # no peer of the raft cluster
+    assert list(roll.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.CLIENT_AUTH
+    ]
+    key = serialization.load_pem_private_key(plain(bp.output("etcdClientKeyPem"), show_secrets=True).encode(), None)
+    assert key.public_key() == roll.public_key()
 
 
 def test_keystone_auth_serving_cert_covers_loopback() -> None:
@@ -111,8 +127,8 @@ def test_private_keys_and_token_parts_are_secret_outputs_of_their_resources() ->
     plan = bootstrap_plan("acme-prod").plan
     keys = plan.by_type("tls:index/privateKey:PrivateKey")
     assert (
-        len(keys) == 4 + 1 + 5 + 5 + 4
-    )  # CAs, service account, etcd members and peers, etcd client + admin + break-glass + keystone
+        len(keys) == 4 + 1 + 5 + 5 + 5
+    )  # CAs, service account, etcd members and peers, etcd clients (API server, roll) + admin + break-glass + keystone
     assert all("privateKeyPem" in k.options["additionalSecretOutputs"] for k in keys)
     for record in plan.by_type("tls:index/locallySignedCert:LocallySignedCert"):
         assert isinstance(record.inputs["caPrivateKeyPem"], Secret)

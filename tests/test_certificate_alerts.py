@@ -35,15 +35,18 @@ def plan() -> Plan:
     return plan_spec(make_spec())
 
 
-def rule_record() -> ResourceRecord:
-    [record] = [r for r in plan().resources if r.name == "t1-certificate-expiry"]
+def rule_record(name: str = "t1-certificate-expiry") -> ResourceRecord:
+    [record] = [r for r in plan().resources if r.name == name]
     return record
 
 
-def rule_manifest() -> dict[str, Any]:
-    record = rule_record()
+def rule_manifest(name: str = "t1-certificate-expiry") -> dict[str, Any]:
+    record = rule_record(name)
     inputs = plain(record.inputs, show_secrets=True)
     return {"apiVersion": inputs["apiVersion"], "kind": inputs["kind"], **inputs}
+
+
+CERT_MANAGER_RULES = "t1-cert-manager-rules"
 
 
 @cache
@@ -68,7 +71,8 @@ def test_every_alert_expression_parses_and_every_alert_fires_30_days_ahead() -> 
         promql_parser.parse("kaas_certificate_expiry_timestamp_seconds - time( < 1")
 
 
-def test_rule_is_valid_for_the_charts_prometheusrule_crd() -> None:
+@pytest.mark.parametrize("name", ["t1-certificate-expiry", CERT_MANAGER_RULES])
+def test_rule_is_valid_for_the_charts_prometheusrule_crd(name: str) -> None:
     [crd] = [
         m
         for m in rendered_stack()
@@ -79,22 +83,104 @@ def test_rule_is_valid_for_the_charts_prometheusrule_crd() -> None:
     # Not jsonschema.validate: it checks the schema's own patterns as Python regexes, and
     # the CRD's are Go's ("^(?i)(abort|warn)?$").
     validator = jsonschema.Draft7Validator(version["schema"]["openAPIV3Schema"])
-    manifest = rule_manifest()
+    manifest = rule_manifest(name)
     validator.validate(manifest)
     broken = {**manifest, "spec": {"groups": [{"rules": manifest["spec"]["groups"][0]["rules"]}]}}
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(broken)  # a group without its name
 
 
-def test_the_charts_prometheus_selects_the_rule() -> None:
+@pytest.mark.parametrize("name", ["t1-certificate-expiry", CERT_MANAGER_RULES])
+def test_the_charts_prometheus_selects_the_rule(name: str) -> None:
     [prometheus] = [m for m in rendered_stack() if m.get("kind") == "Prometheus"]
     spec = prometheus["spec"]
-    labels = rule_manifest()["metadata"]["labels"]
+    labels = rule_manifest(name)["metadata"]["labels"]
     assert spec["ruleSelector"].get("matchLabels", {}).items() <= labels.items()
     namespace_labels = objects.platform_namespace(make_spec())["metadata"]["labels"]
     assert spec["ruleNamespaceSelector"]["matchLabels"].items() <= namespace_labels.items()
-    assert rule_manifest()["metadata"]["namespace"] == make_spec().platform_namespace
-    assert rule_record().dependencies and any(alerts.PROMETHEUS_STACK_RELEASE in d for d in rule_record().dependencies)
+    assert rule_manifest(name)["metadata"]["namespace"] == make_spec().platform_namespace
+    dependencies = rule_record(name).dependencies
+    assert dependencies and any(alerts.PROMETHEUS_STACK_RELEASE in d for d in dependencies)
+
+
+# --- cert-manager's certificates ---------------------------------------------------------
+#
+# cert-manager pkg/metrics/certificates.go (UpdateCertificate) and pkg/metrics/certificates_test.go:
+# the metrics the controller exports per Certificate, with these labels.
+CERT_MANAGER_METRICS = {
+    "certmanager_certificate_expiration_timestamp_seconds": {"name", "namespace", "issuer_name", "issuer_kind",
+                                                             "issuer_group"},
+    "certmanager_certificate_ready_status": {"name", "namespace", "condition", "issuer_name", "issuer_kind",
+                                             "issuer_group"},
+    "up": {"job"},  # Prometheus' own series per target
+}  # fmt: skip
+
+
+def _selectors(node: Any) -> list[Any]:
+    """Every vector selector in a parsed PromQL expression."""
+    if isinstance(node, promql_parser.VectorSelector):
+        return [node]
+    found = []
+    for attribute in ("lhs", "rhs", "expr", "args"):
+        child = getattr(node, attribute, None)
+        for item in child if isinstance(child, list) else [child]:
+            if item is not None and not isinstance(item, (str, int, float)):
+                found += _selectors(item)
+    return found
+
+
+def _cert_manager_rules() -> dict[str, dict[str, Any]]:
+    return {r["alert"]: r for r in rule_manifest(CERT_MANAGER_RULES)["spec"]["groups"][0]["rules"]}
+
+
+def test_cert_manager_alerts_read_the_metrics_cert_manager_exports() -> None:
+    rules = _cert_manager_rules()
+    assert set(rules) == {
+        "CertManagerCertificateExpiresSoon",
+        "CertManagerCertificateExpiresVerySoon",
+        "CertManagerCertificateNotReady",
+        "CertManagerAbsent",
+    }
+    for name, rule in rules.items():
+        selectors = _selectors(promql_parser.parse(rule["expr"]))
+        assert selectors, name
+        for selector in selectors:
+            assert selector.name in CERT_MANAGER_METRICS, (name, selector.name)
+            for matcher in selector.matchers.matchers:
+                assert matcher.name in CERT_MANAGER_METRICS[selector.name], (name, matcher.name)
+    # The certificate's namespace arrives as exported_namespace (honorLabels false: the target's wins).
+    assert "exported_namespace" in rules["CertManagerCertificateNotReady"]["annotations"]["summary"]
+
+
+def test_cert_manager_expiry_alerts_fire_14_and_3_days_ahead_and_ignore_unissued_certificates() -> None:
+    rules = _cert_manager_rules()
+    soon, very_soon = rules["CertManagerCertificateExpiresSoon"], rules["CertManagerCertificateExpiresVerySoon"]
+    assert (soon["labels"]["severity"], very_soon["labels"]["severity"]) == ("warning", "critical")
+    assert f"< {14 * 86400}" in soon["expr"] and f">= {3 * 86400}" in soon["expr"]  # no warning beside the critical
+    assert f"< {3 * 86400}" in very_soon["expr"]
+    for rule in (soon, very_soon):
+        # The expiry is 0 until the first issuance; `and` binds looser than the comparisons.
+        expr = promql_parser.parse(rule["expr"])
+        while isinstance(expr, promql_parser.BinaryExpr) and str(expr.op) == "and":
+            expr = expr.lhs
+        assert str(expr) == "certmanager_certificate_expiration_timestamp_seconds{} > 0", rule["expr"]
+
+
+def test_cert_manager_not_ready_fires_only_when_sustained() -> None:
+    rules = _cert_manager_rules()
+    not_ready = rules["CertManagerCertificateNotReady"]
+    assert 'condition="False"' in not_ready["expr"] and not_ready["for"] == "1h"
+    assert rules["CertManagerAbsent"]["for"] == "30m"
+
+
+def test_cert_manager_monitor_and_rules_wait_for_both_releases() -> None:
+    for name in ("t1-cert-manager-monitor", CERT_MANAGER_RULES):
+        dependencies = rule_record(name).dependencies
+        assert any(d.endswith("::cert-manager") for d in dependencies), dependencies
+        assert any(d.endswith("::" + alerts.PROMETHEUS_STACK_RELEASE) for d in dependencies), dependencies
+    # And the cert-manager release does not wait for monitoring (the reason they are our objects).
+    [release] = [r for r in plan().by_type(RELEASE) if r.name == "cert-manager"]
+    assert not any(alerts.PROMETHEUS_STACK_RELEASE in d for d in release.dependencies)
 
 
 def test_node_exporter_reads_the_masters_certificate_report() -> None:

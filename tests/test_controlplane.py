@@ -11,7 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,10 +23,13 @@ import pytest
 import yaml
 from cryptography import x509
 
+from kaas.bootstrap.hardening import TLS_CIPHER_SUITES
 from kaas.bootstrap.pki import discovery_ca_hash
 from kaas.bootstrap.userdata.kubeadm import AUTHENTICATION_CONFIG_PATH, KUBEADM_CONFIG_PATH, KUBERNETES_PKI_DIR
 from kaas.offline.plan import plan_stack
 from kaas.offline.planfile import plain
+from kaas.roll.live import kube_client
+from kaas.roll.tokens import JOIN_TOKEN_TTL, JoinTokens
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.controlplane import (
     KEYSTONE_API_VERSIONS,
@@ -381,6 +387,96 @@ def test_the_api_server_certificate_kubeadm_generates_names_every_endpoint_the_n
     assert dialled and dialled <= names, (dialled, names)
 
 
+# ---------------------------------------------------------------------------------
+# The kubelet's configuration
+#
+# Upstream: cmd/kubeadm/app/util/config/common.go (ValidateConfig: `kubeadm config validate`
+# decodes every document strictly: an unknown field or a wrong type is an error) and
+# cmd/kubeadm/app/componentconfigs/kubelet.go (Default: warns "The recommended value for ..."
+# when anonymous auth, webhook authn/authz or the read-only port differ from its secure
+# defaults). kubeadm does not parse the TLS names: the kubelet does, at start
+# (cmd/kubelet/app/server.go InitializeTLS: cliflag.TLSCipherSuites, cliflag.TLSVersion), with
+# the same k8s.io/component-base/cli/flag functions as the API server's --tls-cipher-suites
+# and --tls-min-version (k8s.io/apiserver pkg/server/options/serving.go), which the fixture's
+# real kube-apiserver runs with.
+
+KUBELET_HARDENING = {
+    "tlsMinVersion": "VersionTLS12",
+    "tlsCipherSuites": list(TLS_CIPHER_SUITES),
+    "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True}},
+    "authorization": {"mode": "Webhook"},
+    "readOnlyPort": 0,
+}
+
+
+def _init_master_config(stack: str, root: Path) -> tuple[Path, dict[str, dict[str, Any]]]:
+    plan = bootstrap_plan(stack)
+    nodes = [install_user_data(text, root / str(i)) for i, text in enumerate(plan.texts("masterUserData"))]
+    [node] = [n for n in nodes if "KubeletConfiguration" in kubeadm_documents(n)]
+    return node.path(KUBEADM_CONFIG_PATH), kubeadm_documents(node)
+
+
+def _kubeadm_validate(config: Path) -> subprocess.CompletedProcess[str]:
+    return run([binary("kubeadm"), "config", "validate", f"--config={config}"])
+
+
+def _subset(wanted: dict[str, Any], got: dict[str, Any]) -> bool:
+    return all(
+        _subset(value, got.get(key) or {}) if isinstance(value, dict) else got.get(key) == value
+        for key, value in wanted.items()
+    )
+
+
+@pytest.mark.skipif(bool(missing_binaries()), reason="control-plane binaries not built (tools/controlplane/build.sh)")
+@pytest.mark.parametrize("stack", ["minimal", *STACKS])
+def test_kubeadm_accepts_the_hardened_kubelet_configuration_and_recommends_nothing(stack: str, tmp_path: Path) -> None:
+    config, docs = _init_master_config(stack, tmp_path)
+    result = _kubeadm_validate(config)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "recommended value" not in output and "strict" not in output, output
+    assert _subset(KUBELET_HARDENING, docs["KubeletConfiguration"]), docs["KubeletConfiguration"]
+
+
+@pytest.mark.skipif(bool(missing_binaries()), reason="control-plane binaries not built (tools/controlplane/build.sh)")
+def test_kubeadm_refuses_or_flags_a_weakened_or_misspelt_kubelet_configuration(tmp_path: Path) -> None:
+    """The check above can fail: kubeadm refuses a misspelt field or a wrong type and names a weakening."""
+    config, docs = _init_master_config(STACK, tmp_path)
+    kubelet = docs["KubeletConfiguration"]
+    cases: dict[str, tuple[dict[str, Any], str]] = {
+        "misspelt": ({k: v for k, v in kubelet.items() if k != "tlsMinVersion"} | {"tlsMinVerison": "VersionTLS12"},
+                     'unknown field "tlsMinVerison"'),
+        "wrong type": (kubelet | {"readOnlyPort": "zero"}, "readOnlyPort of type int32"),
+        "anonymous": (kubelet | {"authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": True}}},
+                      '"authentication.anonymous.enabled"'),
+        "no webhook authn": (kubelet | {"authentication": {"anonymous": {"enabled": False},
+                                                           "webhook": {"enabled": False}}},
+                             '"authentication.webhook.enabled"'),
+        "always allow": (kubelet | {"authorization": {"mode": "AlwaysAllow"}}, '"authorization.mode"'),
+        "read-only port": (kubelet | {"readOnlyPort": 10255}, '"readOnlyPort"'),
+    }  # fmt: skip
+    for case, (mutated, message) in cases.items():
+        write(config, yaml.safe_dump_all([*(d for k, d in docs.items() if k != "KubeletConfiguration"), mutated]))
+        result = _kubeadm_validate(config)
+        assert message in result.stdout + result.stderr, (case, result.stdout + result.stderr)
+
+
+def test_joining_kubelets_get_the_hardened_configuration_with_ciphers_the_api_server_accepts(
+    joinable: ControlPlane,
+) -> None:
+    """What ``kubeadm init`` uploaded (the kubelet-config ConfigMap every joining kubelet reads) keeps the
+    hardening, and its TLS names are those the running kube-apiserver parsed with the same functions."""
+    result = checked(_kubectl(joinable, "-n", "kube-system", "get", "configmap", "kubelet-config", "-o", "json"))
+    uploaded = yaml.safe_load(json.loads(result.stdout)["data"]["kubelet"])
+    # kubeadm re-marshals the typed struct: readOnlyPort 0 is dropped (``omitempty``; 0 is the
+    # field's zero value and default, "0 (disabled)", kubelet config/v1beta1 types.go).
+    assert uploaded.get("readOnlyPort", 0) == 0
+    assert _subset({k: v for k, v in KUBELET_HARDENING.items() if k != "readOnlyPort"}, uploaded), uploaded
+    assert uploaded["authentication"]["x509"]["clientCAFile"].endswith("/pki/ca.crt")  # kubeadm's default, kept
+    args = dict(a.removeprefix("--").split("=", 1) for a in joinable.apiserver_command if a.startswith("--"))
+    assert args["tls-cipher-suites"].split(",") == uploaded["tlsCipherSuites"]
+    assert args["tls-min-version"] == uploaded["tlsMinVersion"]
+
+
 def test_the_dry_run_reports_what_the_cluster_would_refuse(control_plane: ControlPlane) -> None:
     """The check above can fail: an unknown field, a Pod that a restricted namespace refuses, a
     Deployment whose pods it would refuse (a warning only, which the check treats as a failure)."""
@@ -415,3 +511,66 @@ def test_the_dry_run_reports_what_the_cluster_would_refuse(control_plane: Contro
     assert refused_typo.returncode != 0 and "reclaimPolicie" in refused_typo.stderr, refused_typo.stderr
     assert refused_pod.returncode != 0 and "violates PodSecurity" in refused_pod.stderr, refused_pod.stderr
     assert warned.returncode == 0 and "would violate PodSecurity" in warned.stderr, warned.stderr
+
+
+# ---------------------------------------------------------------------------------
+# Join tokens minted by kaas roll (issue 17)
+#
+# Upstream: plugin/pkg/auth/authenticator/token/bootstrap/bootstrap.go (a token Secret in
+# kube-system authenticates "<id>.<secret>" as system:bootstrap:<id> with its extra groups,
+# until its expiration) and pkg/controller/bootstrap/tokencleaner.go (expired ones are deleted;
+# kubeadm runs the controller manager with --controllers=*,bootstrapsigner,tokencleaner).
+
+
+def _whoami(cp: ControlPlane, token: str) -> int:
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    return cp.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", token=token, body=review).status_code
+
+
+def _until(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _join_tokens(cp: ControlPlane, directory: Path, ttl: timedelta = JOIN_TOKEN_TTL) -> JoinTokens:
+    return JoinTokens(kube_client(cp.admin_kubeconfig.read_text(), directory).api, ttl=ttl)
+
+
+def test_a_roll_join_token_is_a_kubeadm_node_token_the_api_server_accepts_until_the_roll_deletes_it(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    tokens = _join_tokens(control_plane, tmp_path)
+    token = tokens.create("kaas roll: join of t1-worker-9")
+    assert _until(lambda: _whoami(control_plane, token.value) == 201, 10)
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    answer = control_plane.request(
+        "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", token=token.value, body=review
+    )
+    user = answer.json()["status"]["userInfo"]
+    assert user["username"] == f"system:bootstrap:{token.token_id}"
+    assert {"system:bootstrappers", "system:bootstrappers:kubeadm:default-node-token"} <= set(user["groups"])
+    # kubeadm reads it as one of its tokens: the ID, the expiry, the usages, the description.
+    listed = checked(control_plane.kubeadm("token", "list", f"--kubeconfig={control_plane.admin_kubeconfig}"))
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(token.token_id)]
+    assert "authentication,signing" in row and "kaas roll: join of t1-worker-9" in row
+    assert token.expires.strftime("%Y-%m-%dT%H:%M") in row
+    assert token.token_id in tokens.created()
+    assert token.token_id in tokens.delete_all()
+    assert _until(lambda: _whoami(control_plane, token.value) == 401, 10)
+    assert token.token_id not in tokens.created()
+
+
+def test_a_roll_join_token_expires_and_the_token_cleaner_deletes_it(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    tokens = _join_tokens(control_plane, tmp_path, ttl=timedelta(seconds=8))
+    token = tokens.create("kaas roll: expiry test")
+    assert _until(lambda: _whoami(control_plane, token.value) == 201, 5)
+    assert _until(lambda: _whoami(control_plane, token.value) == 401, 20)
+    refused_at = datetime.now(UTC)
+    assert refused_at >= token.expires - timedelta(seconds=1)  # refused for its expiry (second precision)
+    assert _until(lambda: token.token_id not in tokens.created(), 60), "the token cleaner did not delete it"

@@ -282,6 +282,26 @@ def test_generated_cluster_is_healthy_over_tls_with_the_generated_client_cert(et
     )
 
 
+def test_the_roll_client_certificate_of_the_stack_outputs_writes_and_lists_members_beside_the_api_servers(
+    etcd_cluster: EtcdCluster, tmp_path: Path
+) -> None:
+    # The fixture's client is the stack outputs' etcdClientCertPem/KeyPem: kaas roll's own certificate.
+    outputs = bootstrap_plan("demo").plan.outputs
+    roll_cert = x509.load_pem_x509_certificate(Path(etcd_cluster.client[1]).read_bytes())
+    assert roll_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "kaas-roll"
+    assert etcd_cluster.etcdctl("put", "kaas-roll-probe", "1").returncode == 0
+    listed = etcd_cluster.etcdctl("member", "list", "--write-out=json")
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)["members"]) == 3, listed.stderr
+    # The API servers' own certificate keeps working: the roll's is an addition, not a replacement.
+    apiserver = (
+        f"--cacert={etcd_cluster.client[0]}",
+        f"--cert={_write(tmp_path / 'apiserver.crt', outputs['apiserverEtcdClientCertPem'])}",
+        f"--key={_write(tmp_path / 'apiserver.key', plain(outputs['apiserverEtcdClientKeyPem'], show_secrets=True))}",
+    )
+    got = etcd_cluster.etcdctl("get", "kaas-roll-probe", "--print-value-only", tls=apiserver)
+    assert got.returncode == 0 and got.stdout.strip() == "1", got.stderr
+
+
 def test_client_without_a_ca_signed_cert_is_refused(etcd_cluster: EtcdCluster, tmp_path: Path) -> None:
     ca = etcd_cluster.client[0]
     no_cert = etcd_cluster.etcdctl("put", "intruder", "1", tls=(f"--cacert={ca}",), timeout=1)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -458,6 +458,9 @@ def service_monitor_targets(c: Cluster, monitor: Obj) -> list[Target]:
         job = labels.get(spec.get("jobLabel") or "", service["metadata"]["name"])
         for endpoint in spec["endpoints"]:
             scheme = endpoint.get("scheme", "http")
+            if "targetPort" in endpoint:
+                targets += _target_port_targets(c, service, job, endpoint["targetPort"], scheme)
+                continue
             port = next((p for p in service["spec"]["ports"] if p.get("name") == endpoint.get("port")), None)
             if port is None:
                 targets.append(Target(job, service["metadata"]["name"], f"no port {endpoint.get('port')}"))
@@ -465,6 +468,77 @@ def service_monitor_targets(c: Cluster, monitor: Obj) -> list[Target]:
             target_port = port.get("targetPort", port["port"])
             targets += _service_targets(c, service, job, target_port, scheme)
     return targets
+
+
+def _service_pods(c: Cluster, service: Obj) -> list[Pod]:
+    selector = service["spec"].get("selector")
+    namespace = _ns(service, "")
+    return [p for p in c.pods if selector and p.namespace == namespace and matches({"matchLabels": selector}, p.labels)]
+
+
+def _target_port_targets(c: Cluster, service: Obj, job: str, wanted: int | str, scheme: str) -> list[Target]:
+    """An endpoint by ``targetPort``: the Service ports whose pod port is that container port (name or number).
+
+    prometheus-operator pkg/prometheus/promcfg.go (generateServiceMonitorConfig): a string
+    ``targetPort`` keeps the endpoints whose ``__meta_kubernetes_pod_container_port_name``
+    equals it, a number those whose ``..._container_port_number`` does; the endpoints are the
+    Service's ports, so the container port must also be behind one of them.
+    """
+    found: list[Target] = []
+    for port in service["spec"]["ports"]:
+        service_target = port.get("targetPort", port["port"])
+        pods = [
+            pod
+            for pod in _service_pods(c, service)
+            if (number := _port_number(pod, service_target)) is not None
+            and (number == wanted if isinstance(wanted, int) else pod.ports.get(wanted) == number)
+        ]
+        if pods:
+            found += _service_targets(c, service, job, service_target, scheme)
+    name = service["metadata"]["name"]
+    return found or [Target(job, name, f"no port of Service {name} reaches a container port {wanted}")]
+
+
+def _peer_admits(c: Cluster, peer: Obj, namespace: str) -> bool:
+    """Whether a NetworkPolicy ``from`` peer (in ``namespace``) admits the platform Prometheus' pods."""
+    prometheus_ns = _ns(c.prometheus, "")
+    prometheus = next(p for p in operator_pods([c.prometheus]))
+    if "ipBlock" in peer:
+        return False  # pod addresses are not planned; an ipBlock is not how a policy admits Prometheus here
+    if "namespaceSelector" in peer:
+        if not matches(peer["namespaceSelector"], c.namespaces.get(prometheus_ns, {})):
+            return False
+    elif prometheus_ns != namespace:
+        return False
+    return "podSelector" not in peer or matches(peer["podSelector"], prometheus.labels)
+
+
+def network_policy_blocks(c: Cluster, pod: Pod, number: int) -> str | None:
+    """Why the NetworkPolicies selecting ``pod`` keep the platform Prometheus from ``number``, or None.
+
+    A pod selected by any policy with Ingress in its policyTypes (or, without policyTypes, any
+    policy: Ingress is implied) takes only what one of their ingress rules allows: a rule
+    without ``ports`` allows every port, without ``from`` every source (networking/v1 types).
+    """
+    names = {name for name, value in pod.ports.items() if value == number}
+    selecting = [
+        policy
+        for policy in c.objects
+        if policy["kind"] == "NetworkPolicy"
+        and _ns(policy, c.spec.platform_namespace) == pod.namespace
+        and "Ingress" in (policy["spec"].get("policyTypes") or ["Ingress"])
+        and matches(policy["spec"].get("podSelector") or {}, pod.labels)
+    ]
+    if not selecting:
+        return None
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress") or []:
+            ports = rule.get("ports") or [{}]
+            port_ok = any("port" not in p or p["port"] == number or p["port"] in names for p in ports)
+            peers = rule.get("from") or [{}]
+            if port_ok and any(peer == {} or _peer_admits(c, peer, pod.namespace) for peer in peers):
+                return None
+    return f"NetworkPolicies {[p['metadata']['name'] for p in selecting]} keep Prometheus from port {number}"
 
 
 def _service_targets(c: Cluster, service: Obj, job: str, target_port: int | str, scheme: str) -> list[Target]:
@@ -514,7 +588,7 @@ def _service_targets(c: Cluster, service: Obj, job: str, target_port: int | str,
                     targets.append(Target(job, f"{ip}:{number}", c.host_target(tier, ip, number, bind)))
             else:
                 down = None if c.pod_network_reaches(tier) else f"no pod network from the workers to {tier}"
-                targets.append(Target(job, where, down))
+                targets.append(Target(job, where, down or network_policy_blocks(c, pod, number)))
     return targets
 
 
@@ -585,6 +659,12 @@ def test_the_control_plane_etcd_and_every_node_are_scraped(variant: str) -> None
     assert {"apiserver", "kubelet", "coredns", "kube-state-metrics"} <= set(by_job)
     if spec.services.backups.enabled:
         assert "velero" in by_job
+    if spec.services.ingress.enabled and spec.services.ingress.cert_manager:
+        # The controller exports the certificate metrics the cert-manager alerts read.
+        assert {"cert-manager", "cert-manager-webhook", "cert-manager-cainjector"} <= set(by_job)
+        assert len(by_job["cert-manager"]) == 1  # one Service port reaches the container port http-metrics
+    else:
+        assert "cert-manager" not in by_job
 
 
 _ABSENT_JOB = re.compile(r"absent\((?:[^()]|\([^()]*\))*?job\s*(=~|=)\s*\"([^\"]*)\"")
@@ -609,6 +689,8 @@ def test_no_absent_alert_lacks_a_target(variant: str) -> None:
     # Not vacuous: the chart's absent() alerts for the control plane and our backup alert were checked.
     assert {"KubeAPIDown", "KubeControllerManagerDown", "KubeSchedulerDown", "KubeProxyDown"} <= checked
     assert "EtcdBackupMissing" in checked
+    if c.spec.services.ingress.cert_manager:
+        assert "CertManagerAbsent" in checked
 
 
 def test_resolution_fails_when_a_bind_address_or_a_rule_is_missing() -> None:
@@ -618,6 +700,32 @@ def test_resolution_fails_when_a_bind_address_or_a_rule_is_missing() -> None:
     assert c.host_target("etcd", c.node_ips("etcd")[0], 2379, "0.0.0.0") is not None  # etcd client port: masters only
     assert c.host_target("etcd", c.node_ips("etcd")[0], 2381, "0.0.0.0") is None
     assert not _listens(["http://127.0.0.1:2381"], c.node_ips("etcd")[0], 2381, "http")
+
+
+def _cert_manager_targets(c: Cluster) -> list[Target]:
+    [monitor] = [m for m in _loaded(c, "ServiceMonitor") if m["metadata"]["name"] == "cert-manager"]
+    return [t for t in service_monitor_targets(c, monitor) if t.job == "cert-manager"]
+
+
+def test_network_policies_must_let_prometheus_reach_cert_manager() -> None:
+    """The NetworkPolicy check is not a rubber stamp: a default deny in the platform namespace takes
+    cert-manager's target down; a policy admitting the Prometheus namespace on ``http-metrics`` brings it back."""
+    base = cluster("acme-prod")
+    assert all(t.down is None for t in _cert_manager_targets(base))
+    namespace = base.spec.platform_namespace
+    deny = {"kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": namespace},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}  # fmt: skip
+    denied = replace(base, objects=[*base.objects, deny])
+    assert all(t.down and "NetworkPolicies ['deny']" in t.down for t in _cert_manager_targets(denied))
+    ns_labels = base.namespaces[_ns(base.prometheus, "")]
+    admit = {"kind": "NetworkPolicy", "metadata": {"name": "prometheus-in", "namespace": namespace},
+             "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "cert-manager"}},
+                      "ingress": [{"from": [{"namespaceSelector": {"matchLabels": ns_labels},
+                                             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
+                                   "ports": [{"port": "http-metrics"}]}]}}  # fmt: skip
+    assert all(t.down is None for t in _cert_manager_targets(replace(base, objects=[*denied.objects, admit])))
+    wrong_port = {**admit, "spec": {**admit["spec"], "ingress": [{"ports": [{"port": 9443}]}]}}
+    assert all(t.down for t in _cert_manager_targets(replace(base, objects=[*denied.objects, wrong_port])))
 
 
 def test_every_monitored_variant_has_prometheus() -> None:

@@ -73,7 +73,7 @@ def test_containers_are_named_from_the_cluster_protected_and_retained() -> None:
     assert plan.outputs["services"]["backups"]["container"] == "t1-cluster-backups"
 
 
-SECRET_OUTPUTS = ["adminKubeconfig", "breakGlassKubeconfig", "etcdBackupKey"]
+SECRET_OUTPUTS = ["adminKubeconfig", "breakGlassKubeconfig", "etcdBackupKey", "etcdClientKeyPem"]
 
 
 def test_credentials_are_secrets_for_the_layers_that_consume_them() -> None:
@@ -94,10 +94,11 @@ def test_credentials_are_secrets_for_the_layers_that_consume_them() -> None:
     assert isinstance(plan.outputs["ec2Access"], Secret)
     assert plan.outputs["appCredentialId"] == app_id
     assert plan.outputs["appCredentialSecret"] == Secret(hashlib.sha256(("appcred" + app_id).encode()).hexdigest())
-    # The stack outputs of the program itself are plain facts; the only secrets are the kubeconfigs
-    # and the etcd backup key.
+    # The stack outputs of the program itself are plain facts; the only secrets are the kubeconfigs,
+    # the etcd backup key and kaas roll's etcd client key (its certificate and the etcd CA are plain).
     plain = plan_spec(spec).outputs
     assert sorted(k for k, v in plain.items() if isinstance(v, Secret)) == SECRET_OUTPUTS
+    assert "BEGIN CERTIFICATE" in plain["etcdClientCertPem"] and "BEGIN CERTIFICATE" in plain["etcdCaCertPem"]
     assert not {str(v) for v in plain.values()} & {str(plan.outputs["ec2Secret"].value)}
 
 

@@ -3,7 +3,7 @@
 No Pulumi CLI exists on the build machines. The SDK's ``LocalWorkspace`` runs the
 ``pulumi`` executable it finds on ``PATH`` (pulumi/automation/_cmd.py); here that is a
 small script that answers the commands the SDK sends (``version``, ``stack select``,
-``up``, ``stack output --json [--show-secrets]``, ``stack history --json``,
+``up``, ``config set``/``config rm``, ``stack output --json [--show-secrets]``, ``stack history --json``,
 ``stack export``, from ``export.json`` when a test writes one) and records every argument
 list, so the test sees the exact command line ``kaas roll`` makes Pulumi run for one step.
 """
@@ -13,16 +13,23 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from kaas.bootstrap.pki import ROLL_ETCD_OUTPUT_KEYS
+from kaas.offline.planfile import plain
 from kaas.roll.automation import AutomationStack
+from kaas.roll.live import live_gates
+from kaas.roll.runner import JOIN_TOKEN_CONFIG
 from kaas.roll.steps import step_targets
 from kaas.rollout import next_step
 from kaas.rollout.record import desired_from_spec, load_record, record_document, record_path
 from kaas.spec import load_stack_spec
+from kaas.spec.loader import REPO_ROOT
+from tests.bootstrap_fixtures import bootstrap_plan
 
 FAKE_PULUMI = """#!{python}
 import json, os, pathlib, sys
@@ -34,8 +41,17 @@ if args[:1] == ["version"]:
     print("v3.200.0")
 elif args[:2] == ["stack", "select"]:
     pass
+elif args[:2] == ["config", "set"]:
+    config = json.loads((state / "config.json").read_text())
+    config[args[2]] = {{"value": args[-1], "secret": "--secret" in args}}
+    (state / "config.json").write_text(json.dumps(config))
+elif args[:2] == ["config", "rm"]:
+    config = json.loads((state / "config.json").read_text())
+    del config[args[2]]
+    (state / "config.json").write_text(json.dumps(config))
 elif args[:1] == ["up"]:
     print("Updating (acme-prod): 2 to create")
+    (state / "config-seen-by-up.json").write_text((state / "config.json").read_text())
     (state / "outputs.json").write_text((state / "next-outputs.json").read_text())
 elif args[:2] == ["stack", "output"]:
     print((state / "outputs.json").read_text())
@@ -61,6 +77,7 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_PULUMI_DIR", str(tmp_path))
     (tmp_path / "outputs.json").write_text("{}")
+    (tmp_path / "config.json").write_text("{}")
     return tmp_path
 
 
@@ -89,3 +106,62 @@ def test_one_step_is_one_pulumi_up_with_a_target_per_resource_of_its_nodes(fake_
     assert sorted(up[i + 1] for i, a in enumerate(up) if a == "--target") == sorted(targets)
     assert up[up.index("--message") + 1] == "kaas roll"
     assert any("Updating (acme-prod)" in line for line in lines)
+
+
+def test_a_join_token_is_secret_config_of_its_one_up_only(fake_pulumi: Path) -> None:
+    spec = load_stack_spec("acme-prod")
+    (fake_pulumi / "next-outputs.json").write_text(json.dumps({"clusterName": "acme-prod"}))
+    stack = AutomationStack("acme-prod", Path(__file__).resolve().parents[1], spec)
+    stack.up(["urn:pulumi:acme-prod::kaas::x::acme-prod-worker-3"], {JOIN_TOKEN_CONFIG: "f7k2q9.0123456789abcdef"})
+    seen = json.loads((fake_pulumi / "config-seen-by-up.json").read_text())
+    assert seen == {"kaas:joinToken": {"value": "f7k2q9.0123456789abcdef", "secret": True}}
+    assert json.loads((fake_pulumi / "config.json").read_text()) == {}  # removed after the up
+    calls = [json.loads(line) for line in (fake_pulumi / "calls.jsonl").read_text().splitlines()]
+    order = [c[0] if c[0] == "up" else " ".join(c[:2]) for c in calls if c[0] in ("config", "up")]
+    assert order == ["config set", "up", "config rm"]
+    (set_call,) = [c for c in calls if c[:2] == ["config", "set"]]
+    assert "--secret" in set_call and "--plaintext" not in set_call
+    stack.up(["urn:pulumi:acme-prod::kaas::x::acme-prod-worker-3"])  # a step that builds no node: no config
+    assert json.loads((fake_pulumi / "config-seen-by-up.json").read_text()) == {}
+
+
+def _program_outputs() -> dict[str, object]:
+    """What ``pulumi stack output --json --show-secrets`` prints for a stack of the program (its etcd and admin part)."""
+    outputs = bootstrap_plan("acme-prod").plan.outputs
+    return {key: plain(outputs[key], show_secrets=True) for key in (*ROLL_ETCD_OUTPUT_KEYS, "adminKubeconfig")}
+
+
+def test_the_roll_takes_its_etcd_client_certificate_from_the_stack_outputs_unless_given_a_directory(
+    fake_pulumi: Path, tmp_path: Path
+) -> None:
+    spec = load_stack_spec("acme-prod")
+    program_outputs = _program_outputs()
+    (fake_pulumi / "outputs.json").write_text(json.dumps(program_outputs))
+    outputs = AutomationStack("acme-prod", Path(__file__).resolve().parents[1], spec).outputs()
+    gates = live_gates(spec, outputs, {}, tmp_path / "secrets", None, 1.0, 1.0, print)
+    assert gates.etcd is not None
+    tls = gates.etcd.etcd.tls
+    written = [Path(p).read_text() for p in (tls.ca, tls.cert, tls.key)]
+    assert written == [program_outputs[k] for k in ROLL_ETCD_OUTPUT_KEYS]
+    assert "PRIVATE KEY" in written[2] and Path(tls.key).stat().st_mode & 0o777 == 0o600
+    calls = (fake_pulumi / "calls.jsonl").read_text()
+    assert "--show-secrets" in calls  # the key is read in clear, not as "[secret]"
+    override = live_gates(spec, outputs, {}, tmp_path / "other", tmp_path / "certs", 1.0, 1.0, print)
+    assert override.etcd is not None and override.etcd.etcd.tls.cert == str(tmp_path / "certs" / "client.crt")
+
+
+def test_kaas_roll_reads_the_etcd_certificate_from_the_outputs_and_names_them_when_missing(fake_pulumi: Path) -> None:
+    env = {**os.environ, "OS_AUTH_URL": ""}
+
+    def roll() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "kaas", "roll", "--stack", "acme-prod", "--yes"]
+        return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    (fake_pulumi / "outputs.json").write_text(json.dumps({"adminKubeconfig": _program_outputs()["adminKubeconfig"]}))
+    missing = roll()
+    assert missing.returncode == 1
+    assert "kaas roll: the stack outputs have no etcdCaCertPem, etcdClientCertPem, etcdClientKeyPem" in missing.stderr
+    (fake_pulumi / "outputs.json").write_text(json.dumps(_program_outputs()))
+    found = roll()  # acme-prod's record is its spec: nothing to roll, after the live clients were set up
+    assert found.returncode == 0, found.stderr
+    assert "acme-prod: 0 step(s) done" in found.stdout

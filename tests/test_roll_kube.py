@@ -8,20 +8,25 @@ a server and refuses to delete a server that still runs pods other than DaemonSe
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import ssl
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from kaas.bootstrap.pki import BOOTSTRAP_TOKEN_PATTERN
 from kaas.roll.gates import ClusterGates, Drainer, KubernetesGate, Waiting
 from kaas.roll.http import HttpError, JsonClient
 from kaas.roll.kube import KubeClient
 from kaas.roll.live import node_ip
 from kaas.roll.octavia import OctaviaClient, keystone_session
 from kaas.roll.position import position_path
-from kaas.roll.runner import RecordFile, Runner
+from kaas.roll.runner import JOIN_TOKEN_CONFIG, RecordFile, Runner
+from kaas.roll.steps import joining_nodes
+from kaas.roll.tokens import JoinToken, JoinTokens
 from kaas.rollout import Action, Step, Tier
 from kaas.rollout.model import Desired
 from kaas.rollout.record import desired_from_spec
@@ -76,7 +81,10 @@ def env() -> Iterator[Env]:
         yield Env(cluster, context)
 
 
-def cloud(env: Env, new_member_status: str = "ONLINE") -> object:
+def cloud(env: Env, new_member_status: str = "ONLINE", stack: FakeStack | None = None) -> object:
+    """What the cloud does with a step; with ``stack``, a node it builds joins (its Node appears) only
+    if the up's ``kaas:joinToken`` is a bootstrap token the API server accepts at that moment."""
+
     def apply(step: Step) -> None:
         cluster = env.cluster
         for move in step.changes:
@@ -86,6 +94,10 @@ def cloud(env: Env, new_member_status: str = "ONLINE") -> object:
                     env.deleted_with_pods.append(name)
                 cluster.pods = [p for p in cluster.pods if p.node != name]
             if move.action in (Action.CREATE, Action.REPLACE) and move.tier is not Tier.ETCD:
+                if stack is not None:
+                    token = stack.configs[-1].get(JOIN_TOKEN_CONFIG, "")
+                    if not cluster.bootstrap_token_valid(token, datetime.now(UTC)):
+                        continue
                 cluster.add_node(name)
                 if move.tier is Tier.MASTER:
                     cluster.pool_members[node_ip(SPEC, name)] = new_member_status
@@ -191,6 +203,72 @@ def test_a_master_rebuilt_in_place_is_drained_and_its_node_deleted_before_the_up
         ("DELETE", "/api/v1/nodes/demo-master-0"),
         ("PATCH", "/api/v1/nodes/demo-master-0"),
     ]
+
+
+def _roll_tokens(env: Env) -> list[str]:
+    return sorted(name for (ns, name), s in env.cluster.secrets.items() if s["type"] == "bootstrap.kubernetes.io/token")
+
+
+def test_every_step_that_builds_a_node_gets_a_fresh_token_deleted_once_the_node_joined(
+    env: Env, tmp_path: Path
+) -> None:
+    stack, runner, lines = roller(env, tmp_path, new_image(Tier.WORKER))
+    stack.on_apply = cloud(env, stack=stack)  # type: ignore[assignment]
+    now = datetime.now(UTC).replace(microsecond=0)  # the fake API server checks expiry against the real clock
+    tokens = JoinTokens(env.kube().api, clock=lambda: now)
+    runner.join_tokens = tokens
+    created: list[dict[str, str]] = []
+    create = tokens.create
+
+    def create_and_look(description: str) -> JoinToken:
+        token = create(description)
+        secret = env.cluster.secrets[("kube-system", f"bootstrap-token-{token.token_id}")]
+        created.append({k: base64.b64decode(v).decode() for k, v in secret["data"].items()})
+        return token
+
+    tokens.create = create_and_look  # type: ignore[method-assign]
+    result = runner.run()
+    assert result.failure is None, lines
+    joining = [bool(joining_nodes(step)) for step in stack.steps]
+    assert joining == [True, False, True, False, True, False, False]  # add, remove, ..., the last deletion
+    given = [c.get(JOIN_TOKEN_CONFIG) for c in stack.configs]
+    assert [g is not None for g in given] == joining
+    values = [g for g in given if g is not None]
+    assert len(set(values)) == 3 and all(BOOTSTRAP_TOKEN_PATTERN.match(v) for v in values)
+    assert [f"{c['token-id']}.{c['token-secret']}" for c in created] == values
+    for data in created:
+        assert data["expiration"] == (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert data["usage-bootstrap-authentication"] == "true"
+        assert data["auth-extra-groups"] == "system:bootstrappers:kubeadm:default-node-token"
+    assert _roll_tokens(env) == []  # each deleted once its node was Ready
+    deletes = [p for m, p, _ in env.cluster.requests if m == "DELETE" and "/secrets/" in p]
+    assert deletes == [f"/api/v1/namespaces/kube-system/secrets/bootstrap-token-{c['token-id']}" for c in created]
+    assert not any(v in line for v in values for line in lines)  # the progress names the ID, never the token
+
+
+def test_a_node_without_a_valid_token_never_joins_and_a_stopped_roll_keeps_the_token_for_its_rerun(
+    env: Env, tmp_path: Path
+) -> None:
+    stack, runner, lines = roller(env, tmp_path, new_image(Tier.MASTER))
+    stack.on_apply = cloud(env, stack=stack)  # type: ignore[assignment]
+    # The stack's first token (no fresh one): the rebuilt master never registers.
+    failure = runner.run(max_steps=1).failure
+    assert failure is not None and (failure.check, failure.node) == ("node-ready", "demo-master-0"), failure
+    assert "demo-master-0" not in env.cluster.nodes and stack.configs == [{}]
+    # With fresh tokens, from a new roll: the API behind the load balancer is down, so the gate stops it.
+    stack, runner, lines = roller(env, tmp_path / "again", new_image(Tier.MASTER))
+    stack.on_apply = cloud(env, stack=stack)  # type: ignore[assignment]
+    runner.join_tokens = JoinTokens(env.kube().api)
+    env.cluster.readyz = False
+    assert runner.run().failure is not None
+    (kept,) = _roll_tokens(env)
+    assert "demo-master-0" in env.cluster.nodes  # it joined with the fresh token
+    env.cluster.readyz = True
+    assert runner.run().failure is None, lines
+    assert len(stack.configs) == 3 and stack.configs[0][JOIN_TOKEN_CONFIG].startswith(
+        kept.removeprefix("bootstrap-token-")
+    )
+    assert _roll_tokens(env) == []
 
 
 def test_octavia_needs_a_valid_application_credential(env: Env) -> None:

@@ -19,7 +19,7 @@ import pulumi_random as random
 
 from kaas import platform
 from kaas.bootstrap.hardening import ENCRYPTION_KEY_BYTES, EncryptionKey
-from kaas.bootstrap.pki import ClusterPki, EtcdMemberName
+from kaas.bootstrap.pki import ROLL_ETCD_OUTPUT_KEYS, ClusterPki, EtcdMemberName
 from kaas.bootstrap.userdata.etcd import (
     BackupTarget,
     EtcdMember,
@@ -76,6 +76,13 @@ class ClusterBootstrap(pulumi.ComponentResource):
     certificate_key: pulumi.Output[str]
     etcd_backup_key: pulumi.Output[str]
 
+    def roll_etcd_credentials(self) -> dict[str, pulumi.Output[str]]:
+        """The stack outputs ``kaas roll`` reads for etcd (kaas.bootstrap.pki.ROLL_ETCD_OUTPUT_KEYS): the etcd CA,
+        the ``kaas-roll`` client certificate, its key (a secret)."""
+        ca, cert, key = ROLL_ETCD_OUTPUT_KEYS
+        client = self.pki.roll_etcd_client
+        return {ca: self.pki.etcd_ca.cert_pem, cert: client.cert_pem, key: pulumi.Output.secret(client.key_pem)}
+
     def __init__(
         self,
         name: str,
@@ -85,6 +92,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
         backup_secret_key: pulumi.Input[str],
         api_cert_sans: Sequence[str] = (),
         opts: pulumi.ResourceOptions | None = None,
+        join_token: pulumi.Output[str] | None = None,
     ) -> None:
         super().__init__("kaas:bootstrap:Bootstrap", name, None, opts)
         spec = plan.spec
@@ -166,7 +174,13 @@ class ClusterBootstrap(pulumi.ComponentResource):
             for node, certkey, peer in zip(etcd_nodes, pki.etcd_members, pki.etcd_peers, strict=True)
         }
 
-        cluster = pulumi.Output.all(token=pki.bootstrap_token, ca_cert_pem=pki.kubernetes_ca.cert_pem).apply(
+        # The token of the nodes this step builds: a fresh one when given (config kaas:joinToken, from
+        # kaas roll), else the stack's first one (kubeadm init creates it; it expires). Nodes the step
+        # does not build ignore changes to their user data (kaas.openstack.nodes.BUILT_WITH).
+        token = pki.bootstrap_token
+        if join_token is not None:
+            token = pulumi.Output.secret(join_token)
+        cluster = pulumi.Output.all(token=token, ca_cert_pem=pki.kubernetes_ca.cert_pem).apply(
             lambda v: KubernetesCluster(
                 name=spec.name,
                 api_endpoint_host=api_endpoint_host,

@@ -3,8 +3,9 @@
 Four CAs (Kubernetes, etcd client traffic, etcd peer traffic, front proxy), the
 service-account key pair, per etcd member a server/client certificate from the etcd
 (client) CA and a peer certificate from the etcd peer CA, the API server's etcd client certificate,
-the admin client certificate behind the generated kubeconfig (kubeadm's
-``kubeadm:cluster-admins``, one year, renewed by ``pulumi up``), the serving
+the etcd client certificate of ``kaas roll``, the admin client certificate behind the
+generated kubeconfig (kubeadm's ``kubeadm:cluster-admins``, one year, renewed by
+``pulumi up``), the serving
 certificate of k8s-keystone-auth, and the kubeadm bootstrap token. Every private
 key and the token are secrets. Masters get the shared CA material in their user
 data, so ``kubeadm join --control-plane`` needs no certificate upload.
@@ -35,6 +36,10 @@ CLIENT_USES = ["digital_signature", "key_encipherment", "client_auth"]
 PEER_USES = ["digital_signature", "key_encipherment", "server_auth", "client_auth"]
 
 BOOTSTRAP_TOKEN_PATTERN = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
+# Config ``kaas:joinToken`` (a secret): a bootstrap token valid now, for the nodes this
+# ``pulumi up`` builds; ``kaas roll`` mints one per step that builds a master or worker
+# (kaas.roll.tokens). Without it nodes get the stack's first token, which expires.
+JOIN_TOKEN_CONFIG_KEY = "joinToken"
 ADMIN_COMMON_NAME = "kubernetes-admin"
 # The program's own credential (adminKubeconfig, the Kubernetes provider) is kubeadm's
 # admin.conf identity, not its super-admin.conf one: group kubeadm:cluster-admins, which
@@ -57,6 +62,11 @@ ADMIN_EARLY_RENEWAL_HOURS = 60 * 24
 # expires issues a new one: minting it needs the stack's secrets, which is the glass.
 BREAK_GLASS_COMMON_NAME = "kaas-break-glass"
 BREAK_GLASS_VALIDITY_HOURS = 8
+# ``kaas roll``'s own etcd client (member add/promote/remove, health): a certificate of its
+# own rather than the API server's, so its use shows in etcd's logs under its name and the
+# API servers' key never leaves the masters' user data. Stack outputs etcdClientCertPem/KeyPem.
+ROLL_ETCD_CLIENT_COMMON_NAME = "kaas-roll"
+ROLL_ETCD_OUTPUT_KEYS = ("etcdCaCertPem", "etcdClientCertPem", "etcdClientKeyPem")  # CA, certificate, key
 
 
 def discovery_ca_hash(ca_cert_pem: str) -> str:
@@ -102,6 +112,7 @@ class ClusterPki(pulumi.ComponentResource):
     etcd_members: list[CertKey]
     etcd_peers: list[CertKey]
     apiserver_etcd_client: CertKey
+    roll_etcd_client: CertKey
     admin_client: CertKey
     break_glass_client: CertKey
     keystone_auth: CertKey
@@ -152,6 +163,9 @@ class ClusterPki(pulumi.ComponentResource):
         ]
         self.apiserver_etcd_client = self._leaf(
             "apiserver-etcd-client", self.etcd_ca, common_name="kube-apiserver-etcd-client", uses=CLIENT_USES
+        )
+        self.roll_etcd_client = self._leaf(
+            "roll-etcd-client", self.etcd_ca, common_name=ROLL_ETCD_CLIENT_COMMON_NAME, uses=CLIENT_USES
         )
         self.admin_client = self._leaf(
             "admin",

@@ -8,5 +8,7 @@
   load balancer, node Ready, cordon and drain);
 - :mod:`kaas.roll.etcd`, :mod:`kaas.roll.kube`, :mod:`kaas.roll.octavia`: thin clients of
   the live APIs, driven in the tests against a real etcd and small fake servers;
+- :mod:`kaas.roll.tokens`: a fresh, short-lived bootstrap token for each step that builds a
+  master or worker, deleted once the node joined;
 - :mod:`kaas.roll.automation`: the Pulumi Automation API stack the runner drives.
 """

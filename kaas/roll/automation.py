@@ -47,8 +47,23 @@ class AutomationStack:
         current = [str(r["urn"]) for r in deployment.get("resources", []) if "urn" in r]
         return [*planned, *current]
 
-    def up(self, targets: Sequence[str]) -> Mapping[str, Any]:
-        result = self._select().up(target=list(targets), on_output=self.on_output, message="kaas roll")
+    def up(self, targets: Sequence[str], secret_config: Mapping[str, str] | None = None) -> Mapping[str, Any]:
+        """One targeted update; ``secret_config`` is set as secret config (``pulumi config set --secret``,
+        encrypted by the stack's secrets provider) for this update only and removed afterwards.
+
+        The SDK passes the value on the ``pulumi config set`` command line, visible to this
+        machine's process list for that moment; the one value set here is a join token that
+        expires within the hour and is deleted once its node joined (kaas.roll.tokens)."""
+        from pulumi.automation import ConfigValue
+
+        stack = self._select()
+        for key, value in (secret_config or {}).items():
+            stack.set_config(key, ConfigValue(value, secret=True))
+        try:
+            result = stack.up(target=list(targets), on_output=self.on_output, message="kaas roll")
+        finally:
+            for key in secret_config or {}:
+                stack.remove_config(key)
         return {name: output.value for name, output in result.outputs.items()}
 
     def instance_urn(self, node: str) -> str:

@@ -2,8 +2,9 @@
 
 - etcd: the client URL ``https://<address>:2379`` and peer URL ``https://<address>:2380``
   of each node's fixed address; the client certificate from the stack outputs
-  (``etcdCaCertPem``, ``etcdClientCertPem``, ``etcdClientKeyPem``) or ``--etcd-certs DIR``
-  (``ca.crt``, ``client.crt``, ``client.key``);
+  (``etcdCaCertPem``, ``etcdClientCertPem``, ``etcdClientKeyPem``: the ``kaas-roll`` client
+  certificate the program issues for this, its key a secret) or, overriding them,
+  ``--etcd-certs DIR`` (``ca.crt``, ``client.crt``, ``client.key``);
 - Kubernetes: the ``adminKubeconfig`` output; its server is the API through the load balancer;
 - Octavia: a Keystone application credential from ``OS_AUTH_URL``,
   ``OS_APPLICATION_CREDENTIAL_ID`` and ``OS_APPLICATION_CREDENTIAL_SECRET``.
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from kaas.bootstrap.pki import ROLL_ETCD_OUTPUT_KEYS
 from kaas.openstack.addressing import node_address
 from kaas.roll.etcd import EtcdCtl, EtcdTLS
 from kaas.roll.gates import ClusterGates, Drainer, EtcdGate, KubernetesGate, Waiting
@@ -34,7 +36,7 @@ from kaas.spec import ClusterSpec, parse_spec
 
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
-ETCD_TLS_OUTPUTS = ("etcdCaCertPem", "etcdClientCertPem", "etcdClientKeyPem")
+ETCD_TLS_OUTPUTS = ROLL_ETCD_OUTPUT_KEYS
 
 
 def node_ip(spec: ClusterSpec, name: str) -> str:

@@ -4,12 +4,15 @@ For every step the planner gives (:func:`kaas.rollout.next_step` on the rollout 
 
 1. the step is checked against the day-2 invariants (a broken one stops the roll);
 2. the gates *before* it run (an etcd learner added, a node to be rebuilt drained);
-3. ``pulumi up --target`` the resources of the nodes it changes, nothing else;
+3. ``pulumi up --target`` the resources of the nodes it changes, nothing else; a step that
+   builds a master or worker gets a fresh bootstrap token for it first, as the secret
+   config value ``kaas:joinToken`` of that ``up`` (:mod:`kaas.roll.tokens`);
 4. the state the update reports (``nodeRevisions``) must be the planned one; it becomes
    the rollout record, and the position says "applied";
 5. the gates *after* it run (learner promoted and every member healthy, an old member
    removed, ``/readyz`` through the load balancer, node Ready, cordon and drain);
-6. the position records the step as finished.
+6. the roll's bootstrap tokens are deleted (the step's nodes have joined), and the
+   position records the step as finished.
 
 Every phase is written before the next starts and every gate observes the live cluster
 before acting (an etcd member already added is not added twice, one already removed is
@@ -24,12 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from kaas.bootstrap.pki import JOIN_TOKEN_CONFIG_KEY
 from kaas.roll.position import Finished, Position, load_position, save_position
-from kaas.roll.steps import operations, step_targets, step_tier
+from kaas.roll.steps import joining_nodes, operations, step_targets, step_tier
+from kaas.roll.tokens import JoinToken
 from kaas.rollout import check_step, next_step, rollout
 from kaas.rollout.model import TIER_ORDER, ClusterState, Desired, Step, Tier
 from kaas.rollout.record import dump_record, load_record, state_from_outputs
 from kaas.spec import ClusterSpec
+
+JOIN_TOKEN_CONFIG = f"kaas:{JOIN_TOKEN_CONFIG_KEY}"
 
 
 class StackDriver(Protocol):
@@ -39,8 +46,9 @@ class StackDriver(Protocol):
         """URNs of the program's resources at ``step`` and of the stack's current resources."""
         ...
 
-    def up(self, targets: Sequence[str]) -> Mapping[str, Any]:
-        """``pulumi up --target ...``; the stack's outputs afterwards (plain values)."""
+    def up(self, targets: Sequence[str], secret_config: Mapping[str, str] | None = None) -> Mapping[str, Any]:
+        """``pulumi up --target ...`` with ``secret_config`` as secret config values of this update only;
+        the stack's outputs afterwards (plain values)."""
         ...
 
 
@@ -50,6 +58,14 @@ class RecordStore(Protocol):
     def save(self, state: ClusterState) -> None: ...
 
     def from_outputs(self, outputs: Mapping[str, Any]) -> ClusterState: ...
+
+
+class JoinTokenSource(Protocol):
+    """Bootstrap tokens in the live cluster (:class:`kaas.roll.tokens.JoinTokens`)."""
+
+    def create(self, description: str) -> JoinToken: ...
+
+    def delete_all(self) -> list[str]: ...
 
 
 class Gates(Protocol):
@@ -118,6 +134,23 @@ class Runner:
     position_file: Path
     progress: Callable[[str], None] = print
     clock: Callable[[], float] = time.monotonic
+    join_tokens: JoinTokenSource | None = None  # None: nodes join with the stack's first token
+
+    def _secret_config(self, step: Step) -> dict[str, str]:
+        """``kaas:joinToken``: a token minted now for the masters and workers this step builds."""
+        joining = joining_nodes(step)
+        if not joining or self.join_tokens is None:
+            return {}
+        token = self.join_tokens.create(f"kaas roll: join of {', '.join(joining)}")
+        self.progress(
+            f"    bootstrap token {token.token_id} for {', '.join(joining)} (expires {token.expires:%H:%M} UTC)"
+        )
+        return {JOIN_TOKEN_CONFIG: token.value}
+
+    def _delete_join_tokens(self) -> None:
+        if self.join_tokens is not None:
+            for token_id in self.join_tokens.delete_all():
+                self.progress(f"    bootstrap token {token_id} deleted")
 
     def _save(self, position: Position) -> None:
         save_position(self.position_file, position)
@@ -166,7 +199,7 @@ class Runner:
                     return self._stop(position, result, failure)
                 targets = step_targets(step, self.driver.urns(step))
                 self.progress(f"[{number}]   pulumi up --target ({len(targets)} resources)")
-                outputs = self.driver.up(targets)
+                outputs = self.driver.up(targets, self._secret_config(step))
                 after = self.records.from_outputs(outputs)
                 if after != step.after:
                     raise RollError(
@@ -181,7 +214,10 @@ class Runner:
             try:
                 self.gates.after_up(applied)
             except GateError as failure:
+                # A token stays until it expires: a rerun within its lifetime lets the node join.
                 return self._stop(position, result, failure)
+            if joining_nodes(applied):
+                self._delete_join_tokens()
             finished = Finished(
                 number, {m.name(cluster): str(m.action) for m in applied.changes}, self.clock() - started
             )

@@ -44,6 +44,13 @@ def step_tier(step: Step) -> Tier:
     return moving[0].tier
 
 
+def joining_nodes(step: Step) -> tuple[str, ...]:
+    """The masters and workers ``step`` builds (created or rebuilt in place): each runs ``kubeadm join``
+    and needs a bootstrap token that is valid now (kaas.roll.tokens)."""
+    building = (Action.CREATE, Action.REPLACE)
+    return tuple(m.name(step.cluster) for m in step.changes if m.tier is not Tier.ETCD and m.action in building)
+
+
 def operations(step: Step, number: int) -> list[Operation]:
     """The operations of planner step ``number`` (a deletion of a node retired before is not one)."""
     found: list[Operation] = []

@@ -15,6 +15,10 @@ Sources, each a metric that exists on a kaas cluster:
 
 Renewal runs 90 days ahead (kubeadm's certificates) or through a rollout (etcd's),
 so an alert 30 days ahead means renewal failed and leaves a month to act.
+
+cert-manager's certificates (the ingress hosts' ACME certificates, the platform CA and the
+certificates it signs) have their own PrometheusRule, :func:`cert_manager_rule`, on the
+controller's metrics (scraped by :func:`kaas.services.monitoring.cert_manager_service_monitor`).
 """
 
 from __future__ import annotations
@@ -22,12 +26,18 @@ from __future__ import annotations
 from typing import Any
 
 from kaas.bootstrap.userdata.nodes import CERT_METRICS_DIR
+from kaas.services.monitoring import CERT_MANAGER_JOB
 from kaas.spec.models import ClusterSpec
 
 ALERT_BEFORE_DAYS = 30
 ALERT_BEFORE_SECONDS = ALERT_BEFORE_DAYS * 86400
 PROMETHEUS_STACK_RELEASE = "kube-prometheus-stack"
 RULE_NAME = "kaas-certificate-expiry"
+CERT_MANAGER_RULE_NAME = "kaas-cert-manager-certificates"
+# cert-manager renews a certificate at 2/3 of its life by default (ACME: 30 of 90 days left;
+# the platform's: renewBefore 720h): two weeks left means renewal has failed for weeks.
+CERT_MANAGER_WARNING_DAYS = 14
+CERT_MANAGER_CRITICAL_DAYS = 3
 # prometheus-node-exporter mounts the host's / at /host/root (hostRootFsMount).
 TEXTFILE_DIRECTORY = f"/host/root{CERT_METRICS_DIR}"
 # kube-prometheus-stack 88.5.3's own prometheus-node-exporter.extraArgs, kept: setting
@@ -86,18 +96,72 @@ def certificate_alerts() -> list[dict[str, Any]]:
     ]
 
 
-def certificate_expiry_rule(spec: ClusterSpec) -> dict[str, Any]:
-    """The PrometheusRule; the chart's Prometheus selects rules labelled with its release."""
+def _prometheus_rule(spec: ClusterSpec, name: str, group: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """A PrometheusRule; the chart's Prometheus selects rules labelled with its release."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": {
-            "name": RULE_NAME,
+            "name": name,
             "namespace": spec.platform_namespace,
             "labels": {"app.kubernetes.io/managed-by": spec.provider_name, "release": PROMETHEUS_STACK_RELEASE},
         },
-        "spec": {"groups": [{"name": "kaas-certificates", "rules": certificate_alerts()}]},
+        "spec": {"groups": [{"name": group, "rules": rules}]},
     }
+
+
+def certificate_expiry_rule(spec: ClusterSpec) -> dict[str, Any]:
+    return _prometheus_rule(spec, RULE_NAME, "kaas-certificates", certificate_alerts())
+
+
+def cert_manager_alerts() -> list[dict[str, Any]]:
+    """Alerts on cert-manager's certificate metrics.
+
+    Names and labels from cert-manager pkg/metrics/certificates.go (``UpdateCertificate``)
+    and its test pkg/metrics/certificates_test.go:
+    ``certmanager_certificate_expiration_timestamp_seconds{name, namespace, issuer_*}`` is the
+    certificate's ``status.notAfter`` as a Unix time, **0 before the first issuance** (hence
+    ``> 0``; a certificate that never becomes ready is the not-ready alert's);
+    ``certmanager_certificate_ready_status{condition="True"|"False"|"Unknown", ...}`` is 1 for
+    the Ready condition's current status, 0 for the other two. The certificate's own
+    ``namespace`` label meets the scrape target's: Prometheus keeps the target's and renames
+    the exported one to ``exported_namespace`` (``honorLabels`` false).
+    """
+    expiry = "certmanager_certificate_expiration_timestamp_seconds"
+    left = f"({expiry} - time())"
+    warning_s, critical_s = CERT_MANAGER_WARNING_DAYS * 86400, CERT_MANAGER_CRITICAL_DAYS * 86400
+    which = "{{ $labels.exported_namespace }}/{{ $labels.name }}"
+    return [
+        _alert(
+            "CertManagerCertificateExpiresSoon",
+            f"{expiry} > 0 and {left} < {warning_s} and {left} >= {critical_s}",
+            f"cert-manager certificate {which} expires within {CERT_MANAGER_WARNING_DAYS} days: its renewal "
+            "failed (kubectl describe certificate shows why).",
+        ),
+        _alert(
+            "CertManagerCertificateExpiresVerySoon",
+            f"{expiry} > 0 and {left} < {critical_s}",
+            f"cert-manager certificate {which} expires within {CERT_MANAGER_CRITICAL_DAYS} days.",
+            for_="10m",
+            severity="critical",
+        ),
+        _alert(
+            "CertManagerCertificateNotReady",
+            'certmanager_certificate_ready_status{condition="False"} == 1',
+            f"cert-manager certificate {which} has not been Ready for an hour (issuance or renewal fails).",
+        ),
+        # Without the controller's metrics the alerts above cannot fire: say so.
+        _alert(
+            "CertManagerAbsent",
+            f'absent(up{{job="{CERT_MANAGER_JOB}"}} == 1)',
+            "Prometheus has not scraped cert-manager for 30 minutes: certificate expiry is not watched.",
+            for_="30m",
+        ),
+    ]
+
+
+def cert_manager_rule(spec: ClusterSpec) -> dict[str, Any]:
+    return _prometheus_rule(spec, CERT_MANAGER_RULE_NAME, "kaas-cert-manager", cert_manager_alerts())
 
 
 def node_exporter_textfile_values() -> dict[str, Any]:

@@ -95,9 +95,10 @@ class ManagedServices(pulumi.ComponentResource):
         # controller's release waits for its Octavia load balancer; queuing Harbor behind it
         # would add minutes to every new cluster. Plain Ingress objects keep the edge
         # (ServiceDeps.ingress): Pulumi's await for an Ingress is its controller publishing the address.
-        monitoring = self._add(wire_monitoring(deps, inputs)) if svc.monitoring.enabled else None
+        cert_manager = ingress.cert_manager if ingress else None
+        monitoring = self._add(wire_monitoring(deps, inputs, cert_manager)) if svc.monitoring.enabled else None
         if svc.logging.enabled:
-            self._add(wire_logging(deps, cert_manager=ingress.cert_manager if ingress else None))
+            self._add(wire_logging(deps, cert_manager))
         registry = self._add(wire_registry(deps, inputs)) if svc.registry.enabled else None
         if svc.backups.enabled:
             self._add(wire_backups(deps, inputs.app_credentials[VELERO], monitoring))

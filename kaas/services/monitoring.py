@@ -323,3 +323,49 @@ def velero_prometheus_rule(spec: ClusterSpec) -> Values:
         "metadata": {"name": "velero", "namespace": spec.platform_namespace},
         "spec": {"groups": [{"name": "velero", "rules": velero_rules()}]},
     }
+
+
+# cert-manager v1.21.1's release (kaas.services.component, release name "cert-manager"): its
+# chart renders a metrics Service per component when ``prometheus.enabled`` (the default):
+# ``cert-manager`` (port ``http-metrics``), ``cert-manager-webhook`` (port ``metrics``) and
+# ``cert-manager-cainjector`` (port ``http-metrics``), each 9402 -> the container port named
+# ``http-metrics`` (templates/service.yaml, webhook-service.yaml, cainjector-service.yaml).
+CERT_MANAGER_RELEASE = "cert-manager"
+CERT_MANAGER_COMPONENTS = {"cert-manager": "controller", "webhook": "webhook", "cainjector": "cainjector"}
+CERT_MANAGER_JOB = "cert-manager"  # the controller's Service name, which exports the certificate metrics
+
+
+def cert_manager_service_monitor(spec: ClusterSpec) -> Values:
+    """Scrapes cert-manager's controller, webhook and cainjector (the chart's ServiceMonitor, as our object).
+
+    The same selector and endpoint as the chart's ``prometheus.servicemonitor``
+    (templates/servicemonitor.yaml: ``targetPort: http-metrics``, since the webhook's Service
+    names its port ``metrics``), but created by us for the reason of
+    :func:`velero_service_monitor`: the chart's needs the ServiceMonitor CRD when cert-manager
+    installs, which would queue cert-manager (and every certificate) behind
+    kube-prometheus-stack. No ``jobLabel``: the job is the Service's name (``cert-manager``,
+    ``cert-manager-webhook``, ``cert-manager-cainjector``) instead of the chart's bare
+    ``webhook``/``cainjector``.
+    """
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": CERT_MANAGER_RELEASE, "namespace": spec.platform_namespace},
+        "spec": {
+            "selector": {
+                "matchExpressions": [
+                    {"key": "app.kubernetes.io/name", "operator": "In", "values": list(CERT_MANAGER_COMPONENTS)},
+                    {"key": "app.kubernetes.io/instance", "operator": "In", "values": [CERT_MANAGER_RELEASE]},
+                    {
+                        "key": "app.kubernetes.io/component",
+                        "operator": "In",
+                        "values": list(CERT_MANAGER_COMPONENTS.values()),
+                    },
+                ]
+            },
+            "namespaceSelector": {"matchNames": [spec.platform_namespace]},
+            "endpoints": [
+                {"targetPort": "http-metrics", "path": "/metrics", "interval": "60s", "scrapeTimeout": "30s"}
+            ],
+        },
+    }

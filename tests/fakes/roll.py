@@ -12,15 +12,20 @@ Shapes and status codes follow the upstream references:
 - Keystone ``POST /v3/auth/tokens`` with an application credential: 201, token in
   ``X-Subject-Token``, the catalog in the body
   (https://docs.openstack.org/api-ref/identity/v3/#authenticating-with-an-application-credential);
+- Secrets in ``/api/v1/namespaces/<ns>/secrets``: ``POST`` (201, 409 for a name taken; ``stringData``
+  stored as ``data``, base64), ``GET`` with ``labelSelector``/``fieldSelector=type=``, ``DELETE`` (404
+  for a missing one) (https://kubernetes.io/docs/reference/kubernetes-api/config-and-storage-resources/secret-v1/);
 - Octavia ``GET /v2/lbaas/pools?name=`` and ``GET /v2/lbaas/pools/<id>/members`` with
   ``operating_status`` (https://docs.openstack.org/api-ref/load-balancer/v2/).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tests.fakes.servers import Answer, Request, json_answer
@@ -48,6 +53,7 @@ class FakeCluster:
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     evictions: list[str] = field(default_factory=list)
     reschedule: bool = True  # an evicted pod's controller makes a new one on a schedulable node
+    secrets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (namespace, name) -> Secret
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_node(self, name: str, ready: bool = True, since: str = "2026-12-01T09:00:00Z", status: str = "") -> None:
@@ -141,9 +147,49 @@ class FakeCluster:
         if path == "/api/v1/pods":
             node = request.query.get("fieldSelector", "").removeprefix("spec.nodeName=")
             return json_answer(200, {"kind": "PodList", "items": [self._pod(p) for p in self.pods if p.node == node]})
+        if parts[:3] == ["api", "v1", "namespaces"] and len(parts) in (5, 6) and parts[4] == "secrets":
+            return self._secrets(request, parts[3], parts[5] if len(parts) == 6 else None, body)
         if len(parts) == 7 and parts[:3] == ["api", "v1", "namespaces"] and parts[6] == "eviction" and method == "POST":
             return self._evict(parts[3], parts[5], body)
         return not_found
+
+    def _secrets(self, request: Request, namespace: str, name: str | None, body: Any) -> Answer:
+        not_found = json_answer(404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404})
+        if request.method == "POST" and name is None:
+            key = (namespace, body["metadata"]["name"])
+            if key in self.secrets:
+                return json_answer(409, {"kind": "Status", "reason": "AlreadyExists", "code": 409})
+            data = {k: base64.b64encode(v.encode()).decode() for k, v in body.pop("stringData", {}).items()}
+            stored = {**body, "metadata": {**body["metadata"], "namespace": namespace}, "data": data}
+            self.secrets[key] = stored
+            return json_answer(201, stored)
+        if request.method == "GET" and name is None:
+            labels = dict(s.split("=", 1) for s in request.query.get("labelSelector", "").split(",") if s)
+            kind = request.query.get("fieldSelector", "").removeprefix("type=")
+            items = [
+                s
+                for (ns, _), s in self.secrets.items()
+                if ns == namespace
+                and labels.items() <= s["metadata"].get("labels", {}).items()
+                and (not kind or s.get("type") == kind)
+            ]
+            return json_answer(200, {"kind": "SecretList", "items": items})
+        if name is None or (namespace, name) not in self.secrets:
+            return not_found
+        if request.method == "DELETE":
+            del self.secrets[(namespace, name)]
+            return json_answer(200, {"kind": "Status", "status": "Success"})
+        return json_answer(200, self.secrets[(namespace, name)])
+
+    def bootstrap_token_valid(self, token: str, now: datetime) -> bool:
+        """What the bootstrap token authenticator checks: the Secret exists, the secret matches, not expired."""
+        token_id, _, secret = token.partition(".")
+        stored = self.secrets.get(("kube-system", f"bootstrap-token-{token_id}"))
+        if stored is None or stored.get("type") != "bootstrap.kubernetes.io/token":
+            return False
+        data = {k: base64.b64decode(v).decode() for k, v in stored["data"].items()}
+        expiration = datetime.fromisoformat(data["expiration"].replace("Z", "+00:00"))
+        return data["token-secret"] == secret and now < expiration
 
     def _evict(self, namespace: str, name: str, body: Any) -> Answer:
         assert body["kind"] == "Eviction" and body["apiVersion"] == "policy/v1"

@@ -153,6 +153,11 @@ def kubelet_configuration() -> dict[str, Any]:
     metrics-server and the API server can verify it; the kubelet-csr-approver in the
     services layer approves the requests (the controller manager never approves serving
     certificates on its own).
+
+    TLS and access as the control plane's, set rather than left to kubeadm's defaults
+    (k8s.io/kubelet/config/v1beta1 types.go field names): no anonymous requests, clients
+    authenticated by the cluster CA or a token review, authorised by SubjectAccessReview, no
+    read-only port. Its clients (API server, metrics-server, Prometheus) are Go: ECDHE + AEAD.
     """
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -160,6 +165,11 @@ def kubelet_configuration() -> dict[str, Any]:
         "cgroupDriver": "systemd",
         "serverTLSBootstrap": True,
         "rotateCertificates": True,
+        "tlsMinVersion": CONTROL_PLANE_HARDENING["tls-min-version"],
+        "tlsCipherSuites": list(hardening.TLS_CIPHER_SUITES),
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True}},
+        "authorization": {"mode": "Webhook"},
+        "readOnlyPort": 0,
     }
 
 
@@ -257,7 +267,8 @@ def init_configuration(cluster: KubernetesCluster, node: KubernetesNode, certifi
         "kind": "InitConfiguration",
         # The token in every node's user data expires (spec security.bootstrap_token_ttl_hours):
         # whoever reads the user data later (a pod, the metadata service's logs) holds a
-        # dead credential. Nodes created after it expired need a fresh token (architecture.md).
+        # dead credential. Nodes built after it expired join with the fresh token kaas roll mints
+        # for their step (config kaas:joinToken, kaas.roll.tokens).
         "bootstrapTokens": [
             {
                 "token": cluster.bootstrap_token,

@@ -65,7 +65,8 @@ def _alert_receivers(deps: ServiceDeps, inputs: ServiceInputs, group: pulumi.Res
     return [deps.kube.apply(f"{deps.name}-alertmanager-receivers", manifest, group, (deps.platform_namespace,))]
 
 
-def wire_monitoring(deps: ServiceDeps, inputs: ServiceInputs) -> Monitoring:
+def wire_monitoring(deps: ServiceDeps, inputs: ServiceInputs, cert_manager: k8s.helm.v3.Release | None) -> Monitoring:
+    """kube-prometheus-stack and what it watches; with cert-manager, its certificates' expiry too."""
     name, spec, kube = deps.name, deps.spec, deps.kube
     namespace = deps.platform_namespace
     group = deps.group("Monitoring")
@@ -94,6 +95,11 @@ def wire_monitoring(deps: ServiceDeps, inputs: ServiceInputs) -> Monitoring:
     )
     # The PrometheusRule CRD comes with the chart.
     kube.apply(f"{name}-certificate-expiry", alerts.certificate_expiry_rule(spec), group, (stack,))
+    if cert_manager is not None:  # its certificates' expiry, as Velero's backups (wiring.backups)
+        after = (cert_manager, stack)
+        cert_manager_monitor = monitoring_values.cert_manager_service_monitor(spec)
+        kube.apply(f"{name}-cert-manager-monitor", cert_manager_monitor, group, after)
+        kube.apply(f"{name}-cert-manager-rules", alerts.cert_manager_rule(spec), group, after)
     rbac = [
         kube.apply(f"{name}-apps-prometheus-{m['kind'].lower()}", m, group, (namespace,))
         for m in objects.app_prometheus_rbac(spec)
