@@ -41,9 +41,15 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 import yaml
 
-from kaas.bootstrap import cloudinit
-from kaas.bootstrap.cloudinit import EtcdMember, EtcdPaths
 from kaas.bootstrap.pki import ADMIN_CLUSTER_ROLE_BINDING
+from kaas.bootstrap.userdata.etcd import EtcdMember, EtcdPaths, etcd_config
+from kaas.bootstrap.userdata.kubeadm import (
+    AUTHN_WEBHOOK_PATH,
+    AUTHZ_WEBHOOK_PATH,
+    KUBEADM_CONFIG_PATH,
+    KUBERNETES_PKI_DIR,
+)
+from kaas.bootstrap.userdata.nodes import SHARED_PKI_DIR, node_names
 from kaas.offline.planfile import plain
 from tests.bootstrap_fixtures import BootstrapPlan, bootstrap_plan
 from tests.helpers import free_ports
@@ -129,7 +135,7 @@ def install_user_data(user_data: str, root: Path) -> NodeRoot:
 
 def kubeadm_documents(node: NodeRoot) -> dict[str, dict[str, Any]]:
     """The node's kubeadm configuration (``/etc/kaas/kubeadm.yaml``), by kind."""
-    return {doc["kind"]: doc for doc in yaml.safe_load_all(node.read(cloudinit.KUBEADM_CONFIG_PATH))}
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(node.read(KUBEADM_CONFIG_PATH))}
 
 
 def with_server(kubeconfig: dict[str, Any], server: Callable[[str], str]) -> dict[str, Any]:
@@ -314,7 +320,7 @@ def _start_etcd(plan: BootstrapPlan, root: Path, processes: list[subprocess.Pope
     """One member of the pinned etcd from the generated configuration and the plan's member certificate."""
     outputs = plan.plan.outputs
     client_port, peer_port, metrics_port = free_ports(3)
-    (name,) = cloudinit.node_names(plan.spec.name, "etcd", 1)
+    (name,) = node_names(plan.spec.name, "etcd", 1)
     member = EtcdMember(name, "127.0.0.1", client_port=client_port, peer_port=peer_port, metrics_port=metrics_port)
     paths = EtcdPaths(pki_dir=str(root / "etcd" / "pki"), data_dir=str(root / "etcd" / "data"))
     write(Path(paths.ca_cert), outputs["etcdCaCertPem"])
@@ -323,7 +329,7 @@ def _start_etcd(plan: BootstrapPlan, root: Path, processes: list[subprocess.Pope
     write(Path(paths.peer_ca_cert), outputs["etcdPeerCaCertPem"])
     write(Path(paths.peer_cert), plain(outputs["etcdPeerCertPems"][0], show_secrets=True))
     write(Path(paths.peer_key), plain(outputs["etcdPeerKeyPems"], show_secrets=True)[0])
-    config = cloudinit.etcd_config(member, [member], f"{plan.spec.name}-etcd", paths)
+    config = etcd_config(member, [member], f"{plan.spec.name}-etcd", paths)
     config_path = write(root / "etcd" / "etcd.conf.yml", yaml.safe_dump(config))
     log = root / "etcd.log"
     with log.open("wb") as out:
@@ -353,8 +359,8 @@ def _local_kubeadm_config(master: NodeRoot, port: int, etcd_url: str, controller
 
 def copy_shared_pki(master: NodeRoot) -> None:
     """What the bootstrap script does first: /etc/kaas/pki/* -> /etc/kubernetes/pki/* (kubeadm reuses them)."""
-    shared = master.path(cloudinit.SHARED_PKI_DIR)
-    target = master.path(cloudinit.KUBERNETES_PKI_DIR)
+    shared = master.path(SHARED_PKI_DIR)
+    target = master.path(KUBERNETES_PKI_DIR)
     for source in shared.rglob("*"):
         if source.is_file():
             destination = target / source.relative_to(shared)
@@ -406,7 +412,7 @@ def _endpoint(config: Path) -> str:
 
 def _point_webhooks_at(master: NodeRoot, webhook: FakeKeystone) -> None:
     port = urlsplit(webhook.url).port or 443
-    for node_path in (cloudinit.AUTHN_WEBHOOK_PATH, cloudinit.AUTHZ_WEBHOOK_PATH):
+    for node_path in (AUTHN_WEBHOOK_PATH, AUTHZ_WEBHOOK_PATH):
         kubeconfig = yaml.safe_load(master.read(node_path))
         write(master.path(node_path), yaml.safe_dump(with_server(kubeconfig, lambda url: with_port(url, port))))
 
@@ -423,7 +429,7 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
     try:
         with fake_keystone(keystone_cert, keystone_key) as keystone:
             etcd_url, etcd_log = _start_etcd(plan, root, processes)
-            pki = master.path(cloudinit.SHARED_PKI_DIR)
+            pki = master.path(SHARED_PKI_DIR)
             etcd_tls = (
                 str(pki / "etcd/ca.crt"),
                 str(pki / "apiserver-etcd-client.crt"),
@@ -435,8 +441,8 @@ def control_plane(root: Path) -> Iterator[ControlPlane]:
             commands = _component_commands(master, config)
             _point_webhooks_at(master, keystone)
 
-            ca_file = master.path(cloudinit.KUBERNETES_PKI_DIR) / "ca.crt"
-            ca_key = master.path(cloudinit.KUBERNETES_PKI_DIR) / "ca.key"
+            ca_file = master.path(KUBERNETES_PKI_DIR) / "ca.crt"
+            ca_key = master.path(KUBERNETES_PKI_DIR) / "ca.key"
             admin_pem = issued_today(outputs["adminCertPem"], ca_file.read_text(), ca_key.read_text())
             admin_cert = write(root / "admin.crt", admin_pem)
             admin_key = write(root / "admin.key", _admin_key(plan))

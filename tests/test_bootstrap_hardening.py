@@ -18,7 +18,17 @@ from typing import Any
 import pytest
 import yaml
 
-from kaas.bootstrap import cloudinit, hardening
+from kaas.bootstrap import hardening
+from kaas.bootstrap.userdata.etcd import BACKUP_ENV_PATH
+from kaas.bootstrap.userdata.kubeadm import (
+    ADMISSION_CONFIG_PATH,
+    APISERVER_CONFIG_DIR,
+    AUDIT_POLICY_PATH,
+    DISCOVERY_KUBECONFIG_PATH,
+    ENCRYPTION_CONFIG_PATH,
+    KUBEADM_CONFIG_PATH,
+)
+from kaas.bootstrap.userdata.nodes import KUBEADM_BOOTSTRAP_SCRIPT, SHARED_PKI_DIR
 from kaas.offline import Secret
 from tests.bootstrap_fixtures import BACKUP_SECRET, bootstrap_plan
 
@@ -35,7 +45,7 @@ def _files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def _kubeadm(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    content = _files(doc)[cloudinit.KUBEADM_CONFIG_PATH]["content"]
+    content = _files(doc)[KUBEADM_CONFIG_PATH]["content"]
     return {d["kind"]: d for d in yaml.safe_load_all(content)}
 
 
@@ -191,7 +201,7 @@ def test_metadata_guard_is_on_every_kubernetes_node_and_loaded_before_kubeadm() 
             assert "nftables" in doc["packages"]
             runcmd = doc["runcmd"]
             enable = runcmd.index(["systemctl", "enable", "--now", hardening.METADATA_GUARD_UNIT])
-            assert enable < runcmd.index([cloudinit.KUBEADM_BOOTSTRAP_SCRIPT])
+            assert enable < runcmd.index([KUBEADM_BOOTSTRAP_SCRIPT])
 
 
 def test_metadata_guard_covers_ipv4_and_ipv6_and_parses_in_nft(tmp_path: Path) -> None:
@@ -222,7 +232,7 @@ def test_secrets_are_encrypted_at_rest_on_every_master(stack: str) -> None:
     assert len(base64.b64decode(key.value, validate=True)) == 32
     for text in bp.texts("masterUserData"):
         files = _files(_doc(text))
-        entry = files[cloudinit.ENCRYPTION_CONFIG_PATH]
+        entry = files[ENCRYPTION_CONFIG_PATH]
         assert entry["permissions"] == "0600"
         config = yaml.safe_load(entry["content"])
         assert config["apiVersion"] == "apiserver.config.k8s.io/v1"
@@ -236,12 +246,12 @@ def test_secrets_are_encrypted_at_rest_on_every_master(stack: str) -> None:
     first_master = _doc(bp.texts("masterUserData")[0])
     cluster = _kubeadm(first_master)["ClusterConfiguration"]
     args = _api_args(cluster)
-    assert args["encryption-provider-config"] == cloudinit.ENCRYPTION_CONFIG_PATH
+    assert args["encryption-provider-config"] == ENCRYPTION_CONFIG_PATH
     mounts = {v["mountPath"]: v for v in cluster["apiServer"]["extraVolumes"]}
     # kubeadm v1beta4 HostPathMount: the directory holding the file is mounted into the static pod.
-    config_dir = mounts[cloudinit.APISERVER_CONFIG_DIR]
-    assert config_dir["hostPath"] == cloudinit.APISERVER_CONFIG_DIR and config_dir["readOnly"] is True
-    assert os.path.dirname(cloudinit.ENCRYPTION_CONFIG_PATH) == cloudinit.APISERVER_CONFIG_DIR
+    config_dir = mounts[APISERVER_CONFIG_DIR]
+    assert config_dir["hostPath"] == APISERVER_CONFIG_DIR and config_dir["readOnly"] is True
+    assert os.path.dirname(ENCRYPTION_CONFIG_PATH) == APISERVER_CONFIG_DIR
 
 
 def test_no_worker_carries_the_encryption_key() -> None:
@@ -298,10 +308,10 @@ def test_audit_policy_levels_and_log_rotation_on_the_api_server() -> None:
     bp = bootstrap_plan("acme-prod")
     doc = _doc(bp.texts("masterUserData")[0])
     files = _files(doc)
-    assert yaml.safe_load(files[cloudinit.AUDIT_POLICY_PATH]["content"]) == policy
+    assert yaml.safe_load(files[AUDIT_POLICY_PATH]["content"]) == policy
     cluster = _kubeadm(doc)["ClusterConfiguration"]
     args = _api_args(cluster)
-    assert args["audit-policy-file"] == cloudinit.AUDIT_POLICY_PATH
+    assert args["audit-policy-file"] == AUDIT_POLICY_PATH
     assert args["audit-log-path"] == hardening.AUDIT_LOG_PATH
     assert (args["audit-log-maxage"], args["audit-log-maxbackup"], args["audit-log-maxsize"]) == ("7", "10", "100")
     log_dir = {v["mountPath"]: v for v in cluster["apiServer"]["extraVolumes"]}[hardening.AUDIT_LOG_DIR]
@@ -336,11 +346,9 @@ def test_pod_security_default_applies_to_namespaces_created_later(level: str, st
     bp = bootstrap_plan("acme-prod")
     for text in bp.texts("masterUserData"):
         files = _files(_doc(text))
-        assert yaml.safe_load(files[cloudinit.ADMISSION_CONFIG_PATH]["content"]) == hardening.admission_configuration(
-            "baseline"
-        )
+        assert yaml.safe_load(files[ADMISSION_CONFIG_PATH]["content"]) == hardening.admission_configuration("baseline")
     cluster = _kubeadm(_doc(bp.texts("masterUserData")[0]))["ClusterConfiguration"]
-    assert _api_args(cluster)["admission-control-config-file"] == cloudinit.ADMISSION_CONFIG_PATH
+    assert _api_args(cluster)["admission-control-config-file"] == ADMISSION_CONFIG_PATH
 
 
 # ---------------------------------------------------------------------------------
@@ -356,12 +364,12 @@ def test_bootstrap_token_expires_after_the_specs_ttl() -> None:
 
 def test_nodes_wipe_the_token_and_the_shared_keys_after_joining() -> None:
     bp = bootstrap_plan("acme-prod")
-    first = _files(_doc(bp.texts("masterUserData")[0]))[cloudinit.KUBEADM_BOOTSTRAP_SCRIPT]["content"]
-    worker = _files(_doc(bp.texts("workerUserData")[0]))[cloudinit.KUBEADM_BOOTSTRAP_SCRIPT]["content"]
+    first = _files(_doc(bp.texts("masterUserData")[0]))[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
+    worker = _files(_doc(bp.texts("workerUserData")[0]))[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
     tail = first[first.index("done\n", first.index("until kubeadm")) :]
-    for path in (cloudinit.KUBEADM_CONFIG_PATH, f"{cloudinit.SHARED_PKI_DIR}/ca.key"):
+    for path in (KUBEADM_CONFIG_PATH, f"{SHARED_PKI_DIR}/ca.key"):
         assert f"shred --remove --force {path}" in tail
-    assert f"shred --remove --force {cloudinit.DISCOVERY_KUBECONFIG_PATH}" in worker
+    assert f"shred --remove --force {DISCOVERY_KUBECONFIG_PATH}" in worker
 
 
 PEM_KEY = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----")
@@ -371,19 +379,19 @@ USER_DATA_SECRETS: dict[tuple[str, str], str] = {
     # etcd members: their own peer/server key, and the S3 credential of the backup container.
     ("etcd", "/etc/etcd/pki/member.key"): "member key (etcd has no CSR flow)",
     ("etcd", "/etc/etcd/pki/peer.key"): "peer key, own peer CA since issue 18 (etcd has no CSR flow)",
-    ("etcd", cloudinit.BACKUP_ENV_PATH): "EC2 credential of the backup container",
+    ("etcd", BACKUP_ENV_PATH): "EC2 credential of the backup container",
     # The first master signs the cluster: kubeadm init needs the CAs and the SA key on disk.
-    ("first-master", f"{cloudinit.SHARED_PKI_DIR}/ca.key"): "Kubernetes CA key (init)",
-    ("first-master", f"{cloudinit.SHARED_PKI_DIR}/sa.key"): "service-account signing key (init)",
-    ("first-master", f"{cloudinit.SHARED_PKI_DIR}/front-proxy-ca.key"): "front-proxy CA key (init)",
-    ("first-master", f"{cloudinit.SHARED_PKI_DIR}/apiserver-etcd-client.key"): "API server's etcd client key",
-    ("first-master", cloudinit.KUBEADM_CONFIG_PATH): "bootstrap token (expires) + certificate key",
-    ("first-master", cloudinit.ENCRYPTION_CONFIG_PATH): "Secrets encryption key (every API server)",
+    ("first-master", f"{SHARED_PKI_DIR}/ca.key"): "Kubernetes CA key (init)",
+    ("first-master", f"{SHARED_PKI_DIR}/sa.key"): "service-account signing key (init)",
+    ("first-master", f"{SHARED_PKI_DIR}/front-proxy-ca.key"): "front-proxy CA key (init)",
+    ("first-master", f"{SHARED_PKI_DIR}/apiserver-etcd-client.key"): "API server's etcd client key",
+    ("first-master", KUBEADM_CONFIG_PATH): "bootstrap token (expires) + certificate key",
+    ("first-master", ENCRYPTION_CONFIG_PATH): "Secrets encryption key (every API server)",
     # Other masters: the token, the certificate key for kubeadm-certs (deleted by kubeadm after 2 h).
-    ("master", cloudinit.DISCOVERY_KUBECONFIG_PATH): "bootstrap token (expires)",
-    ("master", cloudinit.KUBEADM_CONFIG_PATH): "certificate key for the uploaded certificates",
-    ("master", cloudinit.ENCRYPTION_CONFIG_PATH): "Secrets encryption key (every API server)",
-    ("worker", cloudinit.DISCOVERY_KUBECONFIG_PATH): "bootstrap token (expires)",
+    ("master", DISCOVERY_KUBECONFIG_PATH): "bootstrap token (expires)",
+    ("master", KUBEADM_CONFIG_PATH): "certificate key for the uploaded certificates",
+    ("master", ENCRYPTION_CONFIG_PATH): "Secrets encryption key (every API server)",
+    ("worker", DISCOVERY_KUBECONFIG_PATH): "bootstrap token (expires)",
 }
 
 

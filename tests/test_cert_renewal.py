@@ -30,7 +30,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from kaas.bootstrap import cloudinit
+from kaas.bootstrap.userdata.nodes import (
+    CERT_METRICS_DIR,
+    CERT_RENEW_BEFORE_DAYS,
+    CERT_RENEW_SCRIPT,
+    KUBEADM_BOOTSTRAP_SCRIPT,
+    STATIC_PODS,
+)
+from kaas.bootstrap.userdata.yamltext import render_template
 from tests.bootstrap_fixtures import bootstrap_plan
 
 NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
@@ -62,7 +69,7 @@ class Master:
         (self.pki / "etcd").mkdir(parents=True)
         self.manifests = root / "manifests"
         self.manifests.mkdir()
-        for pod in cloudinit.STATIC_PODS:
+        for pod in STATIC_PODS:
             (self.manifests / f"{pod}.yaml").write_text(f"kind: Pod\nmetadata: {{name: {pod}}}\n")
         self.expiry: dict[str, datetime.datetime] = {}
         for name, days in days_left.items():
@@ -84,15 +91,15 @@ class Master:
         self.metrics = root / "certificates.prom"
         self.script = root / "kaas-cert-renew"
         self.script.write_text(
-            cloudinit.render_template(
+            render_template(
                 "kaas-cert-renew.sh.j2",
                 pki_dir=str(self.pki),
-                renew_before_seconds=cloudinit.CERT_RENEW_BEFORE_DAYS * 86400,
+                renew_before_seconds=CERT_RENEW_BEFORE_DAYS * 86400,
                 metrics_file=str(self.metrics),
                 manifests_dir=str(self.manifests),
                 restart_pause_seconds=0,
                 kubeconfigs=[str(root / name) for name in ("admin.conf", "controller-manager.conf", "scheduler.conf")],
-                static_pods=list(cloudinit.STATIC_PODS),
+                static_pods=list(STATIC_PODS),
                 etcd_members=list(etcd_members),
             )
         )
@@ -137,7 +144,7 @@ def test_nothing_is_renewed_while_every_certificate_has_more_than_90_days(tmp_pa
     result = master.run()
     assert result.returncode == 0, result.stderr
     assert master.kubeadm_calls() == []
-    assert sorted(p.name for p in master.manifests.iterdir()) == sorted(f"{p}.yaml" for p in cloudinit.STATIC_PODS)
+    assert sorted(p.name for p in master.manifests.iterdir()) == sorted(f"{p}.yaml" for p in STATIC_PODS)
 
 
 @pytest.mark.parametrize("expiring", ["apiserver.crt", "front-proxy-client.crt", "scheduler.conf"])
@@ -148,8 +155,8 @@ def test_a_certificate_within_90_days_renews_all_and_restarts_every_static_pod(t
     assert master.kubeadm_calls() == ["certs renew all"]
     # Renewal ran while every manifest was in place, and every manifest is back.
     log = master.kubeadm_log.read_text()
-    assert all(f"{pod}.yaml" in log for pod in cloudinit.STATIC_PODS)
-    assert sorted(p.name for p in master.manifests.iterdir()) == sorted(f"{p}.yaml" for p in cloudinit.STATIC_PODS)
+    assert all(f"{pod}.yaml" in log for pod in STATIC_PODS)
+    assert sorted(p.name for p in master.manifests.iterdir()) == sorted(f"{p}.yaml" for p in STATIC_PODS)
     assert "renewing" in result.stdout
 
 
@@ -168,14 +175,14 @@ def test_masters_install_and_enable_the_renewal_timer_after_joining() -> None:
     for text in plan.texts("masterUserData"):
         document = yaml.safe_load(text)
         files = {f["path"]: f for f in document["write_files"]}
-        assert files[cloudinit.CERT_RENEW_SCRIPT]["permissions"] == "0755"
+        assert files[CERT_RENEW_SCRIPT]["permissions"] == "0755"
         assert "/etc/systemd/system/kaas-cert-renew.timer" in files
         # The metadata guard first (issue 17), then kubeadm, then the renewal timer.
         assert document["runcmd"][-2:] == [
-            [cloudinit.KUBEADM_BOOTSTRAP_SCRIPT],
+            [KUBEADM_BOOTSTRAP_SCRIPT],
             ["systemctl", "enable", "--now", "kaas-cert-renew.timer"],
         ]
-        script = files[cloudinit.CERT_RENEW_SCRIPT]["content"]
+        script = files[CERT_RENEW_SCRIPT]["content"]
         assert subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True).returncode == 0
         # Every external etcd member is probed for the certificate it serves.
         assert script.count(":2379") == 5
@@ -184,7 +191,7 @@ def test_masters_install_and_enable_the_renewal_timer_after_joining() -> None:
     # Every Kubernetes node has the directory node-exporter reads, report or not.
     for text in plan.texts("workerUserData") + plan.texts("masterUserData"):
         paths = [f["path"] for f in yaml.safe_load(text)["write_files"]]
-        assert f"{cloudinit.CERT_METRICS_DIR}/README" in paths
+        assert f"{CERT_METRICS_DIR}/README" in paths
 
 
 def test_systemd_accepts_the_renewal_units(tmp_path: Path) -> None:
@@ -192,11 +199,11 @@ def test_systemd_accepts_the_renewal_units(tmp_path: Path) -> None:
     document = yaml.safe_load(plan.texts("masterUserData")[0])
     files = {f["path"]: f["content"] for f in document["write_files"]}
     script = tmp_path / "kaas-cert-renew"
-    script.write_text(files[cloudinit.CERT_RENEW_SCRIPT])
+    script.write_text(files[CERT_RENEW_SCRIPT])
     script.chmod(0o755)
     units = []
     for unit in ("kaas-cert-renew.service", "kaas-cert-renew.timer"):
-        content = files[f"/etc/systemd/system/{unit}"].replace(cloudinit.CERT_RENEW_SCRIPT, str(script))
+        content = files[f"/etc/systemd/system/{unit}"].replace(CERT_RENEW_SCRIPT, str(script))
         (tmp_path / unit).write_text(content)
         units.append(str(tmp_path / unit))
     result = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60)

@@ -19,7 +19,7 @@ import jsonschema
 import promql_parser
 import pytest
 
-from kaas.bootstrap.cloudinit import CERT_METRICS_DIR
+from kaas.bootstrap.userdata.nodes import CERT_METRICS_DIR
 from kaas.offline import Plan, ResourceRecord
 from kaas.offline.plan import plan_spec
 from kaas.offline.planfile import plain

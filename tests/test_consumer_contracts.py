@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kaas.bootstrap import cloudinit
+from kaas.bootstrap.userdata.kubeadm import DISCOVERY_KUBECONFIG_PATH, KUBEADM_CONFIG_PATH
+from kaas.bootstrap.userdata.kubeconfig import ANONYMOUS_PATHS, authentication_configuration
 from kaas.offline import Plan
 from kaas.offline.plan import plan_stack
 from kaas.offline.planfile import plain
@@ -40,7 +41,7 @@ def _files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def _kubeadm(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {d["kind"]: d for d in yaml.safe_load_all(_files(doc)[cloudinit.KUBEADM_CONFIG_PATH]["content"])}
+    return {d["kind"]: d for d in yaml.safe_load_all(_files(doc)[KUBEADM_CONFIG_PATH]["content"])}
 
 
 @cache
@@ -66,7 +67,7 @@ def test_every_request_kubeadm_join_makes_before_tls_bootstrap_is_authenticated(
     bp = bootstrap_plan("acme-prod")
     init = _kubeadm(_doc(bp.texts("masterUserData")[0]))["InitConfiguration"]
     tokens = {t["token"]: t for t in init["bootstrapTokens"]}
-    anonymous = {c["path"] for c in cloudinit.authentication_configuration()["anonymous"]["conditions"]}
+    anonymous = {c["path"] for c in authentication_configuration()["anonymous"]["conditions"]}
     joins = [_doc(t) for t in bp.texts("masterUserData")[1:] + bp.texts("workerUserData")]
     assert joins
     for doc in joins:
@@ -83,7 +84,7 @@ def test_every_request_kubeadm_join_makes_before_tls_bootstrap_is_authenticated(
         assert "system:bootstrappers:kubeadm:default-node-token" in tokens[token]["groups"]
         ca = base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
         assert ca == bp.output("caCertPem")
-    assert anonymous == set(cloudinit.ANONYMOUS_PATHS)
+    assert anonymous == set(ANONYMOUS_PATHS)
 
 
 def test_nodes_reach_the_api_at_the_vip_which_admits_the_node_subnet_but_not_the_floating_pool() -> None:
@@ -96,7 +97,7 @@ def test_nodes_reach_the_api_at_the_vip_which_admits_the_node_subnet_but_not_the
     # joining kubelet's the discovery file's server.
     assert cluster["controlPlaneEndpoint"] == f"{vip}:6443"
     for text in bp.texts("workerUserData"):
-        kubeconfig = yaml.safe_load(_files(_doc(text))[cloudinit.DISCOVERY_KUBECONFIG_PATH]["content"])
+        kubeconfig = yaml.safe_load(_files(_doc(text))[DISCOVERY_KUBECONFIG_PATH]["content"])
         assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://{vip}:6443"
     [listener] = acme().by_type("openstack:loadbalancer/listener:Listener")
     assert spec.networking.node_cidr in listener.inputs["allowedCidrs"]
@@ -348,7 +349,7 @@ def test_the_discovery_kubeconfig_loads_in_client_go(tmp_path: Any) -> None:
     from tests.helm import kubectl_bin
 
     bp = bootstrap_plan("demo")
-    text = _files(_doc(bp.texts("workerUserData")[0]))[cloudinit.DISCOVERY_KUBECONFIG_PATH]["content"]
+    text = _files(_doc(bp.texts("workerUserData")[0]))[DISCOVERY_KUBECONFIG_PATH]["content"]
     path = tmp_path / "discovery.kubeconfig"
     path.write_text(text)
     shown = subprocess.run(

@@ -23,8 +23,9 @@ import pytest
 import yaml
 from cryptography import x509
 
-from kaas.bootstrap import cloudinit
+from kaas.bootstrap.hardening import TLS_CIPHER_SUITES
 from kaas.bootstrap.pki import discovery_ca_hash
+from kaas.bootstrap.userdata.kubeadm import AUTHENTICATION_CONFIG_PATH, KUBEADM_CONFIG_PATH, KUBERNETES_PKI_DIR
 from kaas.offline.plan import plan_stack
 from kaas.offline.planfile import plain
 from kaas.roll.live import kube_client
@@ -61,7 +62,7 @@ STACKS = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "stack
 
 
 def _anonymous_paths(cp: ControlPlane) -> list[str]:
-    config = yaml.safe_load(cp.master.read(cloudinit.AUTHENTICATION_CONFIG_PATH))
+    config = yaml.safe_load(cp.master.read(AUTHENTICATION_CONFIG_PATH))
     return [condition["path"] for condition in config["anonymous"]["conditions"]]
 
 
@@ -372,9 +373,9 @@ def test_the_api_server_certificate_kubeadm_generates_names_every_endpoint_the_n
     plan = bootstrap_plan(STACK)
     master = install_user_data(plan.texts("masterUserData")[0], tmp_path / "master-0")
     copy_shared_pki(master)
-    config = master.path(cloudinit.KUBEADM_CONFIG_PATH)  # as planned; only the node paths relocated
+    config = master.path(KUBEADM_CONFIG_PATH)  # as planned; only the node paths relocated
     checked(run([binary("kubeadm"), "init", "phase", "certs", "apiserver", f"--config={config}"]))
-    pem = (master.path(cloudinit.KUBERNETES_PKI_DIR) / "apiserver.crt").read_bytes()
+    pem = (master.path(KUBERNETES_PKI_DIR) / "apiserver.crt").read_bytes()
     sans = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     names = {str(n) for n in sans.get_values_for_type(x509.DNSName)} | {
         str(ip) for ip in sans.get_values_for_type(x509.IPAddress)
@@ -401,7 +402,7 @@ def test_the_api_server_certificate_kubeadm_generates_names_every_endpoint_the_n
 
 KUBELET_HARDENING = {
     "tlsMinVersion": "VersionTLS12",
-    "tlsCipherSuites": list(cloudinit.TLS_CIPHER_SUITES),
+    "tlsCipherSuites": list(TLS_CIPHER_SUITES),
     "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True}},
     "authorization": {"mode": "Webhook"},
     "readOnlyPort": 0,
@@ -412,7 +413,7 @@ def _init_master_config(stack: str, root: Path) -> tuple[Path, dict[str, dict[st
     plan = bootstrap_plan(stack)
     nodes = [install_user_data(text, root / str(i)) for i, text in enumerate(plan.texts("masterUserData"))]
     [node] = [n for n in nodes if "KubeletConfiguration" in kubeadm_documents(n)]
-    return node.path(cloudinit.KUBEADM_CONFIG_PATH), kubeadm_documents(node)
+    return node.path(KUBEADM_CONFIG_PATH), kubeadm_documents(node)
 
 
 def _kubeadm_validate(config: Path) -> subprocess.CompletedProcess[str]:

@@ -32,8 +32,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from kaas.bootstrap import cloudinit
-from kaas.bootstrap.cloudinit import BackupTarget, EtcdMember, EtcdPaths
+from kaas import bootstrap
+from kaas.bootstrap.userdata.etcd import (
+    BackupTarget,
+    EtcdMember,
+    EtcdPaths,
+    backup_environment,
+    environment_file,
+    etcd_config,
+)
+from kaas.bootstrap.userdata.nodes import node_names
 from kaas.offline.planfile import plain
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.controlplane import BIN_DIR
@@ -47,7 +55,7 @@ ETCDUTL = shutil.which("etcdutl", path=ETCD_PATH)  # etcd >= 3.5; the restore pr
 
 pytestmark = pytest.mark.skipif(ETCD is None or ETCDCTL is None, reason="needs etcd")
 
-BACKUP_SCRIPT = Path(cloudinit.__file__).parent / "scripts" / "etcd-backup"
+BACKUP_SCRIPT = Path(bootstrap.__file__).parent / "scripts" / "etcd-backup"
 BUCKET = "demo-etcd-backups"
 BACKUP_KEY = "k" * 40 + "0123456789abcdefghijklmn"  # stands in for the stack's etcdBackupKey (64 characters)
 
@@ -101,7 +109,7 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdClust
     bp = bootstrap_plan("demo")  # three etcd members
     outputs = bp.plan.outputs
     root = tmp_path_factory.mktemp("etcd")
-    names = cloudinit.node_names(bp.spec.name, "etcd", 3)
+    names = node_names(bp.spec.name, "etcd", 3)
     ports = free_ports(9)
     members = [
         EtcdMember(
@@ -120,7 +128,7 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdClust
         _write(Path(member_paths.peer_ca_cert), outputs["etcdPeerCaCertPem"])
         _write(Path(member_paths.peer_cert), plain(outputs["etcdPeerCertPems"][i], show_secrets=True))
         _write(Path(member_paths.peer_key), plain(outputs["etcdPeerKeyPems"], show_secrets=True)[i])
-        config = cloudinit.etcd_config(member, members, f"{bp.spec.name}-etcd", member_paths)
+        config = etcd_config(member, members, f"{bp.spec.name}-etcd", member_paths)
         config_path = _write(root / member.name / "etcd.conf.yml", yaml.safe_dump(config))
         log = (root / f"{member.name}.log").open("wb")
         processes.append(
@@ -204,11 +212,11 @@ def _run_backup(
         interval_hours=8,
         encryption_key=BACKUP_KEY,
     )
-    env = cloudinit.backup_environment(member, paths, target)
+    env = backup_environment(member, paths, target)
     env["WORK_DIR"] = str(cluster.root / f"backup-{member.name}")
     env["METRICS_FILE"] = str(_metrics_file(cluster, index))
     env.update(overrides)
-    env_file = _write(cluster.root / f"backup-{member.name}.env", cloudinit.environment_file(env))
+    env_file = _write(cluster.root / f"backup-{member.name}.env", environment_file(env))
     return subprocess.run(
         [sys.executable, str(BACKUP_SCRIPT), "--env-file", env_file],
         capture_output=True,
@@ -561,7 +569,7 @@ def test_peer_port_accepts_only_certificates_of_the_peer_ca(etcd_cluster: EtcdCl
 
 
 def test_client_port_refuses_tls12_suites_outside_the_ecdhe_aead_list(etcd_cluster: EtcdCluster) -> None:
-    """etcd's cipher-suites (cloudinit.TLS_CIPHER_SUITES) apply: a CBC suite is refused, GCM is served."""
+    """etcd's cipher-suites (hardening.TLS_CIPHER_SUITES) apply: a CBC suite is refused, GCM is served."""
     import ssl
 
     member = etcd_cluster.members[0]

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kaas.bootstrap import cloudinit
+from kaas.bootstrap.hardening import TLS_CIPHER_SUITES
+from kaas.bootstrap.userdata.kubeadm import CONTROL_PLANE_HARDENING, KUBEADM_CONFIG_PATH
 from kaas.services import values
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.helpers import make_spec
@@ -25,7 +26,7 @@ GO_SECURE_TLS12_AEAD = {
 
 def _cluster_configuration(stack: str) -> dict[str, Any]:
     doc = yaml.safe_load(bootstrap_plan(stack).texts("masterUserData")[0])
-    content = next(f["content"] for f in doc["write_files"] if f["path"] == cloudinit.KUBEADM_CONFIG_PATH)
+    content = next(f["content"] for f in doc["write_files"] if f["path"] == KUBEADM_CONFIG_PATH)
     return next(d for d in yaml.safe_load_all(content) if d["kind"] == "ClusterConfiguration")
 
 
@@ -46,7 +47,7 @@ def test_tenants_service_monitors_cannot_read_prometheus_files() -> None:
 def _kubelet_configuration(stack: str) -> dict[str, Any]:
     for text in bootstrap_plan(stack).texts("masterUserData"):
         doc = yaml.safe_load(text)
-        content = next(f["content"] for f in doc["write_files"] if f["path"] == cloudinit.KUBEADM_CONFIG_PATH)
+        content = next(f["content"] for f in doc["write_files"] if f["path"] == KUBEADM_CONFIG_PATH)
         for document in yaml.safe_load_all(content):
             if document["kind"] == "KubeletConfiguration":
                 return dict(document)
@@ -59,8 +60,8 @@ def test_kubelets_serve_tls12_aead_only_and_nothing_anonymous() -> None:
     left out; the kubelet's serving key (serverTLSBootstrap) is ECDSA P-256, hence the ECDSA suites.
     kubeadm's own checks of this document: tests/test_controlplane.py."""
     kubelet = _kubelet_configuration("acme-prod")
-    assert kubelet["tlsMinVersion"] == cloudinit.CONTROL_PLANE_HARDENING["tls-min-version"] == "VersionTLS12"
-    assert kubelet["tlsCipherSuites"] == list(cloudinit.TLS_CIPHER_SUITES)
+    assert kubelet["tlsMinVersion"] == CONTROL_PLANE_HARDENING["tls-min-version"] == "VersionTLS12"
+    assert kubelet["tlsCipherSuites"] == list(TLS_CIPHER_SUITES)
     assert set(kubelet["tlsCipherSuites"]) <= GO_SECURE_TLS12_AEAD
     assert any("ECDSA" in s for s in kubelet["tlsCipherSuites"]) and any(
         "_RSA_" in s for s in kubelet["tlsCipherSuites"]

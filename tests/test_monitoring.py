@@ -20,7 +20,16 @@ import pytest
 import yaml
 
 from kaas import platform
-from kaas.bootstrap import cloudinit
+from kaas.bootstrap.userdata.etcd import (
+    BACKUP_ENV_PATH,
+    ETCD_CONFIG_PATH,
+    NODE_EXPORTER_DEFAULTS_PATH,
+    RSYSLOG_FORWARD_PATH,
+    EtcdMember,
+    etcd_config,
+    rsyslog_forward_config,
+)
+from kaas.bootstrap.userdata.kubeadm import KUBEADM_CONFIG_PATH
 from kaas.offline import Plan, Secret, plan_spec, plan_stack, planfile
 from kaas.offline.engine import run_project
 from kaas.offline.plan import OFFLINE_SECRET
@@ -55,8 +64,8 @@ def _files(text: str) -> dict[str, str]:
 
 
 def test_etcd_metrics_listener_is_plain_http_on_the_node_address_and_loopback() -> None:
-    member = cloudinit.EtcdMember("m0", "10.0.0.16")
-    config = cloudinit.etcd_config(member, [member], "token")
+    member = EtcdMember("m0", "10.0.0.16")
+    config = etcd_config(member, [member], "token")
     # etcd --listen-metrics-urls: a second listener that serves only /metrics and /health.
     assert config["listen-metrics-urls"] == "http://10.0.0.16:2381,http://127.0.0.1:2381"
     assert config["listen-client-urls"].startswith("https://")
@@ -71,20 +80,20 @@ def test_every_etcd_vm_installs_and_configures_the_node_exporter() -> None:
         doc = yaml.safe_load(text)
         assert "prometheus-node-exporter" in doc["packages"]
         files = _files(text)
-        args = files[cloudinit.NODE_EXPORTER_DEFAULTS_PATH]
+        args = files[NODE_EXPORTER_DEFAULTS_PATH]
         assert "--web.listen-address=:9100" in args
         assert f"--collector.textfile.directory={platform.NODE_EXPORTER_TEXTFILE_DIR}" in args
         # The backup script writes its metrics where that collector reads.
-        env = files[cloudinit.BACKUP_ENV_PATH]
+        env = files[BACKUP_ENV_PATH]
         assert f'METRICS_FILE="{platform.NODE_EXPORTER_TEXTFILE_DIR}/etcd-backup.prom"' in env
-        config = yaml.safe_load(files[cloudinit.ETCD_CONFIG_PATH])
+        config = yaml.safe_load(files[ETCD_CONFIG_PATH])
         node_ip = config["advertise-client-urls"].split("//")[1].split(":")[0]
         assert f"http://{node_ip}:2381" in config["listen-metrics-urls"].split(",")
 
 
 def test_control_plane_metrics_listen_beyond_loopback() -> None:
     bp = bootstrap_plan("acme-prod")
-    first = _files(bp.texts("masterUserData")[0])[cloudinit.KUBEADM_CONFIG_PATH]
+    first = _files(bp.texts("masterUserData")[0])[KUBEADM_CONFIG_PATH]
     docs = {d["kind"]: d for d in yaml.safe_load_all(first)}
     cluster = docs["ClusterConfiguration"]
     # kubeadm's defaults are --bind-address=127.0.0.1 (static pod manifests) and
@@ -245,14 +254,14 @@ def test_etcd_nodes_forward_their_logs_to_the_first_workers_fluent_bit() -> None
     workers = plan_addresses(bp.spec).workers
     for text in bp.texts("etcdUserData"):
         assert "rsyslog" in yaml.safe_load(text)["packages"]
-        config = _files(text)[cloudinit.RSYSLOG_FORWARD_PATH]
+        config = _files(text)[RSYSLOG_FORWARD_PATH]
         assert re.findall(r'target="([^"]+)" port="(\d+)"', config) == [
             (workers[0], "30514"),
             (workers[1], "30514"),
         ]
     # Without logging nothing is forwarded (dev disables it).
     for text in bootstrap_plan("dev").texts("etcdUserData"):
-        assert cloudinit.RSYSLOG_FORWARD_PATH not in _files(text)
+        assert RSYSLOG_FORWARD_PATH not in _files(text)
 
 
 def test_adding_workers_leaves_the_etcd_user_data_alone() -> None:
@@ -261,7 +270,7 @@ def test_adding_workers_leaves_the_etcd_user_data_alone() -> None:
     bigger = spec.model_copy(update={"workers": spec.workers.model_copy(update={"count": 7})})
     targets = plan_addresses(bigger).workers[: platform.ETCD_LOG_TARGETS]
     assert targets == plan_addresses(spec).workers[: platform.ETCD_LOG_TARGETS]
-    assert all(cloudinit.rsyslog_forward_config(targets) in _files(t)[cloudinit.RSYSLOG_FORWARD_PATH] for t in three)
+    assert all(rsyslog_forward_config(targets) in _files(t)[RSYSLOG_FORWARD_PATH] for t in three)
 
 
 def _free_port(kind: int) -> int:
@@ -284,7 +293,7 @@ def test_real_rsyslog_forwards_in_the_format_fluent_bits_parser_reads(tmp_path: 
         f'global(workDirectory="{tmp_path}")\n'
         'module(load="imudp")\n'
         f'input(type="imudp" address="127.0.0.1" port="{udp}")\n'
-        + cloudinit.rsyslog_forward_config([dead, "127.0.0.1"], port=port)
+        + rsyslog_forward_config([dead, "127.0.0.1"], port=port)
     )
     check = subprocess.run(["rsyslogd", "-N1", "-f", str(config)], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr

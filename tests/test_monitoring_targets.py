@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kaas.bootstrap import cloudinit
+from kaas.bootstrap.userdata.etcd import ETCD_CONFIG_PATH, NODE_EXPORTER_DEFAULTS_PATH
+from kaas.bootstrap.userdata.kubeadm import KUBEADM_CONFIG_PATH
 from kaas.offline import Plan, plan_spec
 from kaas.offline.planfile import plain
 from kaas.openstack.addressing import plan_addresses
@@ -85,7 +86,7 @@ def _args(items: list[Obj] | None) -> dict[str, str]:
 
 
 def _kubeadm_docs(cloud_config: Obj) -> dict[str, Obj]:
-    return {d["kind"]: d for d in yaml.safe_load_all(_file(cloud_config, cloudinit.KUBEADM_CONFIG_PATH))}
+    return {d["kind"]: d for d in yaml.safe_load_all(_file(cloud_config, KUBEADM_CONFIG_PATH))}
 
 
 @cache
@@ -155,10 +156,10 @@ def etcd_listeners(variant: str) -> dict[str, list[str]]:
     """Per etcd node IP: its metrics URLs (etcd config) and its node exporter's listen address."""
     found: dict[str, list[str]] = {}
     for doc in user_data(variant, "etcd"):
-        config = yaml.safe_load(_file(doc, cloudinit.ETCD_CONFIG_PATH))
+        config = yaml.safe_load(_file(doc, ETCD_CONFIG_PATH))
         ip = config["advertise-client-urls"].split("//")[1].split(":")[0]
         urls = config.get("listen-metrics-urls", "").split(",")
-        exporter = _file(doc, cloudinit.NODE_EXPORTER_DEFAULTS_PATH)
+        exporter = _file(doc, NODE_EXPORTER_DEFAULTS_PATH)
         listen = re.search(r"--web\.listen-address=([^\s\"]*)", exporter)
         address = listen[1] if listen else ":9100"  # node_exporter's default listen address
         host, _, port = address.rpartition(":")

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kaas.bootstrap.userdata.etcd import EtcdMember, etcd_config, node_exporter_defaults
+from kaas.bootstrap.userdata.kubeadm import kube_proxy_configuration, metrics_listeners
 from kaas.offline import plan_spec
 from kaas.openstack.security import (
     Role,
@@ -244,7 +246,7 @@ def listeners(spec: Any) -> set[tuple[Role, str | None, int | None]]:
     """What listens where, stated from the components themselves, not from the rule table.
 
     - API server 6443 on masters (kubeadm localAPIEndpoint) behind the api-lb VIP; etcd
-      2379/2380 on etcd (kaas.bootstrap.cloudinit.etcd_config); kubelet 10250 on every
+      2379/2380 on etcd (kaas.bootstrap.userdata.etcd.etcd_config); kubelet 10250 on every
       Kubernetes node; NodePorts on workers; sshd on every node carrying ``admin``.
     - CNI, from the chart values the program sends: tigera-operator ``calicoNetwork.bgp``
       Enabled -> BIRD on 179; an ipPool ``encapsulation`` VXLAN -> Felix's vxlanPort (default
@@ -254,9 +256,8 @@ def listeners(spec: Any) -> set[tuple[Role, str | None, int | None]]:
     - Metrics (issue 16): etcd's plain-HTTP ``listen-metrics-urls`` and the etcd VMs' node
       exporter; on the Kubernetes nodes kube-proxy's ``metricsBindAddress``, the chart's node
       exporter DaemonSet, and on the masters the controller manager and scheduler bound to
-      every address (cloudinit.metrics_listeners).
+      every address (kaas.bootstrap.userdata.kubeadm.metrics_listeners).
     """
-    from kaas.bootstrap import cloudinit
     from kaas.services import values
 
     found: set[tuple[Role, str | None, int | None]] = {
@@ -284,16 +285,16 @@ def listeners(spec: Any) -> set[tuple[Role, str | None, int | None]]:
         encapsulation = network["ipPools"][0]["encapsulation"]
         node_ports.add({"VXLAN": ("udp", 4789), "IPIP": ("4", None), "None": (None, None)}[encapsulation])
     found |= {(g, proto, port) for g in NODES for proto, port in node_ports}
-    member = cloudinit.EtcdMember("etcd-0", "192.0.2.10")
-    metrics_urls = cloudinit.etcd_config(member, [member], "new")["listen-metrics-urls"]
+    member = EtcdMember("etcd-0", "192.0.2.10")
+    metrics_urls = etcd_config(member, [member], "new")["listen-metrics-urls"]
     assert f":{member.metrics_port}" in metrics_urls, metrics_urls
     found.add((Role.ETCD, "tcp", member.metrics_port))
-    exporter = cloudinit.node_exporter_defaults()
+    exporter = node_exporter_defaults()
     exporter_port = int(exporter.split("--web.listen-address=:")[1].split()[0].strip("\"'"))
     found.add((Role.ETCD, "tcp", exporter_port))
-    proxy_port = int(cloudinit.kube_proxy_configuration()["metricsBindAddress"].rsplit(":", 1)[1])
+    proxy_port = int(kube_proxy_configuration()["metricsBindAddress"].rsplit(":", 1)[1])
     found |= {(g, "tcp", p) for g in NODES for p in (proxy_port, exporter_port)}
-    bound = cloudinit.metrics_listeners()
+    bound = metrics_listeners()
     for section, port in (("controllerManager", 10257), ("scheduler", 10259)):
         assert {"name": "bind-address", "value": "0.0.0.0"} in bound[section]["extraArgs"]
         found.add((Role.MASTER, "tcp", port))

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kaas.bootstrap import cloudinit
+from kaas.bootstrap.userdata.kubeadm import KUBEADM_CONFIG_PATH
+from kaas.bootstrap.userdata.yamltext import CLOUD_CONFIG_HEADER, SafeDumper, cloud_config, represent_str, yaml_docs
 from kaas.offline.plan import plan_spec
 from kaas.spec import load_stack_spec
 from tests.bootstrap_fixtures import bootstrap_plan
@@ -62,12 +63,12 @@ class _PurePythonBlockDumper(yaml.SafeDumper):
     pass
 
 
-_PurePythonBlockDumper.add_representer(str, cloudinit._represent_str)
+_PurePythonBlockDumper.add_representer(str, represent_str)
 
 
 @pytest.mark.parametrize("stack", ["minimal", "dev", "acme-prod"])
 def test_fast_yaml_emitter_writes_the_same_user_data_as_the_pure_python_one(stack: str) -> None:
-    assert yaml.__with_libyaml__ and cloudinit._SafeDumper is yaml.CSafeDumper
+    assert yaml.__with_libyaml__ and SafeDumper is yaml.CSafeDumper
     texts = [
         t for tier in ("etcdUserData", "masterUserData", "workerUserData") for t in bootstrap_plan(stack).texts(tier)
     ]
@@ -75,12 +76,12 @@ def test_fast_yaml_emitter_writes_the_same_user_data_as_the_pure_python_one(stac
     for text in texts:
         document = yaml.safe_load(text)
         slow = yaml.dump(document, Dumper=_PurePythonBlockDumper, sort_keys=False, default_flow_style=False, width=1000)
-        assert text == cloudinit.cloud_config(document) == cloudinit.CLOUD_CONFIG_HEADER + slow
+        assert text == cloud_config(document) == CLOUD_CONFIG_HEADER + slow
         for file in document.get("write_files", []):
-            if file["path"] == cloudinit.KUBEADM_CONFIG_PATH:
+            if file["path"] == KUBEADM_CONFIG_PATH:
                 docs = list(yaml.safe_load_all(file["content"]))
                 slow = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=1000)
-                assert file["content"] == cloudinit._yaml_docs(*docs) == slow
+                assert file["content"] == yaml_docs(*docs) == slow
                 kubeadm_configs += 1
     spec = bootstrap_plan(stack).spec
     assert len(texts) == spec.etcd.count + spec.masters.count + spec.workers.count

@@ -4,7 +4,7 @@ Three Debian etcd members are formed from the plan's generated configuration and
 certificates (as in tests/test_etcd_cluster.py). The runner, the etcd gate and etcdctl
 are the real code; only the cloud is fake: a ``pulumi up`` that creates an etcd server
 starts an etcd process joining with ``initial-cluster-state: existing``
-(kaas.bootstrap.cloudinit.etcd_config(joining=True)), one that deletes a server kills it.
+(kaas.bootstrap.userdata.etcd.etcd_config(joining=True)), one that deletes a server kills it.
 
 A writer puts a key every few milliseconds through the etcd v3 HTTP gateway
 (``POST /v3/kv/put``, https://etcd.io/docs/v3.4/dev-guide/api_grpc_gateway/) during the
@@ -33,8 +33,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kaas.bootstrap import cloudinit
-from kaas.bootstrap.cloudinit import EtcdMember, EtcdPaths
+from kaas.bootstrap.userdata.etcd import EtcdMember, EtcdPaths, etcd_config
+from kaas.bootstrap.userdata.nodes import node_names
 from kaas.offline.planfile import plain
 from kaas.roll.etcd import EtcdCtl, EtcdTLS, Member
 from kaas.roll.gates import ClusterGates, EtcdGate, Waiting
@@ -89,7 +89,7 @@ class EtcdCloud:
         ):
             Path(path).write_text(text)
             Path(path).chmod(0o600)
-        config = cloudinit.etcd_config(member, cluster, self.token, paths, joining=joining)
+        config = etcd_config(member, cluster, self.token, paths, joining=joining)
         # Only for the test's writer: etcd 3.4 read from a config file serves no HTTP gateway
         # unless asked (enable-grpc-gateway; https://github.com/etcd-io/etcd/issues/12168).
         config["enable-grpc-gateway"] = True
@@ -210,7 +210,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         for c, k in zip(outputs["etcdPeerCertPems"], plain(outputs["etcdPeerKeyPems"], show_secrets=True), strict=True)
     ]
     cloud = EtcdCloud(tmp_path / "cloud", ca, certs, f"{BP.spec.name}-etcd", outputs["etcdPeerCaCertPem"], peers)
-    names = cloudinit.node_names(BP.spec.name, "etcd", 3)
+    names = node_names(BP.spec.name, "etcd", 3)
     initial = [cloud.member(n) for n in names]
     for name in names:
         cloud.start(name, initial, joining=False)

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kaas import versions
-from kaas.bootstrap import cloudinit
+from kaas.bootstrap.userdata.etcd import environment_file
+from kaas.bootstrap.userdata.yamltext import TemplateValueError, render_template
 from kaas.rollout.model import node_name
 from kaas.services import values
 from kaas.spec import SpecError
@@ -134,10 +135,10 @@ def test_cloud_conf_value_is_refused_or_read_back_exactly(value: str) -> None:
 @given(st.text())
 def test_template_value_is_refused_or_one_shell_word(value: str) -> None:
     try:
-        script = cloudinit.render_template(
+        script = render_template(
             "etcd-health.sh.j2", name=value, endpoint="https://10.0.0.1:2379", ca_cert="a", cert="b", key="c"
         )
-    except cloudinit.TemplateValueError:
+    except TemplateValueError:
         return
     result = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True, timeout=30)
     assert result.returncode == 0
@@ -146,14 +147,14 @@ def test_template_value_is_refused_or_one_shell_word(value: str) -> None:
 
 
 def test_template_refuses_command_substitution() -> None:
-    with pytest.raises(cloudinit.TemplateValueError, match="cannot be written into a shell script"):
-        cloudinit.render_template("etcd-backup.service.j2", bucket="x$(reboot)", env_path="/e", script_path="/s")
+    with pytest.raises(TemplateValueError, match="cannot be written into a shell script"):
+        render_template("etcd-backup.service.j2", bucket="x$(reboot)", env_path="/e", script_path="/s")
 
 
 @pytest.mark.parametrize("value", ["a\nb", "a\x00b", "a\u2028b", "a\x1bb"])
 def test_environment_file_refuses_multi_line_and_control_characters(value: str) -> None:
     with pytest.raises(ValueError, match="single-line"):
-        cloudinit.environment_file({"S3_REGION": value})
+        environment_file({"S3_REGION": value})
 
 
 def test_cloud_conf_refuses_a_region_that_would_add_a_key_even_past_the_spec() -> None:

@@ -18,17 +18,18 @@ import pulumi
 import pulumi_random as random
 
 from kaas import platform
-from kaas.bootstrap import cloudinit
-from kaas.bootstrap.cloudinit import (
-    BackupTarget,
-    ControlPlaneCertificates,
-    EtcdMember,
-    EtcdNodeInput,
-    KubernetesCluster,
-    KubernetesNode,
-)
 from kaas.bootstrap.hardening import ENCRYPTION_KEY_BYTES, EncryptionKey
 from kaas.bootstrap.pki import ROLL_ETCD_OUTPUT_KEYS, ClusterPki, EtcdMemberName
+from kaas.bootstrap.userdata.etcd import (
+    BackupTarget,
+    EtcdMember,
+    EtcdNodeInput,
+    client_endpoints,
+    render_etcd_user_data,
+)
+from kaas.bootstrap.userdata.kubeadm import ControlPlaneCertificates, KubernetesCluster, KubernetesNode
+from kaas.bootstrap.userdata.kubeconfig import admin_kubeconfig
+from kaas.bootstrap.userdata.nodes import render_master_user_data, render_worker_user_data
 from kaas.cluster_plan import ClusterPlan, PlannedNode
 from kaas.rollout import Action, Tier
 
@@ -38,7 +39,7 @@ def _at_version(cluster: KubernetesCluster, node: PlannedNode) -> KubernetesClus
 
 
 def _worker_user_data(node: PlannedNode, cluster: KubernetesCluster) -> str:
-    return cloudinit.render_worker_user_data(_at_version(cluster, node), KubernetesNode(node.name, node.fixed_ip))
+    return render_worker_user_data(_at_version(cluster, node), KubernetesNode(node.name, node.fixed_ip))
 
 
 ENCRYPTION_KEY_NAME = "key1"  # rotation adds key2 (docs/architecture.md, Security)
@@ -106,7 +107,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
         # What the cluster runs once this step is applied: its oldest API server.
         self.kubernetes_version = plan.control_plane_version
         members = tuple(EtcdMember(m.name, m.fixed_ip) for m in plan.members(Tier.ETCD))
-        self.etcd_endpoints = list(cloudinit.client_endpoints(members))
+        self.etcd_endpoints = list(client_endpoints(members))
         self.api_server_url = api_server_url(api_endpoint_host)
         self.ca_cert_pem = pki.kubernetes_ca.cert_pem
         self.keystone_auth_cert_pem = pki.keystone_auth.cert_pem
@@ -126,52 +127,48 @@ class ClusterBootstrap(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=True, additional_secret_outputs=["result"]),
         )
         self.etcd_backup_key = pulumi.Output.secret(backup_key.result)
-        backup = pulumi.Output.all(backup_access_key, backup_secret_key, self.etcd_backup_key).apply(
+        backup = pulumi.Output.all(
+            access_key=backup_access_key, secret_key=backup_secret_key, encryption_key=self.etcd_backup_key
+        ).apply(
             lambda keys: BackupTarget(
                 endpoint=spec.openstack.s3_endpoint,
                 bucket=spec.container_name("etcd_backups"),
                 region=spec.etcd_backup.s3_region,
-                access_key=keys[0],
-                secret_key=keys[1],
+                access_key=keys["access_key"],
+                secret_key=keys["secret_key"],
                 retention_days=spec.etcd_backup.retention_days,
                 interval_hours=spec.etcd_backup.interval_hours,
-                encryption_key=keys[2],
+                encryption_key=keys["encryption_key"],
             )
         )
         # The lowest-index workers' addresses: adding workers never changes the etcd nodes' user data.
         workers = sorted(plan.tier(Tier.WORKER), key=lambda n: n.index)[: platform.ETCD_LOG_TARGETS]
         log_targets = tuple(n.fixed_ip for n in workers) if spec.services.logging.enabled else ()
 
-        def etcd_user_data(node: PlannedNode, v: list[Any]) -> str:
+        def etcd_user_data(node: PlannedNode, v: dict[str, Any]) -> str:
             member = EtcdMember(node.name, node.fixed_ip)
-            return cloudinit.render_etcd_user_data(
+            return render_etcd_user_data(
                 EtcdNodeInput(
                     member=member,
                     members=members if member in members else (*members, member),
                     cluster_token=f"{spec.name}-etcd",
                     etcd_version=node.revision.version,
                     joining=not plan.first_deploy and node.action is Action.CREATE,
-                    ca_cert_pem=v[0],
-                    cert_pem=v[1],
-                    key_pem=v[2],
-                    backup=v[3],
-                    peer_ca_cert_pem=v[4],
-                    peer_cert_pem=v[5],
-                    peer_key_pem=v[6],
                     log_targets=log_targets,
+                    **v,
                 )
             )
 
         self.etcd_user_data = {
             node.name: pulumi.Output.secret(
                 pulumi.Output.all(
-                    pki.etcd_ca.cert_pem,
-                    certkey.cert_pem,
-                    certkey.key_pem,
-                    backup,
-                    pki.etcd_peer_ca.cert_pem,
-                    peer.cert_pem,
-                    peer.key_pem,
+                    ca_cert_pem=pki.etcd_ca.cert_pem,
+                    cert_pem=certkey.cert_pem,
+                    key_pem=certkey.key_pem,
+                    backup=backup,
+                    peer_ca_cert_pem=pki.etcd_peer_ca.cert_pem,
+                    peer_cert_pem=peer.cert_pem,
+                    peer_key_pem=peer.key_pem,
                 ).apply(functools.partial(etcd_user_data, node))
             )
             for node, certkey, peer in zip(etcd_nodes, pki.etcd_members, pki.etcd_peers, strict=True)
@@ -183,7 +180,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
         token = pki.bootstrap_token
         if join_token is not None:
             token = pulumi.Output.secret(join_token)
-        cluster = pulumi.Output.all(token, pki.kubernetes_ca.cert_pem).apply(
+        cluster = pulumi.Output.all(token=token, ca_cert_pem=pki.kubernetes_ca.cert_pem).apply(
             lambda v: KubernetesCluster(
                 name=spec.name,
                 api_endpoint_host=api_endpoint_host,
@@ -193,8 +190,8 @@ class ClusterBootstrap(pulumi.ComponentResource):
                 pod_cidr=spec.networking.pod_cidr,
                 service_cidr=spec.networking.service_cidr,
                 etcd_endpoints=tuple(self.etcd_endpoints),
-                bootstrap_token=v[0],
-                kubernetes_ca_cert_pem=v[1],
+                bootstrap_token=v["token"],
+                kubernetes_ca_cert_pem=v["ca_cert_pem"],
                 api_cert_sans=tuple(api_cert_sans),
                 bootstrap_token_ttl_hours=spec.security.bootstrap_token_ttl_hours,
                 pod_security_default=spec.security.pod_security_default.value,
@@ -202,33 +199,36 @@ class ClusterBootstrap(pulumi.ComponentResource):
             )
         )
         certificates = pulumi.Output.all(
-            pki.kubernetes_ca.cert_pem,
-            pki.kubernetes_ca.key_pem,
-            pki.service_account_private_key_pem,
-            pki.service_account_public_key_pem,
-            pki.front_proxy_ca.cert_pem,
-            pki.front_proxy_ca.key_pem,
-            pki.etcd_ca.cert_pem,
-            pki.apiserver_etcd_client.cert_pem,
-            pki.apiserver_etcd_client.key_pem,
-        ).apply(lambda v: ControlPlaneCertificates(*v))
+            ca_cert_pem=pki.kubernetes_ca.cert_pem,
+            ca_key_pem=pki.kubernetes_ca.key_pem,
+            service_account_key_pem=pki.service_account_private_key_pem,
+            service_account_pub_pem=pki.service_account_public_key_pem,
+            front_proxy_ca_cert_pem=pki.front_proxy_ca.cert_pem,
+            front_proxy_ca_key_pem=pki.front_proxy_ca.key_pem,
+            etcd_ca_cert_pem=pki.etcd_ca.cert_pem,
+            apiserver_etcd_client_cert_pem=pki.apiserver_etcd_client.cert_pem,
+            apiserver_etcd_client_key_pem=pki.apiserver_etcd_client.key_pem,
+        ).apply(lambda v: ControlPlaneCertificates(**v))
 
-        def master_user_data(node: PlannedNode, first: bool, v: list[Any]) -> str:
-            return cloudinit.render_master_user_data(
-                _at_version(v[0], node),
+        def master_user_data(node: PlannedNode, first: bool, v: dict[str, Any]) -> str:
+            return render_master_user_data(
+                _at_version(v["cluster"], node),
                 KubernetesNode(node.name, node.fixed_ip),
-                v[1],
+                v["certificates"],
                 first=first,
-                certificate_key=v[2],
-                encryption_keys=[EncryptionKey(ENCRYPTION_KEY_NAME, v[3])],
+                certificate_key=v["certificate_key"],
+                encryption_keys=[EncryptionKey(ENCRYPTION_KEY_NAME, v["encryption_key"])],
             )
 
         # Only the very first pulumi up runs `kubeadm init`; a master built later (by a rollout too) joins.
         self.master_user_data = {
             node.name: pulumi.Output.secret(
-                pulumi.Output.all(cluster, certificates, self.certificate_key, self.secrets_encryption_key).apply(
-                    functools.partial(master_user_data, node, plan.first_deploy and node.index == 0)
-                )
+                pulumi.Output.all(
+                    cluster=cluster,
+                    certificates=certificates,
+                    certificate_key=self.certificate_key,
+                    encryption_key=self.secrets_encryption_key,
+                ).apply(functools.partial(master_user_data, node, plan.first_deploy and node.index == 0))
             )
             for node in plan.tier(Tier.MASTER)
         }
@@ -237,18 +237,18 @@ class ClusterBootstrap(pulumi.ComponentResource):
             for node in plan.tier(Tier.WORKER)
         }
         self.admin_kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(pki.kubernetes_ca.cert_pem, pki.admin_client.cert_pem, pki.admin_client.key_pem).apply(
-                lambda v: cloudinit.admin_kubeconfig(spec.name, self.api_server_url, v[0], v[1], v[2])
-            )
+            pulumi.Output.all(
+                ca_cert_pem=pki.kubernetes_ca.cert_pem,
+                client_cert_pem=pki.admin_client.cert_pem,
+                client_key_pem=pki.admin_client.key_pem,
+            ).apply(lambda v: admin_kubeconfig(spec.name, self.api_server_url, **v))
         )
         self.break_glass_kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(
-                pki.kubernetes_ca.cert_pem, pki.break_glass_client.cert_pem, pki.break_glass_client.key_pem
-            ).apply(
-                lambda v: cloudinit.admin_kubeconfig(
-                    spec.name, self.api_server_url, v[0], v[1], v[2], role="break-glass"
-                )
-            )
+                ca_cert_pem=pki.kubernetes_ca.cert_pem,
+                client_cert_pem=pki.break_glass_client.cert_pem,
+                client_key_pem=pki.break_glass_client.key_pem,
+            ).apply(lambda v: admin_kubeconfig(spec.name, self.api_server_url, **v, role="break-glass"))
         )
         self.register_outputs(
             {

@@ -14,6 +14,7 @@
 - :func:`audit_policy` and :func:`audit_args`: the audit trail (``audit.k8s.io/v1``) and
   its log rotation.
 - :func:`admission_configuration`: the cluster-wide Pod Security default.
+- ``TLS_CIPHER_SUITES``: the TLS 1.2 suites the control plane and etcd accept.
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ AUDIT_LOG_MAX_SIZE_MB = 100
 # exempt from the Pod Security default. The platform namespace carries its own
 # ``privileged`` label instead (kaas.services.objects.platform_namespace).
 POD_SECURITY_EXEMPT_NAMESPACES = ("kube-system", "kube-flannel", "tigera-operator", "calico-system", "calico-apiserver")
+
+# Control-plane and etcd TLS: 1.2 at least, and for 1.2 only ECDHE with AEAD ciphers (Go's
+# names; TLS 1.3 suites are not configurable in Go). kubeadm's components and etcd use the list.
+TLS_CIPHER_SUITES = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+)
 
 
 # ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaas.bootstrap.cloudinit import CERT_METRICS_DIR
+from kaas.bootstrap.userdata.nodes import CERT_METRICS_DIR
 from kaas.services.monitoring import CERT_MANAGER_JOB
 from kaas.spec.models import ClusterSpec
 

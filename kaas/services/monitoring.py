@@ -7,7 +7,7 @@ mounted Secret :data:`RECEIVERS_SECRET` (``alertmanagerSpec.secrets`` mounts eac
 Secret at ``/etc/alertmanager/secrets/<name>/``; Alertmanager's ``*_file`` fields read them).
 
 Targets outside the pod network (every one needs a bind address and a security group
-rule, see :mod:`kaas.openstack.security` and :mod:`kaas.bootstrap.cloudinit`):
+rule, see :mod:`kaas.openstack.security` and :mod:`kaas.bootstrap.userdata`):
 
 - etcd members: the chart's ``kubeEtcd`` with ``endpoints`` = the members' addresses (the
   chart then renders an ``Endpoints`` object instead of a pod selector), plain HTTP on
@@ -79,7 +79,7 @@ def scrape_values(spec: ClusterSpec) -> Values:
             "service": {"enabled": True, "port": ETCD_METRICS_PORT, "targetPort": ETCD_METRICS_PORT},
             "serviceMonitor": {"enabled": True, "scheme": "http"},
         },
-        # kubeadm's static pods, bound to every address by cloudinit.metrics_listeners.
+        # kubeadm's static pods, bound to every address by kaas.bootstrap.userdata.kubeadm.metrics_listeners.
         "kubeControllerManager": {"enabled": True},
         "kubeScheduler": {"enabled": True},
         # kubeadm's kube-proxy DaemonSet (no CNI here replaces it), metricsBindAddress 0.0.0.0:10249.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,23 @@ def docker_config_json(registry: str, username: str, password: str) -> str:
 
 
 # --- Storage ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CinderStorageClass:
+    """A StorageClass of Cinder CSI; ``key`` names its resource (``<cluster>-sc-<key>``)."""
+
+    key: str
+    name: str
+    reclaim_policy: str
+    default: bool
+
+
+# The StorageClasses the services layer creates (the chart's own are off), in creation order.
+CINDER_STORAGE_CLASSES = (
+    CinderStorageClass("default", names.STORAGE_CLASS_DEFAULT, "Delete", default=True),
+    CinderStorageClass("retain", names.STORAGE_CLASS_RETAIN, "Retain", default=False),
+)
 
 
 def storage_class(spec: ClusterSpec, name: str, reclaim_policy: str, default: bool) -> Manifest:
@@ -310,7 +328,7 @@ def keystone_auth_daemon_set(
 
 # --- Kubelet serving certificates --------------------------------------------------------
 #
-# Kubelets run with serverTLSBootstrap (kaas.bootstrap.cloudinit.kubelet_configuration):
+# Kubelets run with serverTLSBootstrap (kaas.bootstrap.userdata.kubeadm.kubelet_configuration):
 # each asks for a serving certificate through a CSR for signer kubernetes.io/kubelet-serving,
 # which kube-controller-manager signs with the cluster CA once approved, but never approves
 # itself. postfinance/kubelet-csr-approver approves only CSRs whose DNS names match the

@@ -279,7 +279,7 @@ def monitoring_values(spec: ClusterSpec) -> Values:
     platform_namespaces = {"matchLabels": {names.platform_label(spec): "true"}}
     base: Values = {
         "prometheus": {
-            "ingress": _ingress(spec, "prometheus", basic_auth=True),
+            "ingress": _ingress(spec, names.PROMETHEUS_HOST, basic_auth=True),
             "prometheusSpec": {
                 "retention": retention(mon.prometheus_retention_days),
                 "storageSpec": _volume_claim(mon.prometheus_volume_gb, names.STORAGE_CLASS_DEFAULT),
@@ -291,14 +291,14 @@ def monitoring_values(spec: ClusterSpec) -> Values:
             },
         },
         "alertmanager": {
-            "ingress": _ingress(spec, "alertmanager", basic_auth=True),
+            "ingress": _ingress(spec, names.ALERTMANAGER_HOST, basic_auth=True),
             "alertmanagerSpec": {
                 "storage": _volume_claim(mon.alertmanager_volume_gb, names.STORAGE_CLASS_DEFAULT),
             },
         },
         "grafana": {
             "admin": {"existingSecret": names.GRAFANA_ADMIN, "userKey": "admin-user", "passwordKey": "admin-password"},
-            "ingress": _ingress(spec, "grafana"),
+            "ingress": _ingress(spec, names.GRAFANA_HOST),
             "persistence": {
                 "enabled": True,
                 "storageClassName": names.STORAGE_CLASS_DEFAULT,
@@ -584,7 +584,7 @@ def fluent_bit_values(spec: ClusterSpec) -> Values:
         "config": {"outputs": fluent_bit_output(), "inputs": fluent_bit_inputs()},
         # Every node, masters included: their kubelets' and static pods' logs too.
         "tolerations": [{"operator": "Exists"}],
-        # The etcd VMs' rsyslog (cloudinit.rsyslog_forward_config) reaches the syslog input here.
+        # The etcd VMs' rsyslog (kaas.bootstrap.userdata.etcd.rsyslog_forward_config) reaches the syslog input here.
         "service": {"type": "NodePort"},
         "extraPorts": [
             {

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from kaas.bootstrap.cloudinit import BACKUP_PREFIX
+from kaas.bootstrap.userdata.etcd import BACKUP_PREFIX
 from kaas.offline.engine import Plan
 from kaas.openstack.nodes import INDEX_KEY, TIER_KEY
 from kaas.outputs import StackOutputs

@@ -11,7 +11,24 @@ import pytest
 import yaml
 
 from kaas import platform, versions
-from kaas.bootstrap import cloudinit
+from kaas.bootstrap.userdata.etcd import (
+    BACKUP_ENV_PATH,
+    BACKUP_SCRIPT_PATH,
+    ETCD_CONFIG_PATH,
+    ETCD_INSTALL_SCRIPT,
+    backup_cron,
+    backup_script,
+    environment_file,
+    on_calendar,
+)
+from kaas.bootstrap.userdata.kubeadm import (
+    AUTHENTICATION_CONFIG_PATH,
+    AUTHN_WEBHOOK_PATH,
+    AUTHZ_WEBHOOK_PATH,
+    DISCOVERY_KUBECONFIG_PATH,
+    KUBEADM_CONFIG_PATH,
+)
+from kaas.bootstrap.userdata.nodes import KUBEADM_BOOTSTRAP_SCRIPT, SHARED_PKI_DIR, node_names
 from kaas.spec import SpecError
 from tests.bootstrap_fixtures import BACKUP_SECRET, bootstrap_plan
 from tests.helpers import make_spec
@@ -31,7 +48,7 @@ def _files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def _kubeadm(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    content = _files(doc)[cloudinit.KUBEADM_CONFIG_PATH]["content"]
+    content = _files(doc)[KUBEADM_CONFIG_PATH]["content"]
     return {d["kind"]: d for d in yaml.safe_load_all(content)}
 
 
@@ -75,14 +92,14 @@ def test_etcd_nodes_form_a_static_tls_cluster_from_the_address_plan(stack: str) 
     bp = bootstrap_plan(stack)
     texts = bp.texts("etcdUserData")
     assert len(texts) == bp.spec.etcd.count
-    names = cloudinit.node_names(bp.spec.name, "etcd", bp.spec.etcd.count)
+    names = node_names(bp.spec.name, "etcd", bp.spec.etcd.count)
     ips = [e.split("//")[1].split(":")[0] for e in bp.output("etcdEndpoints")]
     expected_cluster = ",".join(f"{n}=https://{ip}:{platform.ETCD_PEER_PORT}" for n, ip in zip(names, ips, strict=True))
     for name, ip, text in zip(names, ips, texts, strict=True):
         doc = _doc(text)
         assert doc["hostname"] == name
         files = _files(doc)
-        config = yaml.safe_load(files[cloudinit.ETCD_CONFIG_PATH]["content"])
+        config = yaml.safe_load(files[ETCD_CONFIG_PATH]["content"])
         assert config["name"] == name
         assert config["initial-cluster"] == expected_cluster
         assert config["advertise-client-urls"] == f"https://{ip}:{platform.ETCD_CLIENT_PORT}"
@@ -90,7 +107,7 @@ def test_etcd_nodes_form_a_static_tls_cluster_from_the_address_plan(stack: str) 
             assert config[section]["client-cert-auth"] is True
         assert files["/etc/etcd/pki/member.key"]["permissions"] == "0600"
         assert "PRIVATE KEY" in files["/etc/etcd/pki/member.key"]["content"]
-        install = files[cloudinit.ETCD_INSTALL_SCRIPT]["content"]
+        install = files[ETCD_INSTALL_SCRIPT]["content"]
         assert versions.ETCD_SHA256[bp.spec.versions.etcd] in install and "sha256sum --check" in install
         assert f"etcd-v{bp.spec.versions.etcd}-linux-amd64.tar.gz" in install
 
@@ -100,21 +117,31 @@ def test_etcd_nodes_back_up_on_the_specs_schedule_to_the_backup_container() -> N
     files = _files(_doc(bp.texts("etcdUserData")[0]))
     timer = files["/etc/systemd/system/etcd-backup.timer"]["content"]
     assert "OnCalendar=*-*-* 00,08,16:00:00 UTC" in timer
-    env = files[cloudinit.BACKUP_ENV_PATH]
+    env = files[BACKUP_ENV_PATH]
     assert env["permissions"] == "0600"
     assert f'S3_BUCKET="{bp.spec.container_name("etcd_backups")}"' in env["content"]
     assert f'AWS_SECRET_ACCESS_KEY="{BACKUP_SECRET}"' in env["content"]
     assert f'RETENTION_DAYS="{bp.spec.etcd_backup.retention_days}"' in env["content"]
-    assert files[cloudinit.BACKUP_SCRIPT_PATH]["content"] == cloudinit.backup_script()
+    assert files[BACKUP_SCRIPT_PATH]["content"] == backup_script()
     assert "EnvironmentFile=/etc/kaas/etcd-backup.env" in files["/etc/systemd/system/etcd-backup.service"]["content"]
 
 
 def test_on_calendar_follows_the_interval() -> None:
-    assert cloudinit.on_calendar(8) == "*-*-* 00,08,16:00:00 UTC"
-    assert cloudinit.on_calendar(24) == "*-*-* 00:00:00 UTC"
-    assert cloudinit.on_calendar(6) == "*-*-* 00,06,12,18:00:00 UTC"
+    assert on_calendar(8) == "*-*-* 00,08,16:00:00 UTC"
+    assert on_calendar(24) == "*-*-* 00:00:00 UTC"
+    assert on_calendar(6) == "*-*-* 00,06,12,18:00:00 UTC"
     with pytest.raises(ValueError):
-        cloudinit.on_calendar(0)
+        on_calendar(0)
+
+
+@pytest.mark.parametrize("interval_hours", range(1, 25))
+def test_backup_cron_names_the_timers_hours(interval_hours: int) -> None:
+    """The stack outputs' cron line and the systemd timer fire at the same hours of the day."""
+    minute, hour, *rest = backup_cron(interval_hours).split()
+    step = int(hour.removeprefix("*/")) if hour.startswith("*/") else 24
+    assert (minute, rest) == ("0", ["*", "*", "*"]) and (hour == "0") == (interval_hours == 24)
+    cron_hours = [f"{h:02d}" for h in range(0, 24, step)]
+    assert on_calendar(interval_hours) == f"*-*-* {','.join(cron_hours)}:00:00 UTC"
 
 
 @pytest.mark.parametrize("stack", ["dev", "acme-prod"])
@@ -133,7 +160,7 @@ def test_first_master_runs_kubeadm_init_against_external_etcd(stack: str) -> Non
     assert cluster["networking"]["podSubnet"] == spec.networking.pod_cidr
     assert cluster["networking"]["serviceSubnet"] == spec.networking.service_cidr
     args = {a["name"]: a["value"] for a in cluster["apiServer"]["extraArgs"]}
-    assert args["authentication-config"] == cloudinit.AUTHENTICATION_CONFIG_PATH
+    assert args["authentication-config"] == AUTHENTICATION_CONFIG_PATH
     assert args["authorization-mode"] == "Node,RBAC,Webhook"
     init = kubeadm["InitConfiguration"]
     assert init["bootstrapTokens"][0]["token"] == bp.output("bootstrapToken").value
@@ -141,7 +168,7 @@ def test_first_master_runs_kubeadm_init_against_external_etcd(stack: str) -> Non
     assert kubelet_args["cloud-provider"] == "external"
     # kubelet-config ConfigMap: serving certificates from the cluster CA, for every node.
     assert kubeadm["KubeletConfiguration"]["serverTLSBootstrap"] is True
-    script = _files(doc)[cloudinit.KUBEADM_BOOTSTRAP_SCRIPT]["content"]
+    script = _files(doc)[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
     assert "kubeadm init --config" in script
     assert "--provider-id=openstack:///${instance_id}" in script
     assert "cloud-init query v1.instance_id" in script
@@ -158,31 +185,31 @@ def test_other_masters_join_the_control_plane_with_the_uploaded_certificates_and
     # kubeadm init --upload-certs encrypts the shared certificates with this key (hex, 32 bytes).
     assert _kubeadm(first)["InitConfiguration"]["certificateKey"] == key
     assert len(bytes.fromhex(key)) == 32
-    assert "--upload-certs" in _files(first)[cloudinit.KUBEADM_BOOTSTRAP_SCRIPT]["content"]
+    assert "--upload-certs" in _files(first)[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
     for text in bp.texts("masterUserData")[1:]:
         doc = _doc(text)
         kubeadm = _kubeadm(doc)
         assert set(kubeadm) == {"JoinConfiguration"}
         join = kubeadm["JoinConfiguration"]
         assert join["controlPlane"]["certificateKey"] == key
-        assert join["discovery"] == {"file": {"kubeConfigPath": cloudinit.DISCOVERY_KUBECONFIG_PATH}}
+        assert join["discovery"] == {"file": {"kubeConfigPath": DISCOVERY_KUBECONFIG_PATH}}
         files = _files(doc)
-        assert files[cloudinit.DISCOVERY_KUBECONFIG_PATH]["permissions"] == "0600"
-        assert not [p for p in files if p.startswith(cloudinit.SHARED_PKI_DIR)]
+        assert files[DISCOVERY_KUBECONFIG_PATH]["permissions"] == "0600"
+        assert not [p for p in files if p.startswith(SHARED_PKI_DIR)]
         assert not any("PRIVATE KEY" in f["content"] for f in doc["write_files"])
-        assert "kubeadm join --config" in files[cloudinit.KUBEADM_BOOTSTRAP_SCRIPT]["content"]
+        assert "kubeadm join --config" in files[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
 
 
 def test_apiserver_allows_anonymous_only_on_health_endpoints_and_uses_keystone_webhooks() -> None:
     bp = bootstrap_plan("acme-prod")
     files = _files(_doc(bp.texts("masterUserData")[1]))
-    auth = yaml.safe_load(files[cloudinit.AUTHENTICATION_CONFIG_PATH]["content"])
+    auth = yaml.safe_load(files[AUTHENTICATION_CONFIG_PATH]["content"])
     assert auth["kind"] == "AuthenticationConfiguration"
     assert auth["anonymous"] == {
         "enabled": True,
         "conditions": [{"path": "/healthz"}, {"path": "/livez"}, {"path": "/readyz"}],
     }
-    for path in (cloudinit.AUTHN_WEBHOOK_PATH, cloudinit.AUTHZ_WEBHOOK_PATH):
+    for path in (AUTHN_WEBHOOK_PATH, AUTHZ_WEBHOOK_PATH):
         kubeconfig = yaml.safe_load(files[path]["content"])
         cluster = kubeconfig["clusters"][0]["cluster"]
         assert cluster["server"] == platform.KEYSTONE_AUTH_WEBHOOK_URL
@@ -195,10 +222,10 @@ def test_workers_join_by_file_discovery_at_the_vip_with_the_ca_and_token_only() 
         doc = _doc(text)
         join = _kubeadm(doc)["JoinConfiguration"]
         assert "controlPlane" not in join
-        assert join["discovery"] == {"file": {"kubeConfigPath": cloudinit.DISCOVERY_KUBECONFIG_PATH}}
+        assert join["discovery"] == {"file": {"kubeConfigPath": DISCOVERY_KUBECONFIG_PATH}}
         files = _files(doc)
-        discovery = yaml.safe_load(files[cloudinit.DISCOVERY_KUBECONFIG_PATH]["content"])
-        assert files[cloudinit.DISCOVERY_KUBECONFIG_PATH]["permissions"] == "0600"
+        discovery = yaml.safe_load(files[DISCOVERY_KUBECONFIG_PATH]["content"])
+        assert files[DISCOVERY_KUBECONFIG_PATH]["permissions"] == "0600"
         [cluster] = discovery["clusters"]
         assert cluster["cluster"]["server"] == f"https://{bp.output('apiVip')}:6443"
         assert base64.b64decode(cluster["cluster"]["certificate-authority-data"]).decode() == bp.output("caCertPem")
@@ -223,6 +250,6 @@ def test_spec_rejects_an_etcd_version_without_a_verified_checksum() -> None:
 
 
 def test_environment_file_quotes_values() -> None:
-    assert cloudinit.environment_file({"A": 'x"y\\z'}) == 'A="x\\"y\\\\z"\n'
+    assert environment_file({"A": 'x"y\\z'}) == 'A="x\\"y\\\\z"\n'
     with pytest.raises(ValueError):
-        cloudinit.environment_file({"A": "two\nlines"})
+        environment_file({"A": "two\nlines"})
