@@ -447,11 +447,14 @@ def _roll_heal(args: argparse.Namespace, spec: ClusterSpec) -> int:
     import tempfile
     from datetime import UTC, datetime
 
+    from pulumi.automation import CommandError
+
     from kaas.roll.automation import AutomationStack
     from kaas.roll.gates import Waiting
     from kaas.roll.heal import Healer, HealPolicy, parse_duration
     from kaas.roll.http import HttpError
     from kaas.roll.live import kube_client
+    from kaas.roll.tokens import JoinTokens
 
     if args.status or args.tier:
         raise SpecError(args.stack, ["--heal takes neither --status nor --tier"])
@@ -464,7 +467,18 @@ def _roll_heal(args: argparse.Namespace, spec: ClusterSpec) -> int:
     kubeconfig = args.kubeconfig.read_text() if args.kubeconfig else str(driver.outputs()["adminKubeconfig"])
     with tempfile.TemporaryDirectory(prefix="kaas-heal-") as secrets:
         kube = kube_client(kubeconfig, Path(secrets))
-        healer = Healer(spec, kube, driver, policy, Waiting(timeout=args.gate_timeout), api_via_lb=kube, log=log)
+        # A fresh bootstrap token for each replaced node's join (kaas.roll.tokens), as the admin.
+        tokens = JoinTokens(kube.api)
+        healer = Healer(
+            spec,
+            kube,
+            driver,
+            policy,
+            Waiting(timeout=args.gate_timeout),
+            api_via_lb=kube,
+            log=log,
+            join_tokens=tokens,
+        )
         dry_run = args.dry_run
         if not dry_run and not args.yes:
             _, plan = healer.look()
@@ -477,7 +491,7 @@ def _roll_heal(args: argparse.Namespace, spec: ClusterSpec) -> int:
                     return EXIT_OK
         try:
             report = healer.run(dry_run=dry_run)
-        except (HttpError, LookupError) as error:
+        except (HttpError, LookupError, CommandError) as error:  # CommandError: the pulumi up failed
             print(f"kaas roll --heal: {error}", file=sys.stderr)
             return EXIT_ROLL_STOPPED
     now = datetime.now(UTC)

@@ -7,12 +7,13 @@ performs (:mod:`kaas.rollout`). Components read it; none re-derives it from the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kaas.openstack.addressing import api_vip, node_address
 from kaas.rollout import Action, ClusterState, Phase, Revision, RolloutError, Step, Tier, next_step
-from kaas.rollout.model import TIER_ORDER, desired_to_data, node_name, state_to_data
+from kaas.rollout.model import TIER_ORDER, Move, desired_to_data, node_name, state_to_data
 from kaas.rollout.record import desired_from_spec, record_document
 from kaas.spec import ClusterSpec, SpecError
 from kaas.versions import parse_version
@@ -30,6 +31,9 @@ class PlannedNode:
     revision: Revision
     phase: Phase
     action: Action
+    # Rebuilt by ``kaas roll --heal`` in this update (config ``kaas:heal``): a replacement of a dead
+    # server at the revision it runs, no rollout move (its ``action`` stays what the step says: keep).
+    healed: bool = False
 
     @property
     def member(self) -> bool:
@@ -38,8 +42,14 @@ class PlannedNode:
 
     @property
     def rebuilt(self) -> bool:
-        """Rebuilt in place by this step (every other node keeps whatever its server was built with)."""
-        return self.action is Action.REPLACE
+        """Rebuilt in place by this update: the step replaces it, or ``kaas roll --heal`` does (every other
+        node keeps whatever its server was built with; a healed one gets the current user data, a join)."""
+        return self.action is Action.REPLACE or self.healed
+
+    @property
+    def joining(self) -> bool:
+        """A master or worker this update builds: it runs ``kubeadm join`` and needs a token valid now."""
+        return self.tier is not Tier.ETCD and (self.action in (Action.CREATE, Action.REPLACE) or self.healed)
 
 
 @dataclass(frozen=True)
@@ -114,20 +124,71 @@ def cluster_policy_facts(spec: ClusterSpec) -> dict[str, Any]:
     }
 
 
+HEAL_CONFIG = "kaas:heal"
+
+
+def _running(move: Move) -> bool:
+    return move.before is not None and move.before.phase is Phase.RUNNING
+
+
+def _check_healed(step: Step, healed: Sequence[str]) -> None:
+    """Refuse (one line naming ``config kaas:heal``) what ``kaas roll --heal`` must not rebuild this way."""
+    if not healed:
+        return
+    if step.bootstrap:
+        reason = (
+            f"{', '.join(healed)}: the stack has no rollout record (its first deployment, where the first master"
+            " runs kubeadm init): nothing to heal yet"
+        )
+        raise SpecError(f"config {HEAL_CONFIG}", [reason])
+    moves = {m.name(step.cluster): m for m in step.moves}
+    unknown = [n for n in healed if n not in moves]
+    etcd = [n for n in healed if n in moves and moves[n].tier is Tier.ETCD]
+    moved = [n for n in healed if n in moves and n not in etcd and moves[n].action is not Action.KEEP]
+    leaving = [n for n in healed if n in moves and n not in etcd + moved and not _running(moves[n])]
+    problems = []
+    if unknown:
+        problems.append(f"{', '.join(unknown)}: no such node of {step.cluster}")
+    if etcd:
+        problems.append(
+            f"{', '.join(etcd)}: an etcd member needs a membership change"
+            f" (kaas roll --stack <STACK> --tier etcd), not a rebuild"
+        )
+    if moved:
+        what = ", ".join(f"{n} ({moves[n].action})" for n in moved)
+        problems.append(f"{what}: the next rollout step moves it anyway (kaas roll --stack <STACK>)")
+    if leaving:
+        problems.append(f"{', '.join(leaving)}: retired, leaving its tier (the next rollout step deletes it)")
+    if problems:
+        raise SpecError(f"config {HEAL_CONFIG}", ["; ".join(problems)])
+
+
 def make_cluster_plan(
-    spec: ClusterSpec, recorded: ClusterState | None, source: str | None = None, spec_source: str | None = None
+    spec: ClusterSpec,
+    recorded: ClusterState | None,
+    source: str | None = None,
+    spec_source: str | None = None,
+    healed: Sequence[str] = (),
 ) -> ClusterPlan:
     """The plan of this ``pulumi up``: the next rollout step from ``recorded`` (None: a new cluster).
 
     An edit the planner refuses raises :class:`SpecError` (``<file>: <field>: <why>``), the
     file being the spec (``spec_source``) for a spec field, the record (``source``) for the
     record's: nothing is planned.
+
+    ``healed`` (config ``kaas:heal``, set by ``kaas roll --heal`` for one update) names the masters
+    and workers whose dead servers this update replaces: each is :attr:`PlannedNode.rebuilt` (the
+    current user data, no ``ignore_changes``) at the revision it runs, and the step is unchanged (no
+    rollout move for the record, the outputs or the policy pack). Unknown nodes, etcd members, nodes
+    the step moves anyway and a stack without a rollout record raise :class:`SpecError` (one line).
     """
     try:
         step = next_step(desired_from_spec(spec), recorded)
     except RolloutError as error:
         where = source if error.field == "nodes" else spec_source
         raise SpecError(where or spec.name, [str(error)]) from None
+    healed = tuple(dict.fromkeys(healed))
+    _check_healed(step, healed)
     actions = {(m.tier, m.index): m.action for m in step.moves}
     zones = spec.openstack.availability_zones
     cidr = spec.networking.node_cidr
@@ -141,6 +202,7 @@ def make_cluster_plan(
             revision=node.revision,
             phase=node.phase,
             action=actions[(node.tier, node.index)],
+            healed=node_name(spec.name, node.tier, node.index) in healed,
         )
         for tier in TIER_ORDER
         for node in step.after.tier(tier)

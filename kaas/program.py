@@ -17,8 +17,7 @@ from pulumi.runtime.config import get_config
 
 from kaas.bootstrap.pki import JOIN_TOKEN_CONFIG_KEY, bootstrap_token
 from kaas.cluster import KaasCluster
-from kaas.cluster_plan import ClusterPlan, make_cluster_plan
-from kaas.rollout import Action, Tier
+from kaas.cluster_plan import HEAL_CONFIG, ClusterPlan, make_cluster_plan
 from kaas.rollout.record import load_record, record_path
 from kaas.spec import SpecError, load_alerting_secrets, load_for_current_stack
 
@@ -35,11 +34,22 @@ def current_record_path() -> Path:
 
 def current_plan() -> ClusterPlan:
     """The plan of this ``pulumi up``: the running stack's spec, one rollout step further than its
-    record (none: a stack never deployed). A bad spec or record, or a refused edit, raises
-    :class:`kaas.spec.SpecError` naming the file and field, before anything is registered."""
+    record (none: a stack never deployed), with the nodes ``kaas roll --heal`` replaces
+    (:func:`current_heal`). A bad spec or record, a refused edit or a refused heal raises
+    :class:`kaas.spec.SpecError` naming the file and field (or config key), before anything is registered."""
     spec = load_for_current_stack()
     path = current_record_path()
-    return make_cluster_plan(spec, load_record(path, spec), str(path), pulumi.Config("kaas").get("spec"))
+    record = load_record(path, spec)
+    return make_cluster_plan(spec, record, str(path), pulumi.Config("kaas").get("spec"), healed=current_heal())
+
+
+def current_heal() -> tuple[str, ...]:
+    """Config ``kaas:heal``: the masters and workers (comma-separated names) whose dead servers this
+    ``pulumi up --replace`` rebuilds (``kaas roll --heal`` sets it for one update, with a fresh
+    ``kaas:joinToken``). They are built from the current user data, not from the inputs in the
+    state that ``ignore_changes`` would keep (kaas.roll.heal says why)."""
+    value = get_config(HEAL_CONFIG) or ""
+    return tuple(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
 
 
 def current_join_token() -> str | None:
@@ -62,7 +72,7 @@ def current_join_token() -> str | None:
 def deploy(plan: ClusterPlan, join_token: str | None = None) -> KaasCluster:
     """Build the cluster as ``plan`` says (this step of its rollout) and export its outputs; the
     nodes the step builds join with ``join_token`` (:func:`current_join_token`) when given."""
-    joining = [n.name for n in plan.nodes if n.tier is not Tier.ETCD and n.action in (Action.CREATE, Action.REPLACE)]
+    joining = [n.name for n in plan.nodes if n.joining]  # created, rebuilt by the step, or healed
     if join_token is None and joining and not plan.first_deploy:
         pulumi.log.warn(
             f"{', '.join(joining)} join with the stack's first bootstrap token, which expired"

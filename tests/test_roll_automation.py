@@ -4,8 +4,9 @@ No Pulumi CLI exists on the build machines. The SDK's ``LocalWorkspace`` runs th
 ``pulumi`` executable it finds on ``PATH`` (pulumi/automation/_cmd.py); here that is a
 small script that answers the commands the SDK sends (``version``, ``stack select``,
 ``up``, ``config set``/``config rm``, ``stack output --json [--show-secrets]``, ``stack history --json``,
-``stack export``, from ``export.json`` when a test writes one) and records every argument
-list, so the test sees the exact command line ``kaas roll`` makes Pulumi run for one step.
+``stack export``, from ``export.json`` when a test writes one; an ``up`` fails when a test
+writes ``up-fails``) and records every argument list, so the test sees the exact command
+line ``kaas roll`` makes Pulumi run for one step.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ elif args[:2] == ["config", "rm"]:
 elif args[:1] == ["up"]:
     print("Updating (acme-prod): 2 to create")
     (state / "config-seen-by-up.json").write_text((state / "config.json").read_text())
+    if (state / "up-fails").exists():
+        sys.exit("error: " + (state / "up-fails").read_text())
     (state / "outputs.json").write_text((state / "next-outputs.json").read_text())
 elif args[:2] == ["stack", "output"]:
     print((state / "outputs.json").read_text())

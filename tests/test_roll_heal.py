@@ -56,15 +56,28 @@ class Cloud:
     seen_ups: int = 0
     timeline: list[tuple[str, str, frozenset[str]]] = field(default_factory=list)  # (event, node, Ready nodes)
     never_ready: set[str] = field(default_factory=set)
+    # Per up: the stack config it ran with, and whether its kaas:joinToken was a valid bootstrap token then.
+    up_config: list[dict[str, Any]] = field(default_factory=list)
+    token_valid_during_up: list[bool] = field(default_factory=list)
 
-    def ups(self) -> list[list[str]]:
+    def calls(self) -> list[list[str]]:
         if not self.calls_file.exists():
             return []
-        calls = [json.loads(line) for line in self.calls_file.read_text().splitlines()]
-        return [c for c in calls if c[0] == "up"]
+        return [json.loads(line) for line in self.calls_file.read_text().splitlines()]
+
+    def bootstrap_tokens(self) -> list[str]:
+        return sorted(name for ns, name in self.cluster.secrets if ns == "kube-system" and "bootstrap-token-" in name)
+
+    def ups(self) -> list[list[str]]:
+        return [c for c in self.calls() if c[0] == "up"]
 
     def route(self, request: Request) -> Any:
         ups = self.ups()
+        if len(ups) > self.seen_ups:  # one up at a time: each is followed by requests before the next
+            seen = json.loads((self.calls_file.parent / "config-seen-by-up.json").read_text())
+            self.up_config.append(seen)
+            token = seen.get("kaas:joinToken", {}).get("value", "")
+            self.token_valid_during_up.append(self.cluster.bootstrap_token_valid(token, datetime.now(UTC)))
         for up in ups[self.seen_ups :]:
             replaced = [up[i + 1] for i, a in enumerate(up) if a == "--replace"]
             for node in (u.rsplit("::", 1)[1] for u in replaced):
@@ -73,7 +86,7 @@ class Cloud:
                 if node not in self.never_ready:  # the rebuilt server's kubelet registers, Ready
                     self.cluster.add_node(node, ready=True, since=iso(datetime.now(UTC)))
         self.seen_ups = len(ups)
-        if request.method == "DELETE":
+        if request.method == "DELETE" and request.path.startswith("/api/v1/nodes/"):
             self.timeline.append(("delete-node", request.path.rsplit("/", 1)[1], frozenset()))
         return self.cluster.route(request)
 
@@ -155,6 +168,80 @@ def test_heal_replaces_overdue_nodes_one_at_a_time_master_first(
                       ("delete-node", "demo-worker-2"), ("up", "demo-worker-2")]  # fmt: skip
     assert "demo-master-1" in cloud.timeline[3][2]
     assert cloud.cluster.nodes["demo-worker-0"]["ready"] is False
+
+
+def _config_calls(calls: list[list[str]]) -> list[str]:
+    """``config set --secret kaas:joinToken``, ``config set kaas:heal <node>``, ``up``, ``config rm <key>``."""
+    found = []
+    for call in calls:
+        if call[:2] == ["config", "set"]:
+            value = "<token>" if "--secret" in call else call[-1]
+            found.append(f"config set {'--secret ' if '--secret' in call else ''}{call[2]} {value}")
+        elif call[:2] == ["config", "rm"]:
+            found.append(f"config rm {call[2]}")
+        elif call[0] == "up":
+            found.append("up --replace/--target " + call[call.index("--replace") + 1].rsplit("::", 1)[1])
+    return found
+
+
+def test_a_replaced_node_joins_with_a_fresh_token_and_the_current_user_data(
+    cloud: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The up runs with ``kaas:heal=<node>`` (the program rebuilds the server from the current user data,
+    not the ignored old inputs) and a token minted for it, valid during the up, deleted once Ready."""
+    down(cloud, "demo-worker-1", 30)
+    code, report = heal(capsys)
+    assert code == 0 and report["replaced"] == ["demo-worker-1"]
+    assert _config_calls(cloud.calls()) == [
+        "config set --secret kaas:joinToken <token>",
+        "config set kaas:heal demo-worker-1",
+        "up --replace/--target demo-worker-1",
+        "config rm kaas:joinToken",
+        "config rm kaas:heal",
+    ]
+    (seen,) = cloud.up_config
+    assert seen["kaas:heal"] == {"value": "demo-worker-1", "secret": False}
+    assert seen["kaas:joinToken"]["secret"] is True
+    token_id, _, token_secret = seen["kaas:joinToken"]["value"].partition(".")
+    assert len(token_id) == 6 and len(token_secret) == 16
+    assert cloud.token_valid_during_up == [True]  # the Secret existed, unexpired, while the node booted
+    assert cloud.bootstrap_tokens() == []  # joined (Ready): deleted
+    assert json.loads((cloud.calls_file.parent / "config.json").read_text()) == {}
+
+
+def test_a_replacement_never_ready_keeps_its_token_and_removes_the_config(
+    cloud: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    down(cloud, "demo-worker-1", 30)
+    cloud.never_ready.add("demo-worker-1")
+    code, report = heal(capsys)
+    assert code == 1 and "node-ready failed on demo-worker-1" in report["failure"]
+    (seen,) = cloud.up_config
+    assert seen["kaas:heal"]["value"] == "demo-worker-1"
+    # Kept until it expires (an hour): a rerun within it can still join.
+    assert cloud.bootstrap_tokens() == ["bootstrap-token-" + seen["kaas:joinToken"]["value"].split(".")[0]]
+    assert cloud.cluster.bootstrap_token_valid(seen["kaas:joinToken"]["value"], datetime.now(UTC))
+    assert json.loads((cloud.calls_file.parent / "config.json").read_text()) == {}
+    assert _config_calls(cloud.calls())[-2:] == ["config rm kaas:joinToken", "config rm kaas:heal"]
+
+
+def test_a_failed_pulumi_up_still_removes_the_config(
+    cloud: Cloud, fake_pulumi: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    down(cloud, "demo-worker-1", 30)
+    (fake_pulumi / "up-fails").write_text("the replacement failed")
+    code = main(["roll", "--stack", STACK, "--heal", "--json", "--yes", "--gate-timeout", "5"])
+    assert code == 1
+    assert "the replacement failed" in capsys.readouterr().err
+    assert _config_calls(cloud.calls()) == [
+        "config set --secret kaas:joinToken <token>",
+        "config set kaas:heal demo-worker-1",
+        "up --replace/--target demo-worker-1",
+        "config rm kaas:joinToken",
+        "config rm kaas:heal",
+    ]
+    assert json.loads((fake_pulumi / "config.json").read_text()) == {}
+    assert len(cloud.bootstrap_tokens()) == 1  # not joined: kept until it expires
 
 
 def test_dry_run_lists_the_replacements_and_changes_nothing(cloud: Cloud, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,9 @@ the software versions). This component only applies the rollout step:
 - a node the step creates or rebuilds is declared at the desired revision;
 - every node but the one being rebuilt ignores changes to what its server was built
   with: no spec edit reaches a running node except through the planner (even on a
-  stack whose record is missing);
+  stack whose record is missing); a node ``kaas roll --heal`` replaces (config
+  ``kaas:heal``) counts as rebuilt, so its new server gets the current user data
+  rather than the old inputs Pulumi keeps for ignored properties;
 - etcd members are protected while they are members; a retired member is not, so the
   next step can delete it.
 """

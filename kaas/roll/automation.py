@@ -54,17 +54,32 @@ class AutomationStack:
         The SDK passes the value on the ``pulumi config set`` command line, visible to this
         machine's process list for that moment; the one value set here is a join token that
         expires within the hour and is deleted once its node joined (kaas.roll.tokens)."""
+        result = self._with_config(
+            {},
+            secret_config or {},
+            lambda stack: stack.up(target=list(targets), on_output=self.on_output, message="kaas roll"),
+        )
+        return {name: output.value for name, output in result.outputs.items()}
+
+    def _with_config(
+        self, config: Mapping[str, str], secret_config: Mapping[str, str], update: Callable[[Any], Any]
+    ) -> Any:
+        """``update(stack)`` with ``config`` (plain) and ``secret_config`` (secret) set for it only:
+        removed afterwards, also when the update fails."""
         from pulumi.automation import ConfigValue
 
         stack = self._select()
-        for key, value in (secret_config or {}).items():
-            stack.set_config(key, ConfigValue(value, secret=True))
+        values = [(key, ConfigValue(value, secret=True)) for key, value in secret_config.items()]
+        values += [(key, ConfigValue(value, secret=False)) for key, value in config.items()]
+        set_keys: list[str] = []
         try:
-            result = stack.up(target=list(targets), on_output=self.on_output, message="kaas roll")
+            for key, value in values:
+                stack.set_config(key, value)
+                set_keys.append(key)
+            return update(stack)
         finally:
-            for key in secret_config or {}:
+            for key in set_keys:
                 stack.remove_config(key)
-        return {name: output.value for name, output in result.outputs.items()}
 
     def instance_urn(self, node: str) -> str:
         """The URN of ``node``'s server in the stack's state (what ``--replace`` names)."""
@@ -75,9 +90,22 @@ class AutomationStack:
                 return urn
         raise LookupError(f"the stack {self.stack_name} has no {INSTANCE_TYPE} named {node}")
 
-    def replace(self, urns: Sequence[str]) -> None:
-        """``pulumi up --replace U --target U``: rebuild exactly these resources, change nothing else."""
-        self._select().up(target=list(urns), replace=list(urns), on_output=self.on_output, message="kaas roll --heal")
+    def replace(
+        self,
+        urns: Sequence[str],
+        config: Mapping[str, str] | None = None,
+        secret_config: Mapping[str, str] | None = None,
+    ) -> None:
+        """``pulumi up --replace U --target U``: rebuild exactly these resources, change nothing else;
+        ``config`` (``kaas:heal``) and ``secret_config`` (``kaas:joinToken``) are set for this update
+        only, as in :meth:`up`, and removed afterwards (also when it fails)."""
+        self._with_config(
+            config or {},
+            secret_config or {},
+            lambda stack: stack.up(
+                target=list(urns), replace=list(urns), on_output=self.on_output, message="kaas roll --heal"
+            ),
+        )
 
     def outputs(self) -> Mapping[str, Any]:
         return {name: output.value for name, output in self._select().outputs().items()}

@@ -5,8 +5,20 @@ whose Ready condition has been ``False`` or ``Unknown`` for longer than the grac
 is rebuilt under its own name: its Node object goes (a dead kubelet cannot drain it; the
 pod garbage collector removes the pods bound to it and the rebuilt kubelet registers
 afresh), then ``pulumi up --replace <instance URN> --target <instance URN>`` rebuilds
-its server from the same user data, and the next node waits until this one is Ready
-again (a master also until ``/readyz`` answers through the load balancer).
+its server, and the next node waits until this one is Ready again (a master also until
+``/readyz`` answers through the load balancer).
+
+The user data: every server ignores changes to what it was built with (``ignore_changes``,
+kaas.openstack.nodes.BUILT_WITH) unless the rollout step rebuilds it, and Pulumi keeps the
+*old* inputs of ignored properties, also for ``--replace`` (pulumi/pulumi#2657): a server
+replaced that way would boot its original user data, with a bootstrap token long expired
+(and, for a master-0 deployed before its rollout record existed, ``kubeadm init``). So the
+healer sets config ``kaas:heal=<node>`` for that one update (the program marks the node
+rebuilt: current user data, a ``kubeadm join``; kaas.cluster_plan.make_cluster_plan, which
+also refuses etcd members, unknown nodes and nodes the rollout step moves) and a fresh
+bootstrap token as the secret config ``kaas:joinToken`` (kaas.roll.tokens), minted just
+before the update and deleted once the node is Ready (kept when it is not: a rerun within
+its hour can still join). Both config values are removed after the update, also when it fails.
 
 Why outside the cluster, not the OpenStack auto-healer of cloud-provider-openstack: the
 servers belong to the Pulumi stack; a server replaced behind Pulumi's back leaves the
@@ -25,15 +37,17 @@ The gates (:func:`plan_heal`, pure):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
 
+from kaas.cluster_plan import HEAL_CONFIG
 from kaas.roll.gates import Waiting
 from kaas.roll.kube import KubeClient
-from kaas.roll.runner import GateError
+from kaas.roll.runner import JOIN_TOKEN_CONFIG, GateError
+from kaas.roll.tokens import JoinToken
 from kaas.rollout.model import Tier
 from kaas.spec import ClusterSpec
 
@@ -173,9 +187,23 @@ class NodeReplacer(Protocol):
         """The URN of the node's server (``openstack:compute/instance:Instance`` named ``node``)."""
         ...
 
-    def replace(self, urns: Sequence[str]) -> None:
-        """``pulumi up --replace <urn> --target <urn>`` for each URN."""
+    def replace(
+        self,
+        urns: Sequence[str],
+        config: Mapping[str, str] | None = None,
+        secret_config: Mapping[str, str] | None = None,
+    ) -> None:
+        """``pulumi up --replace <urn> --target <urn>`` for each URN, with ``config`` and ``secret_config``
+        set for that update only (removed afterwards, also when it fails)."""
         ...
+
+
+class HealTokens(Protocol):
+    """Bootstrap tokens in the live cluster (:class:`kaas.roll.tokens.JoinTokens`)."""
+
+    def create(self, description: str) -> JoinToken: ...
+
+    def delete(self, token_id: str) -> None: ...
 
 
 @dataclass
@@ -218,6 +246,7 @@ class Healer:
     api_via_lb: KubeClient | None = None
     log: Callable[[str], None] = lambda _line: None
     now: Callable[[], datetime] = utc_now
+    join_tokens: HealTokens | None = None  # None: the node joins with the stack's first token (expired)
 
     def look(self) -> tuple[list[NodeHealth], HealPlan]:
         nodes = [node_health(self.spec, item) for item in self.kube.nodes()]
@@ -249,12 +278,27 @@ class Healer:
         urn = self.stack.instance_urn(name)
         self.log(f"{name}: NotReady beyond {self.policy.grace:.0f}s: deleting its Node, replacing {urn}")
         self.kube.delete_node(name)
-        self.stack.replace([urn])
+        token = self._join_token(name)
+        secret_config = {} if token is None else {JOIN_TOKEN_CONFIG: token.value}
+        # kaas:heal: the program rebuilds the server from the current user data (a join with the token).
+        self.stack.replace([urn], config={HEAL_CONFIG: name}, secret_config=secret_config)
+        # Not Ready in time: the token stays until it expires, so a rerun within its hour can still join.
         self.waiting.until("node-ready", name, partial(self._ready, name))
+        if token is not None and self.join_tokens is not None:
+            self.join_tokens.delete(token.token_id)  # joined: the credential is no longer needed
+            self.log(f"{name}: bootstrap token {token.token_id} deleted")
         self.kube.set_unschedulable(name, False)
         if name.startswith(f"{self.spec.name}-master-") and self.api_via_lb is not None:
             self.waiting.until("api-readyz-through-load-balancer", name, partial(self._readyz, self.api_via_lb))
         self.log(f"{name}: replaced and Ready")
+
+    def _join_token(self, name: str) -> JoinToken | None:
+        """A bootstrap token minted now for the node's ``kubeadm join`` (kaas.roll.tokens)."""
+        if self.join_tokens is None:
+            return None
+        token = self.join_tokens.create(f"kaas roll --heal: join of {name}")
+        self.log(f"{name}: bootstrap token {token.token_id} (expires {token.expires:%H:%M} UTC)")
+        return token
 
     def _ready(self, name: str) -> str | None:
         return None if self.kube.node_ready(name) else "the replacement is not Ready"
