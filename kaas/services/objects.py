@@ -448,13 +448,18 @@ def admin_cluster_role_binding(spec: ClusterSpec, admin_role_id: pulumi.Input[st
     }
 
 
+def break_glass_binding_name(spec: ClusterSpec) -> str:
+    """Named like the break-glass certificate's group."""
+    return break_glass_group(spec.provider_name)
+
+
 def break_glass_cluster_role_binding(spec: ClusterSpec) -> Manifest:
     """cluster-admin for the short-lived break-glass certificate's group; delete it to revoke."""
     group = break_glass_group(spec.provider_name)
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
-        "metadata": _meta(spec, group),
+        "metadata": _meta(spec, break_glass_binding_name(spec)),
         "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": group}],
         "roleRef": {"kind": "ClusterRole", "name": "cluster-admin", "apiGroup": "rbac.authorization.k8s.io"},
     }

@@ -8,6 +8,7 @@ installed with (:mod:`kaas.services.names`, :mod:`kaas.services.values`,
 
 from __future__ import annotations
 
+from kaas.bootstrap.pki import BREAK_GLASS_VALIDITY_HOURS
 from kaas.openstack.dns import dns_names
 from kaas.openstack.outputs import StorageClassOutput
 from kaas.output_model import OutputModel
@@ -49,6 +50,10 @@ class RoleGrantOutput(OutputModel):
 
 class RbacOutput(OutputModel):
     cluster_admin_binding: str
+    # The emergency credential's ClusterRoleBinding (delete it to revoke); None in outputs of
+    # stacks deployed before it was exported.
+    break_glass_binding: str | None = None
+    break_glass_hours: int | None = None
     cluster_role: str
     group_id: str
     role_name: str
@@ -157,7 +162,9 @@ def networking_output(spec: ClusterSpec, ingress_floating_ip: str | None) -> Net
 
 def rbac_output(spec: ClusterSpec, admin_role_id: str) -> RbacOutput:
     return RbacOutput(
-        cluster_admin_binding=f"{spec.provider_name}:default-cluster-admin",
+        cluster_admin_binding=objects.admin_binding_name(spec),
+        break_glass_binding=objects.break_glass_binding_name(spec),
+        break_glass_hours=BREAK_GLASS_VALIDITY_HOURS,
         cluster_role="cluster-admin",
         group_id=admin_role_id,
         role_name=spec.admin_role_name,
