@@ -45,8 +45,11 @@ if {path!r} == "entry":
     plan_it = lambda: plan_spec(spec)
 else:
     from kaas.offline.engine import run_plan
+    from kaas.offline.plan import offline_secrets
     from kaas.cluster_plan import make_cluster_plan
-    plan_it = lambda: run_plan(lambda: program.run(make_cluster_plan(spec, None)), stack=spec.name)
+    plan_it = lambda: run_plan(
+        lambda: program.run(make_cluster_plan(spec, None)), stack=spec.name, config=offline_secrets(spec)
+    )
 start, cpu = time.perf_counter(), time.process_time()
 plan = plan_it()
 elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
