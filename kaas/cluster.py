@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -10,6 +10,7 @@ import pulumi_openstack as openstack
 
 from kaas.bootstrap import pki
 from kaas.bootstrap.component import ClusterBootstrap
+from kaas.bootstrap.kubeadm_certs import KubeadmCerts, joining_masters
 from kaas.cluster_plan import ClusterPlan, cluster_policy_facts
 from kaas.openstack.dns import ClusterDns
 from kaas.openstack.identity import KeystoneAccess
@@ -41,6 +42,7 @@ class KaasCluster(pulumi.ComponentResource):
     workers: NodeTier
     dns: ClusterDns
     identity: KeystoneAccess
+    kubeadm_certs: KubeadmCerts | None
     api_ready: ApiReadiness
     services: ManagedServices
 
@@ -111,7 +113,34 @@ class KaasCluster(pulumi.ComponentResource):
             opts=child,
         )
         self.etcd_nodes = self._tier(Role.ETCD, provider, self.bootstrap.etcd_user_data)
-        self.masters = self._tier(Role.MASTER, provider, self.bootstrap.master_user_data)
+        # A master this update builds (not the first deployment's) joins with the certificate key and
+        # downloads the shared certificates from kube-system/kubeadm-certs, declared for this update only.
+        joining = joining_masters(plan)
+        self.kubeadm_certs = None
+        if joining:
+            self.kubeadm_certs = KubeadmCerts(
+                name,
+                certificates=self.bootstrap.control_plane_certificates,
+                certificate_key=self.bootstrap.certificate_key,
+                kubeconfig=self.bootstrap.admin_kubeconfig,
+                api_url=self.bootstrap.api_server_url,
+                connect_to=self.api_load_balancer.floating_address,
+                ca_cert_pem=self.bootstrap.ca_cert_pem,
+                client_cert_pem=self.bootstrap.pki.admin_client.cert_pem,
+                client_key_pem=self.bootstrap.pki.admin_client.key_pem,
+                authorised_path=f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{pki.ADMIN_CLUSTER_ROLE_BINDING}",
+                # The API path without the masters this update builds (they wait for the Secret).
+                after=[
+                    *self.api_load_balancer.members,
+                    self.api_load_balancer.floating_ip,
+                    *([self.dns.api_record] if self.dns.api_record is not None else []),
+                ],
+                opts=child,
+            )
+        secret = [self.kubeadm_certs.secret] if self.kubeadm_certs is not None else []
+        self.masters = self._tier(
+            Role.MASTER, provider, self.bootstrap.master_user_data, depends_on={n.name: secret for n in joining}
+        )
         self.workers = self._tier(Role.WORKER, provider, self.bootstrap.worker_user_data)
 
         # Kubernetes layer, behind the gate that waits for kubeadm's control plane.
@@ -158,7 +187,13 @@ class KaasCluster(pulumi.ComponentResource):
         )
         self.register_outputs({})
 
-    def _tier(self, tier: Role, provider: openstack.Provider, user_data: dict[str, pulumi.Output[str]]) -> NodeTier:
+    def _tier(
+        self,
+        tier: Role,
+        provider: openstack.Provider,
+        user_data: dict[str, pulumi.Output[str]],
+        depends_on: Mapping[str, Sequence[pulumi.Resource]] | None = None,
+    ) -> NodeTier:
         kubernetes_node = tier is not Role.ETCD
         return NodeTier(
             self.spec.name,
@@ -171,6 +206,7 @@ class KaasCluster(pulumi.ComponentResource):
             provider=provider,
             allowed_address_pairs=allowed_address_pairs(self.spec) if kubernetes_node else (),
             user_data=user_data,
+            depends_on=depends_on,
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -37,10 +37,13 @@ class ApiReadiness(pulumi.ComponentResource):
         after: Sequence[pulumi.Resource],
         timeout_s: int = DEFAULT_TIMEOUT_S,
         opts: pulumi.ResourceOptions | None = None,
+        command_suffix: str = "wait-for-api",
     ) -> None:
         super().__init__("kaas:index:ApiReadiness", name, None, opts)
+        # The suffix names the cluster's one gate (kaas.offline.durations.READINESS_GATE_SUFFIX);
+        # another gate (kaas.bootstrap.kubeadm_certs) takes its own.
         wait = command.local.Command(
-            f"{name}-wait-for-api",
+            f"{name}-{command_suffix}",
             create=pulumi.Output.concat(
                 "python3 ",
                 SCRIPT,

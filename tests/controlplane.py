@@ -79,7 +79,10 @@ What the fixture changes in the generated configuration, and why (everything els
   super-admin.conf (cmd/kubeadm/app/phases/kubeconfig/kubeconfig.go,
   EnsureAdminClusterRoleBindingImpl) is created with the super-admin.conf of
   `kubeadm init phase kubeconfig super-admin` (init's own path needs /etc/kubernetes/admin.conf):
-  the plan's admin certificate is cluster-admin only through it.
+  the plan's admin certificate is cluster-admin only through it;
+- `kubeadm join phase control-plane-prepare download-certs` (tests/test_controlplane.py) runs with
+  `--rootfs` (kubeadm chroots): the shared certificates it downloads land under a fresh directory
+  at the paths the cluster's kubeadm-config names, not over the fixture master's own.
 """
 
 

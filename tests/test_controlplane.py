@@ -9,6 +9,7 @@ only add objects the others do not look at.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import subprocess
 import time
@@ -23,9 +24,16 @@ import pytest
 import yaml
 from cryptography import x509
 
+from kaas.bootstrap import kubeadm_certs
 from kaas.bootstrap.hardening import TLS_CIPHER_SUITES
 from kaas.bootstrap.pki import discovery_ca_hash
-from kaas.bootstrap.userdata.kubeadm import AUTHENTICATION_CONFIG_PATH, KUBEADM_CONFIG_PATH, KUBERNETES_PKI_DIR
+from kaas.bootstrap.userdata.kubeadm import (
+    AUTHENTICATION_CONFIG_PATH,
+    KUBEADM_CONFIG_PATH,
+    KUBERNETES_PKI_DIR,
+    ControlPlaneCertificates,
+)
+from kaas.bootstrap.userdata.nodes import SHARED_PKI_DIR
 from kaas.offline.plan import plan_stack
 from kaas.offline.planfile import plain
 from kaas.roll.live import kube_client
@@ -252,6 +260,118 @@ def test_join_discovery_refuses_a_cluster_whose_ca_is_not_pinned(joinable: Contr
         assert "none of the public keys" in output
     else:
         assert "certificate signed by unknown authority" in output, output
+
+
+# ---------------------------------------------------------------------------------
+# The kubeadm-certs Secret the program declares for a joining master (kaas.bootstrap.kubeadm_certs)
+#
+# Upstream: cmd/kubeadm/app/phases/copycerts/copycerts.go (UploadCerts writes the Secret and
+# the Role/RoleBinding kubeadm:kubeadm-certs; DownloadCerts, run by `kubeadm join phase
+# control-plane-prepare download-certs`, reads it with the bootstrap token, decrypts every entry
+# with the certificate key and writes each file to certsToTransfer's path),
+# cmd/kubeadm/app/util/crypto/crypto.go (EncryptBytes / DecryptBytes).
+
+
+def _planned_certificates(cp: ControlPlane) -> ControlPlaneCertificates:
+    """The shared certificates as the plan renders them (the first master's user data): the
+    values the program hands kaas.bootstrap.kubeadm_certs.secret_data (ClusterBootstrap.control_plane_certificates)."""
+    fields = [f.name for f in dataclasses.fields(ControlPlaneCertificates)]
+    paths = ControlPlaneCertificates(*fields).files()  # field name -> its path, in field order
+    by_field = {field: rel for rel, field in paths.items()}
+    return ControlPlaneCertificates(**{f: cp.master.read(f"{SHARED_PKI_DIR}/{by_field[f]}") for f in fields})
+
+
+def _local_config(cp: ControlPlane) -> dict[str, dict[str, Any]]:
+    """The first master's kubeadm documents as the fixture ran them (LOCAL_CHANGES), by kind."""
+    return {d["kind"]: d for d in yaml.safe_load_all(cp.kubeadm_config.read_text())}
+
+
+def _put_secret(cp: ControlPlane, manifest: dict[str, Any]) -> None:
+    path = "/api/v1/namespaces/kube-system/secrets"
+    cp.request("DELETE", f"{path}/kubeadm-certs", admin=True)
+    response = cp.request("POST", path, admin=True, body=manifest)
+    assert response.status_code == 201, response.text
+
+
+def _download_certs(cp: ControlPlane, key: str, rootfs: Path) -> subprocess.CompletedProcess[str]:
+    """The real ``kubeadm join phase control-plane-prepare download-certs`` of the second master's
+    planned JoinConfiguration (its certificate key replaced by ``key``), with file discovery pointed
+    at the fixture's API server as in _join_configuration. ``--rootfs`` (kubeadm chroots into it):
+    the files land under ``rootfs`` at the paths the cluster's kubeadm-config names, not over the
+    fixture master's own."""
+    node = install_user_data(bootstrap_plan(STACK).texts("masterUserData")[1], rootfs / "node")
+    docs = kubeadm_documents(node)
+    join = docs["JoinConfiguration"]
+    join["controlPlane"]["certificateKey"] = key
+    kubeconfig = with_server(
+        yaml.safe_load(Path(join["discovery"]["file"]["kubeConfigPath"]).read_text()), lambda _: cp.server
+    )
+    write(rootfs / "discovery.kubeconfig", yaml.safe_dump(kubeconfig))
+    join["discovery"]["file"]["kubeConfigPath"] = "/discovery.kubeconfig"  # inside the chroot
+    join.setdefault("timeouts", {})["discovery"] = DISCOVERY_TIMEOUT
+    write(rootfs / "join.yaml", yaml.safe_dump(join, sort_keys=False))
+    return cp.kubeadm(
+        "join", "phase", "control-plane-prepare", "download-certs", "--config=/join.yaml", f"--rootfs={rootfs}",
+        "-v=1", timeout=180,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def kubeadm_certs_uploaded(joinable: ControlPlane) -> dict[str, Any]:
+    """What the first master's ``kubeadm init --upload-certs`` leaves (its own upload-certs phase, with the
+    plan's InitConfiguration and certificate key): the Role/RoleBinding kubeadm:kubeadm-certs and its Secret."""
+    checked(
+        joinable.kubeadm(
+            "init", "phase", "upload-certs", "--upload-certs", f"--config={joinable.kubeadm_config}",
+            f"--kubeconfig={joinable.admin_kubeconfig}",
+        )
+    )  # fmt: skip
+    response = joinable.request("GET", "/api/v1/namespaces/kube-system/secrets/kubeadm-certs", admin=True)
+    assert response.status_code == 200, response.text
+    uploaded: dict[str, Any] = response.json()
+    return uploaded
+
+
+def test_kubeadm_downloads_the_planned_kubeadm_certs_secret_to_the_planned_files(
+    joinable: ControlPlane, kubeadm_certs_uploaded: dict[str, Any], tmp_path: Path
+) -> None:
+    planned = _planned_certificates(joinable)
+    key = _local_config(joinable)["InitConfiguration"]["certificateKey"]
+    manifest = kubeadm_certs.secret_manifest(planned, key)
+    # The same entries kubeadm's own UploadCerts writes for this configuration (an external etcd).
+    assert set(manifest["data"]) == set(kubeadm_certs_uploaded["data"])
+    # Two hours after kubeadm init its Secret is gone (owner: a 2 h token); the program's replaces it.
+    _put_secret(joinable, manifest)
+
+    result = _download_certs(joinable, key, tmp_path / "rootfs")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[download-certs] Saving the certificates" in result.stdout, result.stdout + result.stderr
+    cluster = _local_config(joinable)["ClusterConfiguration"]  # what the cluster's kubeadm-config holds
+    external = cluster["etcd"]["external"]
+    landed = {
+        # kubeadm's name -> where DownloadCerts wrote it (certificatesDir or etcd.external's files), under --rootfs
+        name: tmp_path / "rootfs" / (
+            {"external-etcd-ca.crt": external["caFile"], "external-etcd.crt": external["certFile"],
+             "external-etcd.key": external["keyFile"]}.get(name) or f"{cluster['certificatesDir']}/{name}"
+        ).lstrip("/")
+        for name in kubeadm_certs.CERTS_TO_TRANSFER
+    }  # fmt: skip
+    files = planned.files()
+    for name, ours in kubeadm_certs.CERTS_TO_TRANSFER.items():
+        assert landed[name].read_bytes() == files[ours].encode(), name
+
+
+def test_kubeadm_refuses_the_planned_kubeadm_certs_secret_with_another_key(
+    joinable: ControlPlane, kubeadm_certs_uploaded: dict[str, Any], tmp_path: Path
+) -> None:
+    planned = _planned_certificates(joinable)
+    key = _local_config(joinable)["InitConfiguration"]["certificateKey"]
+    _put_secret(joinable, kubeadm_certs.secret_manifest(planned, key))
+    wrong = key[::-1]
+    result = _download_certs(joinable, wrong, tmp_path / "rootfs")
+    assert result.returncode != 0
+    assert "error decoding secret data with provided key" in result.stdout + result.stderr, result.stderr
+    assert not list((tmp_path / "rootfs").glob("**/pki/ca.key"))
 
 
 # ---------------------------------------------------------------------------------

@@ -74,6 +74,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
     keystone_auth_key_pem: pulumi.Output[str]
     secrets_encryption_key: pulumi.Output[str]
     certificate_key: pulumi.Output[str]
+    control_plane_certificates: pulumi.Output[ControlPlaneCertificates]
     etcd_backup_key: pulumi.Output[str]
 
     def roll_etcd_credentials(self) -> dict[str, pulumi.Output[str]]:
@@ -209,6 +210,8 @@ class ClusterBootstrap(pulumi.ComponentResource):
             apiserver_etcd_client_cert_pem=pki.apiserver_etcd_client.cert_pem,
             apiserver_etcd_client_key_pem=pki.apiserver_etcd_client.key_pem,
         ).apply(lambda v: ControlPlaneCertificates(**v))
+        # What the kubeadm-certs Secret carries for the masters a later update builds (kaas.bootstrap.kubeadm_certs).
+        self.control_plane_certificates = certificates
 
         def master_user_data(node: PlannedNode, first: bool, v: dict[str, Any]) -> str:
             return render_master_user_data(

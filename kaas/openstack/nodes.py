@@ -87,6 +87,7 @@ class NodeTier(pulumi.ComponentResource):
         allowed_address_pairs: Sequence[str] = (),
         user_data: Mapping[str, pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        depends_on: Mapping[str, Sequence[pulumi.Resource]] | None = None,
     ) -> None:
         super().__init__("kaas:openstack:NodeTier", f"{name}-{tier}", None, opts)
         if user_data is not None and set(user_data) != {n.name for n in nodes}:
@@ -163,6 +164,8 @@ class NodeTier(pulumi.ComponentResource):
                     # place only where that is safe (one master while the others serve the API,
                     # workers within max_unavailable); elsewhere it builds a new node beside the old.
                     delete_before_replace=True,
+                    # What must exist before the server boots (a joining master: the kubeadm-certs Secret).
+                    depends_on=list((depends_on or {}).get(node.name, ())),
                 ),
             )
             self.ports.append(port)
