@@ -405,7 +405,7 @@ def _roll_live(
     import os
     import tempfile
 
-    from kaas.roll.automation import AutomationStack
+    from kaas.roll.automation import AutomationStack, UpdateFailedError
     from kaas.roll.live import kube_client, live_gates
     from kaas.roll.runner import RollError, Runner
     from kaas.roll.tokens import JoinTokens
@@ -433,7 +433,7 @@ def _roll_live(
             # Fresh bootstrap tokens for the nodes a step builds (kaas.roll.tokens), as the admin.
             tokens = JoinTokens(kube_client(str(outputs["adminKubeconfig"]), Path(secrets)).api)
             result = Runner(desired, records, driver, gates, where, join_tokens=tokens).run(tier)
-        except RollError as error:
+        except (RollError, UpdateFailedError) as error:
             print(f"kaas roll: {error}", file=sys.stderr)
             return EXIT_ROLL_STOPPED
     return _roll_report(args.stack, result)
@@ -447,9 +447,7 @@ def _roll_heal(args: argparse.Namespace, spec: ClusterSpec) -> int:
     import tempfile
     from datetime import UTC, datetime
 
-    from pulumi.automation import CommandError
-
-    from kaas.roll.automation import AutomationStack
+    from kaas.roll.automation import AutomationStack, UpdateFailedError
     from kaas.roll.gates import Waiting
     from kaas.roll.heal import Healer, HealPolicy, parse_duration
     from kaas.roll.http import HttpError
@@ -491,7 +489,7 @@ def _roll_heal(args: argparse.Namespace, spec: ClusterSpec) -> int:
                     return EXIT_OK
         try:
             report = healer.run(dry_run=dry_run)
-        except (HttpError, LookupError, CommandError) as error:  # CommandError: the pulumi up failed
+        except (HttpError, LookupError, UpdateFailedError) as error:
             print(f"kaas roll --heal: {error}", file=sys.stderr)
             return EXIT_ROLL_STOPPED
     now = datetime.now(UTC)

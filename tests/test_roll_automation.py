@@ -22,7 +22,7 @@ import pytest
 
 from kaas.bootstrap.pki import ROLL_ETCD_OUTPUT_KEYS
 from kaas.offline.planfile import plain
-from kaas.roll.automation import AutomationStack
+from kaas.roll.automation import AutomationStack, UpdateFailedError
 from kaas.roll.live import live_gates
 from kaas.roll.runner import JOIN_TOKEN_CONFIG
 from kaas.roll.steps import step_targets
@@ -168,3 +168,15 @@ def test_kaas_roll_reads_the_etcd_certificate_from_the_outputs_and_names_them_wh
     found = roll()  # acme-prod's record is its spec: nothing to roll, after the live clients were set up
     assert found.returncode == 0, found.stderr
     assert "acme-prod: 0 step(s) done" in found.stdout
+
+
+def test_a_failed_update_says_so_in_one_line_and_removes_the_config(fake_pulumi: Path) -> None:
+    """The roll prints this line and stops (exit 1) instead of a traceback; nothing is recorded, so a rerun retries."""
+    stack = AutomationStack("acme-prod", Path(__file__).resolve().parents[1], load_stack_spec("acme-prod"))
+    (fake_pulumi / "up-fails").write_text("quota exceeded for instances")
+    with pytest.raises(UpdateFailedError) as failed:
+        stack.up(["urn:pulumi:acme-prod::kaas::x::acme-prod-worker-3"], {"kaas:joinToken": "f7k2q9.0123456789abcdef"})
+    message = str(failed.value)
+    assert "quota exceeded for instances" in message and "rerun to retry it" in message
+    assert "\n" not in message and "f7k2q9" not in message
+    assert json.loads((fake_pulumi / "config.json").read_text()) == {}

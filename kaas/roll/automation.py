@@ -21,6 +21,21 @@ from kaas.spec import ClusterSpec
 INSTANCE_TYPE = "openstack:compute/instance:Instance"
 
 
+class UpdateFailedError(Exception):
+    """A ``pulumi up`` the roll ran failed: nothing was recorded for its step, so a rerun retries it.
+
+    The message is the failure's last lines (the CLI's whole output already streamed above)."""
+
+
+def _update_failed(error: Exception) -> UpdateFailedError:
+    # pulumi.automation's CommandError reads "\n code: N\n stdout: ...\n stderr: ..." (automation/_cmd.py).
+    text = str(error)
+    _, marker, stderr = text.rpartition(" stderr: ")
+    lines = [line for line in (stderr if marker else text).splitlines() if line.strip()]
+    tail = "; ".join(line.strip() for line in lines[-3:]) or type(error).__name__
+    return UpdateFailedError(f"pulumi up failed ({tail}); nothing recorded for this step: rerun to retry it")
+
+
 @dataclass
 class AutomationStack:
     """A :class:`kaas.roll.runner.StackDriver` over ``pulumi.automation`` (needs the Pulumi CLI)."""
@@ -66,7 +81,7 @@ class AutomationStack:
     ) -> Any:
         """``update(stack)`` with ``config`` (plain) and ``secret_config`` (secret) set for it only:
         removed afterwards, also when the update fails."""
-        from pulumi.automation import ConfigValue
+        from pulumi.automation import CommandError, ConfigValue
 
         stack = self._select()
         values = [(key, ConfigValue(value, secret=True)) for key, value in secret_config.items()]
@@ -77,6 +92,8 @@ class AutomationStack:
                 stack.set_config(key, value)
                 set_keys.append(key)
             return update(stack)
+        except CommandError as error:
+            raise _update_failed(error) from error
         finally:
             for key in set_keys:
                 stack.remove_config(key)
