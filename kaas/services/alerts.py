@@ -23,9 +23,11 @@ controller's metrics (scraped by :func:`kaas.services.monitoring.cert_manager_se
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from kaas.bootstrap.userdata.nodes import CERT_METRICS_DIR
+from kaas.services import guardrails
 from kaas.services.monitoring import CERT_MANAGER_JOB
 from kaas.spec.models import ClusterSpec
 
@@ -34,6 +36,7 @@ ALERT_BEFORE_SECONDS = ALERT_BEFORE_DAYS * 86400
 PROMETHEUS_STACK_RELEASE = "kube-prometheus-stack"
 RULE_NAME = "kaas-certificate-expiry"
 CERT_MANAGER_RULE_NAME = "kaas-cert-manager-certificates"
+PLATFORM_JOBS_RULE_NAME = "kaas-platform-cronjobs"
 # cert-manager renews a certificate at 2/3 of its life by default (ACME: 30 of 90 days left;
 # the platform's: renewBefore 720h): two weeks left means renewal has failed for weeks.
 CERT_MANAGER_WARNING_DAYS = 14
@@ -162,6 +165,81 @@ def cert_manager_alerts() -> list[dict[str, Any]]:
 
 def cert_manager_rule(spec: ClusterSpec) -> dict[str, Any]:
     return _prometheus_rule(spec, CERT_MANAGER_RULE_NAME, "kaas-cert-manager", cert_manager_alerts())
+
+
+# --- The platform's own CronJobs ------------------------------------------------------------
+#
+# Metric names and labels are kube-state-metrics v2.20.0's, the appVersion of the
+# kube-state-metrics 8.4.0 subchart that kube-prometheus-stack 88.5.3 ships
+# (docs/metrics/workload/cronjob-metrics.md, job-metrics.md; internal/store/cronjob.go, job.go):
+# - kube_cronjob_status_last_successful_time{namespace, cronjob}: status.lastSuccessfulTime as a
+#   Unix time, absent until the first success (hence ``or kube_cronjob_created``);
+# - kube_cronjob_created{namespace, cronjob}, kube_cronjob_info{namespace, cronjob, schedule, ...},
+#   kube_cronjob_spec_suspend{namespace, cronjob} (1 when spec.suspend);
+# - kube_job_failed{namespace, job_name, condition="true"|"false"|"unknown"}: the Job's Failed
+#   condition (backoffLimit or activeDeadlineSeconds exhausted), 1 for its status;
+# - kube_job_status_start_time{namespace, job_name}: status.startTime as a Unix time.
+# The chart's kube-state-metrics ServiceMonitor has honorLabels: the object's ``namespace`` is kept.
+# The CronJob controller names a run's Job ``<cronjob>-<scheduled time in minutes>``.
+# One-off Jobs (OpenSearch's, Harbor's robot) are the chart's default KubeJobFailed's.
+
+
+@dataclass(frozen=True)
+class WatchedCronJob:
+    namespace: str
+    name: str
+    stale_after_seconds: int
+
+
+def platform_cronjobs(spec: ClusterSpec) -> list[WatchedCronJob]:
+    """The CronJobs the program creates, named as their manifests name them."""
+    reconciler = guardrails.reconciler_cronjob(spec)["metadata"]
+    return [WatchedCronJob(reconciler["namespace"], reconciler["name"], guardrails.STALE_AFTER_SECONDS)]
+
+
+def cronjob_alerts(cronjob: WatchedCronJob) -> list[dict[str, Any]]:
+    """A CronJob that stops succeeding, whose newest run failed, that is suspended, or that is gone."""
+    ns, name = cronjob.namespace, cronjob.name
+    selector = f'{{namespace="{ns}", cronjob="{name}"}}'
+    jobs = f'{{namespace="{ns}", job_name=~"{name}-[0-9]+"'
+    # The last success, or the creation when it never succeeded.
+    since = f"(kube_cronjob_status_last_successful_time{selector} or kube_cronjob_created{selector})"
+    which = f"CronJob {ns}/{name}"
+    return [
+        _alert(
+            "KaasCronJobNotSucceeding",
+            f"time() - {since} > {cronjob.stale_after_seconds}",
+            f"{which} has not completed a run for {cronjob.stale_after_seconds // 60} minutes "
+            f"(kubectl -n {ns} get jobs; its failed Jobs' pod logs say why).",
+            for_="15m",
+        ),
+        # Failed Jobs stay (failedJobsHistoryLimit): only a failure after the last success counts.
+        _alert(
+            "KaasCronJobFailing",
+            f'(kube_job_failed{jobs}, condition="true"}} == 1) and on (namespace, job_name) '
+            f"(kube_job_status_start_time{jobs}}} > on (namespace) group_left () max by (namespace) {since})",
+            f"Job {{{{ $labels.namespace }}}}/{{{{ $labels.job_name }}}} of {which} failed and no run "
+            "succeeded since (kubectl logs job/{{ $labels.job_name }}).",
+            for_="10m",
+        ),
+        _alert(
+            "KaasCronJobSuspended",
+            f"kube_cronjob_spec_suspend{selector} == 1",
+            f"{which} is suspended: it does not run.",
+            for_="1h",
+        ),
+        _alert(
+            "KaasCronJobMissing",
+            f"absent(kube_cronjob_info{selector})",
+            f"{which} does not exist (or kube-state-metrics is not scraped).",
+            for_="30m",
+        ),
+    ]
+
+
+def platform_jobs_rule(spec: ClusterSpec) -> dict[str, Any]:
+    rules = [rule for cronjob in platform_cronjobs(spec) for rule in cronjob_alerts(cronjob)]
+    return _prometheus_rule(spec, PLATFORM_JOBS_RULE_NAME, "kaas-platform-cronjobs", rules)
 
 
 def node_exporter_textfile_values() -> dict[str, Any]:

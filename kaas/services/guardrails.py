@@ -39,6 +39,9 @@ Manifest = dict[str, Any]
 RECONCILER = "namespace-guardrails"
 CONFIG_DIR = "/etc/namespace-guardrails"
 SCHEDULE = "* * * * *"
+# No successful run for this long (15 runs of SCHEDULE) raises KaasCronJobNotSucceeding
+# (kaas.services.alerts.platform_jobs_rule).
+STALE_AFTER_SECONDS = 15 * 60
 # A tag in the inventory with bash (Bitnami images are built on minideb) and kubectl at the
 # cluster's minor version; Bitnami's frozen catalogue, like the Velero chart's CRD Job: mirror it.
 IMAGE = "docker.io/bitnamilegacy/kubectl:1.34"

@@ -95,6 +95,8 @@ def wire_monitoring(deps: ServiceDeps, inputs: ServiceInputs, cert_manager: k8s.
     )
     # The PrometheusRule CRD comes with the chart.
     kube.apply(f"{name}-certificate-expiry", alerts.certificate_expiry_rule(spec), group, (stack,))
+    # The platform's CronJobs (the namespace guardrail reconciler), read by the chart's kube-state-metrics.
+    kube.apply(f"{name}-platform-cronjob-rules", alerts.platform_jobs_rule(spec), group, (stack,))
     if cert_manager is not None:  # its certificates' expiry, as Velero's backups (wiring.backups)
         after = (cert_manager, stack)
         cert_manager_monitor = monitoring_values.cert_manager_service_monitor(spec)
