@@ -123,18 +123,9 @@ class KaasCluster(pulumi.ComponentResource):
                 certificates=self.bootstrap.control_plane_certificates,
                 certificate_key=self.bootstrap.certificate_key,
                 kubeconfig=self.bootstrap.admin_kubeconfig,
-                api_url=self.bootstrap.api_server_url,
-                connect_to=self.api_load_balancer.floating_address,
-                ca_cert_pem=self.bootstrap.ca_cert_pem,
-                client_cert_pem=self.bootstrap.pki.admin_client.cert_pem,
-                client_key_pem=self.bootstrap.pki.admin_client.key_pem,
-                authorised_path=f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{pki.ADMIN_CLUSTER_ROLE_BINDING}",
+                **self._api_check(),
                 # The API path without the masters this update builds (they wait for the Secret).
-                after=[
-                    *self.api_load_balancer.members,
-                    self.api_load_balancer.floating_ip,
-                    *([self.dns.api_record] if self.dns.api_record is not None else []),
-                ],
+                after=self._api_path(),
                 opts=child,
             )
         secret = [self.kubeadm_certs.secret] if self.kubeadm_certs is not None else []
@@ -146,21 +137,10 @@ class KaasCluster(pulumi.ComponentResource):
         # Kubernetes layer, behind the gate that waits for kubeadm's control plane.
         self.api_ready = ApiReadiness(
             name,
-            api_url=self.bootstrap.api_server_url,
-            connect_to=self.api_load_balancer.floating_address,
-            ca_cert_pem=self.bootstrap.ca_cert_pem,
-            # The Kubernetes provider's own credential, and the binding that authorises it.
-            client_cert_pem=self.bootstrap.pki.admin_client.cert_pem,
-            client_key_pem=self.bootstrap.pki.admin_client.key_pem,
-            authorised_path=f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{pki.ADMIN_CLUSTER_ROLE_BINDING}",
+            **self._api_check(),
             # The API path: masters, LB members, the floating IP, and the DNS name the
             # Kubernetes provider's kubeconfig connects to.
-            after=[
-                *self.masters.instances,
-                *self.api_load_balancer.members,
-                self.api_load_balancer.floating_ip,
-                *([self.dns.api_record] if self.dns.api_record is not None else []),
-            ],
+            after=[*self.masters.instances, *self._api_path()],
             opts=child,
         )
         self.services = ManagedServices(
@@ -186,6 +166,23 @@ class KaasCluster(pulumi.ComponentResource):
             opts=child,
         )
         self.register_outputs({})
+
+    def _api_check(self) -> dict[str, Any]:
+        """What an API gate checks: the API server through the load balancer's floating address,
+        with the Kubernetes provider's own credential and the binding that authorises it."""
+        return {
+            "api_url": self.bootstrap.api_server_url,
+            "connect_to": self.api_load_balancer.floating_address,
+            "ca_cert_pem": self.bootstrap.ca_cert_pem,
+            "client_cert_pem": self.bootstrap.pki.admin_client.cert_pem,
+            "client_key_pem": self.bootstrap.pki.admin_client.key_pem,
+            "authorised_path": f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{pki.ADMIN_CLUSTER_ROLE_BINDING}",
+        }
+
+    def _api_path(self) -> list[pulumi.Resource]:
+        """The API's way in, masters aside: load balancer members, floating IP, the API's DNS record."""
+        record = [self.dns.api_record] if self.dns.api_record is not None else []
+        return [*self.api_load_balancer.members, self.api_load_balancer.floating_ip, *record]
 
     def _tier(
         self,
