@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import promql_parser
+
 from kaas.offline.planfile import SECRET_MASK
 from kaas.spec import ClusterSpec, parse_spec
 from kaas.spec.loader import REPO_ROOT
@@ -157,3 +159,16 @@ def free_ports(count: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
+
+
+def promql_selectors(node: Any) -> list[Any]:
+    """Every vector selector in an expression parsed by ``promql_parser.parse``."""
+    if isinstance(node, promql_parser.VectorSelector):
+        return [node]
+    found = []
+    for attribute in ("lhs", "rhs", "expr", "args"):
+        child = getattr(node, attribute, None)
+        for item in child if isinstance(child, list) else [child]:
+            if item is not None and not isinstance(item, (str, int, float)):
+                found += promql_selectors(item)
+    return found

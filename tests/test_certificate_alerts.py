@@ -25,7 +25,7 @@ from kaas.offline.plan import plan_spec
 from kaas.offline.planfile import plain
 from kaas.services import alerts, objects
 from tests.helm import render_release
-from tests.helpers import make_spec
+from tests.helpers import make_spec, promql_selectors
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -116,19 +116,6 @@ CERT_MANAGER_METRICS = {
 }  # fmt: skip
 
 
-def _selectors(node: Any) -> list[Any]:
-    """Every vector selector in a parsed PromQL expression."""
-    if isinstance(node, promql_parser.VectorSelector):
-        return [node]
-    found = []
-    for attribute in ("lhs", "rhs", "expr", "args"):
-        child = getattr(node, attribute, None)
-        for item in child if isinstance(child, list) else [child]:
-            if item is not None and not isinstance(item, (str, int, float)):
-                found += _selectors(item)
-    return found
-
-
 def _cert_manager_rules() -> dict[str, dict[str, Any]]:
     return {r["alert"]: r for r in rule_manifest(CERT_MANAGER_RULES)["spec"]["groups"][0]["rules"]}
 
@@ -142,7 +129,7 @@ def test_cert_manager_alerts_read_the_metrics_cert_manager_exports() -> None:
         "CertManagerAbsent",
     }
     for name, rule in rules.items():
-        selectors = _selectors(promql_parser.parse(rule["expr"]))
+        selectors = promql_selectors(promql_parser.parse(rule["expr"]))
         assert selectors, name
         for selector in selectors:
             assert selector.name in CERT_MANAGER_METRICS, (name, selector.name)

@@ -19,7 +19,7 @@ from kaas.offline.plan import plan_spec
 from kaas.offline.planfile import plain
 from kaas.services import alerts, guardrails, objects
 from tests.helm import render_release
-from tests.helpers import make_spec
+from tests.helpers import make_spec, promql_selectors
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 RULES = "t1-platform-cronjob-rules"
@@ -75,19 +75,6 @@ def rendered_stack() -> list[dict[str, Any]]:
     return render_release(release)
 
 
-def _selectors(node: Any) -> list[Any]:
-    """Every vector selector in a parsed PromQL expression."""
-    if isinstance(node, promql_parser.VectorSelector):
-        return [node]
-    found = []
-    for attribute in ("lhs", "rhs", "expr", "args"):
-        child = getattr(node, attribute, None)
-        for item in child if isinstance(child, list) else [child]:
-            if item is not None and not isinstance(item, (str, int, float)):
-                found += _selectors(item)
-    return found
-
-
 def _matchers(selector: Any) -> dict[str, tuple[str, str]]:
     return {m.name: (str(m.op), m.value) for m in selector.matchers.matchers}
 
@@ -95,7 +82,7 @@ def _matchers(selector: Any) -> dict[str, tuple[str, str]]:
 def test_every_expression_parses_and_reads_only_kube_state_metrics_series() -> None:
     assert rules()
     for rule in rules():
-        selectors = _selectors(promql_parser.parse(rule["expr"]))  # raises on a syntax error
+        selectors = promql_selectors(promql_parser.parse(rule["expr"]))  # raises on a syntax error
         assert selectors, rule["alert"]
         for selector in selectors:
             assert selector.name in KSM_METRICS, (rule["alert"], selector.name)
@@ -107,7 +94,7 @@ def test_every_planned_cronjob_has_its_alerts_with_its_own_namespace_and_name() 
     assert (make_spec().platform_namespace, guardrails.RECONCILER) in cronjobs
     watched: dict[tuple[str, str], set[str]] = {}
     for rule in rules():
-        for selector in _selectors(promql_parser.parse(rule["expr"])):
+        for selector in promql_selectors(promql_parser.parse(rule["expr"])):
             matchers = _matchers(selector)
             op, namespace = matchers["namespace"]
             assert op == "MatchOp.Equal", matchers
@@ -128,10 +115,10 @@ def test_not_succeeding_fires_after_15_runs_and_counts_from_creation_when_never_
     [stale] = [r for r in rules() if r["alert"] == "KaasCronJobNotSucceeding"]
     assert guardrails.SCHEDULE == "* * * * *"  # every minute: 15 minutes are 15 runs
     assert stale["expr"].endswith(f"> {15 * 60}") and stale["for"] == "15m"
-    names = {s.name for s in _selectors(promql_parser.parse(stale["expr"]))}
+    names = {s.name for s in promql_selectors(promql_parser.parse(stale["expr"]))}
     assert names == {"kube_cronjob_status_last_successful_time", "kube_cronjob_created"}
     [failing] = [r for r in rules() if r["alert"] == "KaasCronJobFailing"]
-    failed = [s for s in _selectors(promql_parser.parse(failing["expr"])) if s.name == "kube_job_failed"]
+    failed = [s for s in promql_selectors(promql_parser.parse(failing["expr"])) if s.name == "kube_job_failed"]
     # Failed Jobs stay (failedJobsHistoryLimit): only their Failed condition, and only runs since the last success.
     assert [_matchers(s)["condition"] for s in failed] == [("MatchOp.Equal", "true")]
     assert "> on (namespace) group_left" in failing["expr"]
