@@ -139,28 +139,9 @@ class ClusterPki(pulumi.ComponentResource):
         self.service_account_private_key_pem = pulumi.Output.secret(sa_key.private_key_pem)
         self.service_account_public_key_pem = sa_key.public_key_pem
 
-        self.etcd_members = [
-            self._leaf(
-                f"etcd-{member.name}",
-                self.etcd_ca,
-                common_name=member.name,
-                dns_names=[member.name, "localhost"],
-                ip_addresses=[member.ip, "127.0.0.1"],
-                uses=PEER_USES,
-            )
-            for member in etcd_members
-        ]
-        self.etcd_peers = [
-            self._leaf(
-                f"etcd-peer-{member.name}",
-                self.etcd_peer_ca,
-                common_name=member.name,
-                dns_names=[member.name, "localhost"],
-                ip_addresses=[member.ip, "127.0.0.1"],
-                uses=PEER_USES,
-            )
-            for member in etcd_members
-        ]
+        # Per member: a client-port certificate from the etcd CA, a peer certificate from the peer CA.
+        self.etcd_members = [self._etcd_member_leaf("etcd", self.etcd_ca, m) for m in etcd_members]
+        self.etcd_peers = [self._etcd_member_leaf("etcd-peer", self.etcd_peer_ca, m) for m in etcd_members]
         self.apiserver_etcd_client = self._leaf(
             "apiserver-etcd-client", self.etcd_ca, common_name="kube-apiserver-etcd-client", uses=CLIENT_USES
         )
@@ -244,6 +225,17 @@ class ClusterPki(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         return CertKey(cert_pem=cert.cert_pem, key_pem=pulumi.Output.secret(key.private_key_pem))
+
+    def _etcd_member_leaf(self, prefix: str, ca: CertKey, member: EtcdMemberName) -> CertKey:
+        """A certificate etcd ``member`` serves and presents (server and client auth) on one of its ports."""
+        return self._leaf(
+            f"{prefix}-{member.name}",
+            ca,
+            common_name=member.name,
+            dns_names=[member.name, "localhost"],
+            ip_addresses=[member.ip, "127.0.0.1"],
+            uses=PEER_USES,
+        )
 
     def _leaf(
         self,
