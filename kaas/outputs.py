@@ -85,6 +85,7 @@ class NodeRevisionOutput(OutputModel):
     flavor: str
     key_pair: str | None
     volume_gb: int | None = None
+    certificates: int = 1
     phase: Literal["running", "leaving"] = "running"
 
 

@@ -23,6 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import promql_parser
 import pytest
 import yaml
 from cryptography import x509
@@ -38,7 +39,9 @@ from kaas.bootstrap.userdata.nodes import (
     STATIC_PODS,
 )
 from kaas.bootstrap.userdata.yamltext import render_template
+from kaas.services import alerts
 from tests.bootstrap_fixtures import bootstrap_plan
+from tests.helpers import promql_selectors
 
 NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
@@ -297,3 +300,10 @@ def test_each_etcd_members_served_certificate_is_reported(tmp_path: Path) -> Non
     values = master.metric_values()
     assert values[f"etcd-member {address}"] == int(member.not_valid_after_utc.timestamp())
     assert values["apiserver-etcd-client.crt"] == int(client.not_valid_after_utc.timestamp())
+    # KaasEtcdCertificateRenewalDue selects exactly etcd's certificates among what the report names
+    # (nothing on a node renews them; kubeadm's renew themselves and have their own alert).
+    (rule,) = [r for r in alerts.certificate_alerts() if r["alert"] == "KaasEtcdCertificateRenewalDue"]
+    (selector,) = promql_selectors(promql_parser.parse(rule["expr"]))
+    (matcher,) = [m for m in selector.matchers.matchers if m.name == "certificate"]
+    etcd = {c for c in values if re.fullmatch(matcher.value, c)}
+    assert etcd == {f"etcd-member {address}", "apiserver-etcd-client.crt"}, sorted(values)

@@ -98,11 +98,13 @@ class ClusterBootstrap(pulumi.ComponentResource):
         super().__init__("kaas:bootstrap:Bootstrap", name, None, opts)
         spec = plan.spec
         etcd_nodes = plan.tier(Tier.ETCD)
+        masters = plan.tier(Tier.MASTER)
         self.pki = ClusterPki(
             name,
-            [EtcdMemberName(m.name, m.fixed_ip) for m in etcd_nodes],
+            [EtcdMemberName(m.name, m.fixed_ip, m.revision.certificates) for m in etcd_nodes],
             opts=pulumi.ResourceOptions(parent=self),
             break_glass_group=platform.break_glass_group(spec.provider_name),
+            apiserver_client_generations=[m.revision.certificates for m in masters],
         )
         pki = self.pki
         # What the cluster runs once this step is applied: its oldest API server.
@@ -199,19 +201,25 @@ class ClusterBootstrap(pulumi.ComponentResource):
                 metadata_allowed_pod_cidrs=spec.security.metadata_allowed_pod_cidrs,
             )
         )
-        certificates = pulumi.Output.all(
-            ca_cert_pem=pki.kubernetes_ca.cert_pem,
-            ca_key_pem=pki.kubernetes_ca.key_pem,
-            service_account_key_pem=pki.service_account_private_key_pem,
-            service_account_pub_pem=pki.service_account_public_key_pem,
-            front_proxy_ca_cert_pem=pki.front_proxy_ca.cert_pem,
-            front_proxy_ca_key_pem=pki.front_proxy_ca.key_pem,
-            etcd_ca_cert_pem=pki.etcd_ca.cert_pem,
-            apiserver_etcd_client_cert_pem=pki.apiserver_etcd_client.cert_pem,
-            apiserver_etcd_client_key_pem=pki.apiserver_etcd_client.key_pem,
-        ).apply(lambda v: ControlPlaneCertificates(**v))
-        # What the kubeadm-certs Secret carries for the masters a later update builds (kaas.bootstrap.kubeadm_certs).
-        self.control_plane_certificates = certificates
+        # The control-plane certificates of each certificate generation a master runs.
+        certificates = {
+            generation: pulumi.Output.all(
+                ca_cert_pem=pki.kubernetes_ca.cert_pem,
+                ca_key_pem=pki.kubernetes_ca.key_pem,
+                service_account_key_pem=pki.service_account_private_key_pem,
+                service_account_pub_pem=pki.service_account_public_key_pem,
+                front_proxy_ca_cert_pem=pki.front_proxy_ca.cert_pem,
+                front_proxy_ca_key_pem=pki.front_proxy_ca.key_pem,
+                etcd_ca_cert_pem=pki.etcd_ca.cert_pem,
+                apiserver_etcd_client_cert_pem=client.cert_pem,
+                apiserver_etcd_client_key_pem=client.key_pem,
+            ).apply(lambda v: ControlPlaneCertificates(**v))
+            for generation, client in pki.apiserver_etcd_clients.items()
+        }
+        # What the kubeadm-certs Secret carries for the masters this update builds (kaas.bootstrap.kubeadm_certs):
+        # their generation (kaas roll builds one master per update; a healed one keeps the generation it ran).
+        built = {m.revision.certificates for m in masters if m.joining}
+        self.control_plane_certificates = certificates[max(built or certificates)]
 
         def master_user_data(node: PlannedNode, first: bool, v: dict[str, Any]) -> str:
             return render_master_user_data(
@@ -228,12 +236,12 @@ class ClusterBootstrap(pulumi.ComponentResource):
             node.name: pulumi.Output.secret(
                 pulumi.Output.all(
                     cluster=cluster,
-                    certificates=certificates,
+                    certificates=certificates[node.revision.certificates],
                     certificate_key=self.certificate_key,
                     encryption_key=self.secrets_encryption_key,
                 ).apply(functools.partial(master_user_data, node, plan.first_deploy and node.index == 0))
             )
-            for node in plan.tier(Tier.MASTER)
+            for node in masters
         }
         self.worker_user_data = {
             node.name: pulumi.Output.secret(cluster.apply(functools.partial(_worker_user_data, node)))

@@ -12,7 +12,10 @@ data, so ``kubeadm join --control-plane`` needs no certificate upload.
 
 All keys are ECDSA P-256 (kubeadm ``encryptionAlgorithm: ECDSA-P256`` matches).
 CAs are valid for 10 years, the admin certificate 1 year, break-glass 8 hours, other
-leaf certificates 5 years.
+leaf certificates 5 years. The certificates in etcd members' and masters' user data are
+named by their generation (:func:`generation_suffix`): raising the spec's
+``security.etcd_certificates_generation`` issues new ones, and the rollout replaces the
+nodes to carry them (a running server keeps what it was built with).
 """
 
 from __future__ import annotations
@@ -67,6 +70,18 @@ BREAK_GLASS_VALIDITY_HOURS = 8
 # API servers' key never leaves the masters' user data. Stack outputs etcdClientCertPem/KeyPem.
 ROLL_ETCD_CLIENT_COMMON_NAME = "kaas-roll"
 ROLL_ETCD_OUTPUT_KEYS = ("etcdCaCertPem", "etcdClientCertPem", "etcdClientKeyPem")  # CA, certificate, key
+# It lives only in the stack outputs, so any `pulumi up` in its last 90 days simply re-issues it
+# (pulumi-tls early_renewal_hours, as the admin certificate); the etcd CA trusts both.
+ROLL_ETCD_CLIENT_EARLY_RENEWAL_HOURS = 90 * 24
+
+
+def generation_suffix(generation: int) -> str:
+    """The resource-name suffix of a certificate generation (kaas.rollout.model.Revision.certificates):
+    none for the first, ``-g<N>`` after a renewal, so a re-issued certificate is a new resource
+    beside the old one while nodes of both generations run."""
+    if generation < 1:
+        raise ValueError(f"certificate generation {generation} < 1")
+    return "" if generation == 1 else f"-g{generation}"
 
 
 def discovery_ca_hash(ca_cert_pem: str) -> str:
@@ -86,10 +101,12 @@ def bootstrap_token(token_id: str, token_secret: str) -> str:
 
 @dataclass(frozen=True)
 class EtcdMemberName:
-    """An etcd member as the PKI needs it: its name and fixed IP (both go into the SANs)."""
+    """An etcd member as the PKI needs it: its name and fixed IP (both go into the SANs), and the
+    generation of its certificates (its revision's ``certificates``)."""
 
     name: str
     ip: str
+    generation: int = 1
 
 
 @dataclass(frozen=True)
@@ -111,7 +128,7 @@ class ClusterPki(pulumi.ComponentResource):
     service_account_public_key_pem: pulumi.Output[str]
     etcd_members: list[CertKey]
     etcd_peers: list[CertKey]
-    apiserver_etcd_client: CertKey
+    apiserver_etcd_clients: dict[int, CertKey]
     roll_etcd_client: CertKey
     admin_client: CertKey
     break_glass_client: CertKey
@@ -125,6 +142,7 @@ class ClusterPki(pulumi.ComponentResource):
         etcd_members: Sequence[EtcdMemberName],
         opts: pulumi.ResourceOptions | None = None,
         break_glass_group: str = "kaas:break-glass",
+        apiserver_client_generations: Sequence[int] = (1,),
     ) -> None:
         super().__init__("kaas:bootstrap:Pki", name, None, opts)
         self._name = name
@@ -142,11 +160,22 @@ class ClusterPki(pulumi.ComponentResource):
         # Per member: a client-port certificate from the etcd CA, a peer certificate from the peer CA.
         self.etcd_members = [self._etcd_member_leaf("etcd", self.etcd_ca, m) for m in etcd_members]
         self.etcd_peers = [self._etcd_member_leaf("etcd-peer", self.etcd_peer_ca, m) for m in etcd_members]
-        self.apiserver_etcd_client = self._leaf(
-            "apiserver-etcd-client", self.etcd_ca, common_name="kube-apiserver-etcd-client", uses=CLIENT_USES
-        )
+        # One per certificate generation a master runs (both while a renewal rolls the masters).
+        self.apiserver_etcd_clients = {
+            generation: self._leaf(
+                f"apiserver-etcd-client{generation_suffix(generation)}",
+                self.etcd_ca,
+                common_name="kube-apiserver-etcd-client",
+                uses=CLIENT_USES,
+            )
+            for generation in sorted(set(apiserver_client_generations))
+        }
         self.roll_etcd_client = self._leaf(
-            "roll-etcd-client", self.etcd_ca, common_name=ROLL_ETCD_CLIENT_COMMON_NAME, uses=CLIENT_USES
+            "roll-etcd-client",
+            self.etcd_ca,
+            common_name=ROLL_ETCD_CLIENT_COMMON_NAME,
+            uses=CLIENT_USES,
+            early_renewal_hours=ROLL_ETCD_CLIENT_EARLY_RENEWAL_HOURS,
         )
         self.admin_client = self._leaf(
             "admin",
@@ -204,6 +233,11 @@ class ClusterPki(pulumi.ComponentResource):
             }
         )
 
+    @property
+    def apiserver_etcd_client(self) -> CertKey:
+        """The API servers' etcd client certificate of the newest generation (the one masters built now get)."""
+        return self.apiserver_etcd_clients[max(self.apiserver_etcd_clients)]
+
     def _key(self, purpose: str) -> tls.PrivateKey:
         return tls.PrivateKey(
             f"{self._name}-{purpose}",
@@ -229,7 +263,7 @@ class ClusterPki(pulumi.ComponentResource):
     def _etcd_member_leaf(self, prefix: str, ca: CertKey, member: EtcdMemberName) -> CertKey:
         """A certificate etcd ``member`` serves and presents (server and client auth) on one of its ports."""
         return self._leaf(
-            f"{prefix}-{member.name}",
+            f"{prefix}-{member.name}{generation_suffix(member.generation)}",
             ca,
             common_name=member.name,
             dns_names=[member.name, "localhost"],

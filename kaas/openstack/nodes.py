@@ -41,6 +41,7 @@ PHASE_KEY = "kaas-phase"
 VERSION_KEY = "kaas-version"
 IMAGE_KEY = "kaas-image"
 TEMPLATE_KEY = "kaas-template"
+CERTIFICATES_KEY = "kaas-certificates"  # only on a node whose certificates were re-issued (generation > 1)
 
 
 def tier_spec(spec: ClusterSpec, tier: Role) -> NodeTierSpec:
@@ -58,7 +59,7 @@ def node_metadata(cluster: str, node: PlannedNode) -> dict[str, str]:
         VERSION_KEY: node.revision.version,
         IMAGE_KEY: node.revision.image,
         TEMPLATE_KEY: str(node.revision.template),
-    }
+    } | ({CERTIFICATES_KEY: str(node.revision.certificates)} if node.revision.certificates != 1 else {})
 
 
 class NodeTier(pulumi.ComponentResource):

@@ -272,6 +272,7 @@ def node_of(record: Record) -> Node | None:
         flavor=str(record.inputs.get("flavorName")),
         key_pair=record.inputs.get("keyPair"),
         volume_gb=int(volume) if volume is not None else None,
+        certificates=int(_metadata(record, "kaas-certificates") or 1),
     )
     return Node(Tier(tier), int(index), revision, Phase(phase or Phase.RUNNING))
 

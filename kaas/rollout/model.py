@@ -39,8 +39,14 @@ class Revision:
     ``version`` is the tier's software: the Kubernetes version on masters and workers,
     the etcd version on etcd members. ``template`` is the bootstrap template revision
     (kaas.bootstrap.TEMPLATE_REVISION), bumped by hand when a template change must
-    reach running nodes. ``volume_gb`` is the boot volume size (None: the flavor's disk). ``key_pair`` is recorded for the truth of it but never rolls a
-    node by itself: a new key pair is for nodes built later (see :meth:`rolls_to`).
+    reach running nodes. ``volume_gb`` is the boot volume size (None: the flavor's disk).
+    ``certificates`` is the generation of the certificates the program issues into the
+    node's user data (etcd members: their serving and peer certificates; masters: the API
+    server's etcd client certificate; workers carry none and stay at 1): raising it
+    (spec ``security.etcd_certificates_generation``) re-issues them, and since a server
+    keeps what it was built with, the rollout replaces the nodes to carry them.
+    ``key_pair`` is recorded for the truth of it but never rolls a node by itself: a new
+    key pair is for nodes built later (see :meth:`rolls_to`).
     """
 
     image: str
@@ -49,23 +55,26 @@ class Revision:
     flavor: str
     key_pair: str | None = None
     volume_gb: int | None = None
+    certificates: int = 1
 
     def rolls_to(self, desired: Revision) -> bool:
         """True if a node running ``self`` must be rebuilt to run ``desired``.
 
         The key pair alone never rebuilds a node: SSH key rotation is for future nodes.
         """
-        return (self.image, self.version, self.template, self.flavor, self.volume_gb) != (
+        return (self.image, self.version, self.template, self.flavor, self.volume_gb, self.certificates) != (
             desired.image,
             desired.version,
             desired.template,
             desired.flavor,
             desired.volume_gb,
+            desired.certificates,
         )
 
     def short(self) -> str:
-        """One line for people: ``1.34.2 ubuntu-24.04 kaas.worker t1 key acme-ops``."""
-        return f"{self.version} {self.image} {self.flavor} t{self.template} key {self.key_pair or '-'}"
+        """One line for people: ``1.34.2 ubuntu-24.04 kaas.worker t1 key acme-ops`` (`` certs g2`` after a renewal)."""
+        certificates = f" certs g{self.certificates}" if self.certificates != 1 else ""
+        return f"{self.version} {self.image} {self.flavor} t{self.template} key {self.key_pair or '-'}{certificates}"
 
 
 class Phase(StrEnum):
@@ -219,7 +228,8 @@ def with_phase(node: Node, phase: Phase) -> Node:
 
 
 def revision_to_data(revision: Revision) -> dict[str, Any]:
-    return {
+    """Plain data; ``certificates`` only when re-issued (generation 1 is every node's first)."""
+    data: dict[str, Any] = {
         "image": revision.image,
         "version": revision.version,
         "template": revision.template,
@@ -227,6 +237,9 @@ def revision_to_data(revision: Revision) -> dict[str, Any]:
         "key_pair": revision.key_pair,
         "volume_gb": revision.volume_gb,
     }
+    if revision.certificates != 1:
+        data["certificates"] = revision.certificates
+    return data
 
 
 def revision_from_data(data: Mapping[str, Any]) -> Revision:
@@ -237,6 +250,7 @@ def revision_from_data(data: Mapping[str, Any]) -> Revision:
         flavor=str(data["flavor"]),
         key_pair=data.get("key_pair"),
         volume_gb=data.get("volume_gb"),
+        certificates=int(data.get("certificates", 1)),
     )
 
 

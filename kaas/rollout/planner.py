@@ -86,6 +86,7 @@ def validate(desired: Desired, state: ClusterState) -> None:
             raise RolloutError(_version_field(tier), str(error)) from None
         if tier is Tier.WORKER:
             continue
+        _check_certificates(desired, target, nodes)
         for node, version in sorted(running.items(), key=lambda item: item[1]):
             name = node.name(desired.cluster)
             if wanted < version:
@@ -101,6 +102,21 @@ def validate(desired: Desired, state: ClusterState) -> None:
                     f"{version_text(version)}); upgrade to {version[0]}.{version[1] + 1} first",
                 )
     _check_kubelet_skew(desired, state)
+
+
+CERTIFICATES_FIELD = "security.etcd_certificates_generation"
+
+
+def _check_certificates(desired: Desired, target: TierTarget, nodes: tuple[Node, ...]) -> None:
+    """A certificate generation only goes up: its certificates were re-issued when it was raised,
+    and the older generation's are deleted with the last node that carried them."""
+    newest = max(nodes, key=lambda n: n.revision.certificates, default=None)
+    if newest is not None and target.revision.certificates < newest.revision.certificates:
+        raise RolloutError(
+            CERTIFICATES_FIELD,
+            f"{target.revision.certificates} is older than generation {newest.revision.certificates} that "
+            f"{newest.name(desired.cluster)} carries: certificates are renewed by raising it, never lowering it",
+        )
 
 
 def version_text(version: tuple[int, int, int]) -> str:

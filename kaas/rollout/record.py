@@ -42,6 +42,11 @@ def _tier_spec(spec: ClusterSpec, tier: Tier) -> NodeTierSpec:
     return tiers[tier]
 
 
+# The tiers whose user data carries certificates the program issues from the etcd CAs
+# (kaas.bootstrap.pki): etcd members (serving and peer) and masters (the API server's etcd client).
+CERTIFICATE_TIERS = (Tier.ETCD, Tier.MASTER)
+
+
 def desired_revision(spec: ClusterSpec, tier: Tier) -> Revision:
     """The revision the spec wants every node of ``tier`` to run."""
     settings = _tier_spec(spec, tier)
@@ -52,6 +57,7 @@ def desired_revision(spec: ClusterSpec, tier: Tier) -> Revision:
         flavor=settings.flavor.name,
         key_pair=spec.openstack.key_pair,
         volume_gb=settings.boot_volume_gb,
+        certificates=spec.security.etcd_certificates_generation if tier in CERTIFICATE_TIERS else 1,
     )
 
 
@@ -83,6 +89,7 @@ class _NodeRecord(BaseModel):
     flavor: str = Field(min_length=1)
     key_pair: str | None = None
     volume_gb: int | None = Field(default=None, ge=10)
+    certificates: int = Field(default=1, ge=1)
     phase: Phase = Phase.RUNNING
 
 
@@ -118,7 +125,13 @@ def parse_record(data: object, spec: ClusterSpec, source: str) -> ClusterState:
             problems.append(f"nodes.{name}: index {index} is outside the {tier} address block ({capacity} slots)")
             continue
         revision = Revision(
-            node.image, node.version.lstrip("v"), node.template, node.flavor, node.key_pair, node.volume_gb
+            node.image,
+            node.version.lstrip("v"),
+            node.template,
+            node.flavor,
+            node.key_pair,
+            node.volume_gb,
+            node.certificates,
         )
         nodes.append(Node(tier, index, revision, node.phase))
     if problems:
@@ -173,6 +186,8 @@ def record_document(cluster: str, state: ClusterState) -> dict[str, Any]:
         }
         if node.revision.volume_gb is not None:
             entry["volume_gb"] = node.revision.volume_gb
+        if node.revision.certificates != 1:
+            entry["certificates"] = node.revision.certificates
         if node.phase is not Phase.RUNNING:
             entry["phase"] = str(node.phase)
         nodes[node.name(cluster)] = entry

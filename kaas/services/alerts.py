@@ -13,8 +13,9 @@ Sources, each a metric that exists on a kaas cluster:
 - ``kubelet_certificate_manager_client_ttl_seconds`` / ``..._server_ttl_seconds``:
   the kubelets' own rotating certificates.
 
-Renewal runs 90 days ahead (kubeadm's certificates) or through a rollout (etcd's),
-so an alert 30 days ahead means renewal failed and leaves a month to act.
+Renewal runs 90 days ahead (kubeadm's certificates) or through a rollout (etcd's: raise
+``security.etcd_certificates_generation``, which ``KaasEtcdCertificateRenewalDue`` asks for 90
+days ahead), so an alert 30 days ahead means renewal failed and leaves a month to act.
 
 cert-manager's certificates (the ingress hosts' ACME certificates, the platform CA and the
 certificates it signs) have their own PrometheusRule, :func:`cert_manager_rule`, on the
@@ -33,6 +34,11 @@ from kaas.spec.models import ClusterSpec
 
 ALERT_BEFORE_DAYS = 30
 ALERT_BEFORE_SECONDS = ALERT_BEFORE_DAYS * 86400
+# etcd's certificates renew only through a rollout (kaas.rollout.model.Revision.certificates):
+# a warning 90 days ahead leaves room to replace five members and three masters calmly.
+ETCD_RENEWAL_DUE_DAYS = 90
+# The certificate label the masters' report gives etcd's certificates (kaas-cert-renew.sh.j2).
+ETCD_CERTIFICATES = 'certificate=~"etcd-member .*|apiserver-etcd-client.crt"'
 PROMETHEUS_STACK_RELEASE = "kube-prometheus-stack"
 RULE_NAME = "kaas-certificate-expiry"
 CERT_MANAGER_RULE_NAME = "kaas-cert-manager-certificates"
@@ -72,6 +78,14 @@ def certificate_alerts() -> list[dict[str, Any]]:
             f"kaas_certificate_expiry_timestamp_seconds - time() < {soon}",
             "Certificate {{ $labels.certificate }} (seen from {{ $labels.node }}) expires within "
             f"{ALERT_BEFORE_DAYS} days: its renewal failed.",
+        ),
+        _alert(
+            "KaasEtcdCertificateRenewalDue",
+            f"kaas_certificate_expiry_timestamp_seconds{{{ETCD_CERTIFICATES}}} - time() < {ETCD_RENEWAL_DUE_DAYS * 86400}",
+            "etcd certificate {{ $labels.certificate }} expires within "
+            f"{ETCD_RENEWAL_DUE_DAYS} days and nothing renews it on the nodes: raise "
+            "security.etcd_certificates_generation in the stack's spec and run kaas roll (it replaces the etcd "
+            "members one at a time, then the masters).",
         ),
         _alert(
             "KaasCertificateReportStale",

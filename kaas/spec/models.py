@@ -655,6 +655,14 @@ class SecuritySpec(SpecModel):
         le=168,
         description="Lifetime of the kubeadm bootstrap token in the nodes' user data (kubeadm's default is 24 h).",
     )
+    etcd_certificates_generation: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Generation of the certificates issued from the etcd CAs (each member's serving and peer "
+        "certificate, the API servers' etcd client certificate; 5 years each). Raise it by one to renew them: "
+        "kaas roll replaces the etcd members one at a time, then the masters, each carrying new certificates.",
+    )
     pod_security_default: PodSecurityLevel = Field(
         default=PodSecurityLevel.BASELINE,
         description="Pod Security level enforced on every namespace without its own label (AdmissionConfiguration).",
