@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import os
 import shutil
 import socket
@@ -37,7 +38,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from kaas.bootstrap import kubeadm_certs
-from kaas.bootstrap.pki import LEAF_VALIDITY_HOURS, ROLL_ETCD_CLIENT_EARLY_RENEWAL_HOURS, generation_suffix
+from kaas.bootstrap.pki import (
+    KEYSTONE_AUTH_EARLY_RENEWAL_HOURS,
+    LEAF_VALIDITY_HOURS,
+    ROLL_ETCD_CLIENT_EARLY_RENEWAL_HOURS,
+    generation_suffix,
+)
 from kaas.bootstrap.userdata.etcd import EtcdMember, EtcdPaths, etcd_config
 from kaas.cluster_plan import make_cluster_plan
 from kaas.offline import Plan, plan_spec
@@ -49,6 +55,7 @@ from kaas.roll.gates import EtcdGate, Waiting
 from kaas.rollout import Action, Tier, rollout
 from kaas.rollout.invariants import check_step
 from kaas.rollout.record import desired_from_spec, dump_record, load_record, parse_record, record_path
+from kaas.services import objects
 from kaas.spec import SpecError, load_stack_spec, parse_spec
 from kaas.spec.loader import STACKS_DIR
 from tests.bootstrap_fixtures import bootstrap_plan
@@ -369,3 +376,19 @@ def test_a_real_cluster_of_first_generation_members_takes_in_a_renewed_member_an
     assert kept.serial_number != served.serial_number
     validity = served.not_valid_after_utc - served.not_valid_before_utc
     assert validity == datetime.timedelta(hours=LEAF_VALIDITY_HOURS)
+
+
+# --- the other five-year leaves outside user data renew on any pulumi up --------------------------
+
+
+def test_the_keystone_auth_serving_certificate_renews_early_and_rolls_its_daemon_set(etcd_step: Plan) -> None:
+    # Not in user data: the API servers' webhook kubeconfigs trust the Kubernetes CA, and the
+    # certificate reaches the pods through a Secret, so pulumi-tls may simply re-issue it.
+    cert = etcd_step.find(CERT, "acme-prod-keystone-auth")
+    assert cert.inputs["earlyRenewalHours"] == KEYSTONE_AUTH_EARLY_RENEWAL_HOURS == 90 * 24
+    secret = etcd_step.find("kubernetes:core/v1:Secret", "acme-prod-keystone-auth-tls")
+    pem = plain(secret.inputs["stringData"], show_secrets=True)["tls.crt"]
+    daemon_set = etcd_step.find("kubernetes:apps/v1:DaemonSet", "acme-prod-keystone-auth")
+    annotations = daemon_set.inputs["spec"]["template"]["metadata"]["annotations"]
+    # Both containers load the certificate at start: a new one must change the pod template.
+    assert annotations == {objects.TLS_CHECKSUM_ANNOTATION: hashlib.sha256(pem.encode()).hexdigest()}

@@ -98,7 +98,7 @@ def test_a_known_digest_reaches_the_images_the_platform_sets(monkeypatch: pytest
     spec = make_spec()
     velero = values.velero_values(spec)["initContainers"][0]["image"]
     assert velero == f"lirt/velero-plugin-for-openstack:v0.8.2@{digest}"
-    pod = objects.keystone_auth_daemon_set(spec, "project", "role")["spec"]["template"]["spec"]
+    pod = objects.keystone_auth_daemon_set(spec, "project", "role", "tls-cert")["spec"]["template"]["spec"]
     daemon = next(c["image"] for c in pod["containers"] if c["name"] == "k8s-keystone-auth")
     assert daemon == f"registry.k8s.io/provider-os/k8s-keystone-auth:v1.36.0@{digest}"
     monkeypatch.setitem(IMAGES, "curlimages/curl:8.17.0", "sha256:short")

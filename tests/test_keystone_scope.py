@@ -159,7 +159,7 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     upstream.socket = context.wrap_socket(upstream.socket, server_side=True)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
 
-    manifest = objects.keystone_auth_daemon_set(make_spec(), PROJECT, ADMIN_GROUP)
+    manifest = objects.keystone_auth_daemon_set(make_spec(), PROJECT, ADMIN_GROUP, "tls-cert")
     scope_filter = manifest["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in scope_filter["env"]}
     env.update(
@@ -279,7 +279,7 @@ def test_the_filter_is_configured_with_the_sync_configs_role_groups() -> None:
 
     spec = load_stack_spec("acme-prod")
     assert spec.identity.roles, "acme-prod maps roles beyond the admin role"
-    daemon_set = objects.keystone_auth_daemon_set(spec, "project-id", "admin-role-id")
+    daemon_set = objects.keystone_auth_daemon_set(spec, "project-id", "admin-role-id", "tls-cert")
     (filter_container,) = [
         c for c in daemon_set["spec"]["template"]["spec"]["containers"] if c["name"] == "scope-filter"
     ]

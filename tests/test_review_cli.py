@@ -132,8 +132,8 @@ def test_diff_of_acme_prod_with_a_worker_added_is_a_readable_pull_request_commen
         '  - `~ layout.workers.addresses: ["10.20.0.64", "10.20.0.65", "10.20.0.66"] => '
         '["10.20.0.64", "10.20.0.65", "10.20.0.66", "10.20.0.67"]`\n'
         "  - `~ layout.workers.count: 3 => 4`\n"
-        '  - `+ nodeRevisions.acme-prod-worker-3: {"flavor": "kaas.worker", "image": "ubuntu-24.04", '
-        '"keyPair": "acme-ops", "phase": "running", "template": 1, "version":…`\n'
+        '  - `+ nodeRevisions.acme-prod-worker-3: {"certificates": 1, "flavor": "kaas.worker", "image": '
+        '"ubuntu-24.04", "keyPair": "acme-ops", "phase": "running", "templ…`\n'
         "  - `+ rollout.step.acme-prod-worker-3: create`\n"
         "\n"
     )

@@ -104,6 +104,7 @@ def test_adding_a_worker_creates_only_that_node(worker_added: PlanDiff) -> None:
                 "flavor": "kaas.worker",
                 "keyPair": "acme-ops",
                 "volumeGb": 40,
+                "certificates": 1,
                 "phase": "running",
             },
         ),

@@ -73,6 +73,10 @@ ROLL_ETCD_OUTPUT_KEYS = ("etcdCaCertPem", "etcdClientCertPem", "etcdClientKeyPem
 # It lives only in the stack outputs, so any `pulumi up` in its last 90 days simply re-issues it
 # (pulumi-tls early_renewal_hours, as the admin certificate); the etcd CA trusts both.
 ROLL_ETCD_CLIENT_EARLY_RENEWAL_HOURS = 90 * 24
+# k8s-keystone-auth's serving certificate lives in a Secret (not in user data; the API servers'
+# webhook kubeconfigs trust the Kubernetes CA, not the leaf), so it too renews on any `pulumi up`
+# in its last 90 days, and the DaemonSet rolls to it (kaas.services.objects.keystone_auth_daemon_set).
+KEYSTONE_AUTH_EARLY_RENEWAL_HOURS = 90 * 24
 
 
 def generation_suffix(generation: int) -> str:
@@ -202,6 +206,7 @@ class ClusterPki(pulumi.ComponentResource):
             dns_names=["localhost"],
             ip_addresses=["127.0.0.1"],
             uses=SERVER_USES,
+            early_renewal_hours=KEYSTONE_AUTH_EARLY_RENEWAL_HOURS,
         )
 
         token_id = random.RandomString(

@@ -9,6 +9,7 @@ recorded inputs back to YAML and validate them against the Kubernetes schema.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -245,9 +246,15 @@ def keystone_filter_script() -> str:
 
 
 def keystone_auth_daemon_set(
-    spec: ClusterSpec, project_id: pulumi.Input[str], admin_role_id: pulumi.Input[str]
+    spec: ClusterSpec,
+    project_id: pulumi.Input[str],
+    admin_role_id: pulumi.Input[str],
+    tls_checksum: pulumi.Input[str],
 ) -> Manifest:
     """k8s-keystone-auth on every control-plane node, host network, behind the scope filter.
+
+    Both containers read the serving certificate once, at start: its SHA-256 (``tls_checksum``,
+    :func:`tls_checksum`) in the pod template rolls the DaemonSet (one master at a time) when it is renewed.
 
     The API server's webhook files name ``127.0.0.1:KEYSTONE_AUTH_PORT``: the filter
     (``kaas.services.keystone_filter``) answers there and forwards to k8s-keystone-auth
@@ -321,9 +328,20 @@ def keystone_auth_daemon_set(
         "spec": {
             "selector": {"matchLabels": labels},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {TLS_CHECKSUM_ANNOTATION: tls_checksum}},
+                "spec": pod_spec,
+            },
         },
     }
+
+
+TLS_CHECKSUM_ANNOTATION = "kaas.io/tls-sha256"
+
+
+def tls_checksum(cert_pem: str) -> str:
+    """The pod-template annotation value of a serving certificate: its SHA-256, hex."""
+    return hashlib.sha256(cert_pem.encode()).hexdigest()
 
 
 # --- Kubelet serving certificates --------------------------------------------------------

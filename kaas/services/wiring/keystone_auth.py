@@ -35,7 +35,12 @@ def wire_keystone_auth(deps: ServiceDeps, inputs: ServiceInputs) -> Wired:
     binding = kube.apply(f"{name}-keystone-auth-binding", objects.keystone_auth_cluster_role_binding(spec), group)
     kube.apply(
         f"{name}-keystone-auth",
-        objects.keystone_auth_daemon_set(spec, inputs.project_id, inputs.admin_role_id),
+        objects.keystone_auth_daemon_set(
+            spec,
+            inputs.project_id,
+            inputs.admin_role_id,
+            pulumi.Output.from_input(inputs.keystone_auth_cert_pem).apply(objects.tls_checksum),
+        ),
         group,
         (deps.cni, tls, sync, account, role, binding),
     )
