@@ -12,6 +12,7 @@ directory the masters' renewal timer writes (host / mounted at ``/host/root``).
 
 from __future__ import annotations
 
+import datetime
 from functools import cache
 from typing import Any
 
@@ -23,6 +24,7 @@ from kaas.bootstrap.userdata.nodes import CERT_METRICS_DIR
 from kaas.offline import Plan, ResourceRecord
 from kaas.offline.plan import plan_spec
 from kaas.offline.planfile import plain
+from kaas.openstack import credentials
 from kaas.services import alerts, objects
 from tests.helm import render_release
 from tests.helpers import make_spec, promql_selectors
@@ -188,3 +190,37 @@ def test_extra_node_exporter_arguments_are_kept() -> None:
     merged = alerts.with_certificate_report({"prometheus-node-exporter": {"extraArgs": ["--collector.systemd"]}})
     assert merged["prometheus-node-exporter"]["extraArgs"][0] == "--collector.systemd"
     assert merged["prometheus-node-exporter"]["extraArgs"][-1].startswith("--collector.textfile.directory=")
+
+
+def _threshold(expr: str) -> float:
+    """``vector(time()) > N``: the instant N after which the alert's vector is not empty."""
+    node = promql_parser.parse(expr)
+    assert isinstance(node, promql_parser.BinaryExpr) and str(node.op) == ">"
+    assert isinstance(node.lhs, promql_parser.Call) and node.lhs.func.name == "vector"
+    assert isinstance(node.rhs, promql_parser.NumberLiteral)
+    return float(node.rhs.val)
+
+
+@pytest.mark.parametrize("issued", ["2026-12-01", "2027-06-15"])
+def test_cloud_credentials_alert_30_and_3_days_before_the_spec_says_they_expire(issued: str) -> None:
+    spec = make_spec(identity={"initial_admin_user": "admin", "credentials_issued": issued})
+    # The instant Keystone ends them: the expires_at the program gives every application credential.
+    expiry = datetime.datetime.fromisoformat(credentials.expires_at(spec)).timestamp()
+    assert (
+        expiry
+        == (datetime.datetime.fromisoformat(issued) + datetime.timedelta(days=spec.identity.credential_lifetime_days))
+        .replace(tzinfo=datetime.UTC)
+        .timestamp()
+    )
+    rules = {r["alert"]: r for r in alerts.certificate_expiry_rule(spec)["spec"]["groups"][0]["rules"]}
+    warning, critical = rules["KaasCloudCredentialsExpireSoon"], rules["KaasCloudCredentialsExpireVerySoon"]
+    assert _threshold(warning["expr"]) == expiry - 30 * 86400
+    assert _threshold(critical["expr"]) == expiry - 3 * 86400
+    assert critical["labels"]["severity"] == "critical"
+    assert credentials.expires_at(spec) in warning["annotations"]["summary"]
+    assert "identity.credentials_issued" in warning["annotations"]["summary"]
+
+
+def test_the_planned_rule_carries_the_credential_alerts() -> None:
+    rules = {r["alert"] for r in rule_manifest()["spec"]["groups"][0]["rules"]}
+    assert {"KaasCloudCredentialsExpireSoon", "KaasCloudCredentialsExpireVerySoon"} <= rules

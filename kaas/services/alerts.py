@@ -24,10 +24,12 @@ controller's metrics (scraped by :func:`kaas.services.monitoring.cert_manager_se
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Any
 
 from kaas.bootstrap.userdata.nodes import CERT_METRICS_DIR
+from kaas.openstack import credentials
 from kaas.services import guardrails
 from kaas.services.monitoring import CERT_MANAGER_JOB
 from kaas.spec.models import ClusterSpec
@@ -127,8 +129,47 @@ def _prometheus_rule(spec: ClusterSpec, name: str, group: str, rules: list[dict[
     }
 
 
+# The in-cluster OpenStack application credentials (cloud controller, Cinder CSI, Velero) all
+# expire at one instant the spec fixes (kaas.openstack.credentials.expires_at): a static
+# threshold is exact, and the alert needs no metric that could be missing.
+CREDENTIALS_WARNING_DAYS = 30
+CREDENTIALS_CRITICAL_DAYS = 3
+
+
+def credentials_expiry_timestamp(spec: ClusterSpec) -> int:
+    """The Unix time at which this generation of application credentials expires."""
+    at = datetime.datetime.fromisoformat(credentials.expires_at(spec).replace("Z", "+00:00"))
+    return int(at.timestamp())
+
+
+def credential_alerts(spec: ClusterSpec) -> list[dict[str, Any]]:
+    expiry = credentials_expiry_timestamp(spec)
+    when = credentials.expires_at(spec)
+    consumers = ", ".join(c.value for c in credentials.Consumer)
+    action = (
+        "set identity.credentials_issued to today in the stack's spec and run pulumi up (the next "
+        "generation is created before the old one is deleted, and the Secrets follow)"
+    )
+    return [
+        _alert(
+            "KaasCloudCredentialsExpireSoon",
+            f"vector(time()) > {expiry - CREDENTIALS_WARNING_DAYS * 86400}",
+            f"The OpenStack application credentials of {consumers} expire at {when}: {action}.",
+        ),
+        _alert(
+            "KaasCloudCredentialsExpireVerySoon",
+            f"vector(time()) > {expiry - CREDENTIALS_CRITICAL_DAYS * 86400}",
+            f"The OpenStack application credentials of {consumers} expire at {when} (volumes, load balancers "
+            f"and backups stop working then): {action}.",
+            for_="10m",
+            severity="critical",
+        ),
+    ]
+
+
 def certificate_expiry_rule(spec: ClusterSpec) -> dict[str, Any]:
-    return _prometheus_rule(spec, RULE_NAME, "kaas-certificates", certificate_alerts())
+    """Certificates and the cloud credentials: everything of the platform that expires."""
+    return _prometheus_rule(spec, RULE_NAME, "kaas-certificates", certificate_alerts() + credential_alerts(spec))
 
 
 def cert_manager_alerts() -> list[dict[str, Any]]:
