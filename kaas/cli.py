@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ EXIT_CHANGES = 1  # diff --expect-no-changes found changes
 EXIT_VIOLATION = 1  # check found a mandatory violation
 EXIT_SPEC = 2
 EXIT_GIT = 3
+EXIT_BROKEN_PIPE = 141  # the reader closed stdout (128 + SIGPIPE, as a shell reports it)
 EXIT_NOT_VERIFIED = 1  # verify: a required check failed or could not run
 
 
@@ -625,7 +627,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # inside the try: a reader that left shows here, not at interpreter exit
+        return code
     except ProgramExitError as exited:  # the program has already said why on stderr
         return exited.code if isinstance(exited.code, int) else EXIT_SPEC
     except (SpecError, OutputsError) as error:
@@ -634,3 +638,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GitError, BasePlanError) as error:
         print(error, file=sys.stderr)
         return EXIT_GIT
+    except BrokenPipeError:
+        # The reader left (`kaas plan --json | head`): not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush cannot fail again
+        # (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

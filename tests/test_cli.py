@@ -77,3 +77,20 @@ def test_a_version_the_rollout_cannot_parse_is_one_line_naming_the_field(tmp_pat
 def test_unknown_stack_exits_2() -> None:
     result = kaas("plan", "--stack", "nope")
     assert result.returncode == 2 and "no spec for stack 'nope'" in result.stderr
+
+
+def test_a_reader_that_leaves_early_ends_the_plan_quietly() -> None:
+    # `kaas plan --json | head`: the pipe closes after the first line; Python then raises
+    # BrokenPipeError on the next write or flush (SIGPIPE is ignored by the interpreter).
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kaas", "plan", "--stack", "dev", "--json"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().strip() == b"{"
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
