@@ -50,4 +50,6 @@ CONTAINERD_SHA256: dict[str, str] = {
 # Revision of the bootstrap templates (kaas/bootstrap). Bump it when a change to the rendered
 # cloud-init must reach running nodes: the rollout planner then rebuilds every node, one
 # safe step at a time. Without a bump a template change reaches only nodes built later.
+# tests/test_template_revision.py fails on any change to the rendered user data until it is
+# either bumped or the change is recorded as one running nodes need not get.
 BOOTSTRAP_TEMPLATE = 1
