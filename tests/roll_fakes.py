@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kaas.roll.runner import RecordFile
+from kaas.roll.steps import StackResources
 from kaas.rollout import ClusterState, Desired, Step, next_step
 from kaas.rollout.model import Tier
 from kaas.rollout.record import record_document
@@ -66,8 +67,12 @@ class FakeStack:
         cluster = self.desired.cluster
         return [u for n in state.nodes for u in node_urns(self.stack, cluster, n.name(cluster), n.tier)]
 
-    def urns(self, step: Step) -> Sequence[str]:
-        return [*shared_urns(self.stack, self.desired.cluster), *self._urns(step.before), *self._urns(step.after)]
+    def resources(self, step: Step) -> StackResources:
+        # The node's own resources only (no shared prerequisites): what the planned URNs need is the
+        # offline plan's business (tests/test_roll_automation.py runs that on the real program).
+        planned = [*shared_urns(self.stack, self.desired.cluster), *self._urns(step.after)]
+        current = [*shared_urns(self.stack, self.desired.cluster), *self._urns(step.before)]
+        return StackResources({u: frozenset() for u in planned}, frozenset(current))
 
     def up(self, targets: Sequence[str], secret_config: Mapping[str, str] | None = None) -> Mapping[str, Any]:
         self.ups.append(list(targets))

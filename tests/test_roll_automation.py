@@ -21,14 +21,15 @@ from pathlib import Path
 import pytest
 
 from kaas.bootstrap.pki import ROLL_ETCD_OUTPUT_KEYS
+from kaas.offline.plan import plan_spec
 from kaas.offline.planfile import plain
 from kaas.roll.automation import AutomationStack, UpdateFailedError
 from kaas.roll.live import live_gates
 from kaas.roll.runner import JOIN_TOKEN_CONFIG
 from kaas.roll.steps import step_targets
-from kaas.rollout import next_step
+from kaas.rollout import ClusterState, Step, next_step
 from kaas.rollout.record import desired_from_spec, load_record, record_document, record_path
-from kaas.spec import load_stack_spec
+from kaas.spec import ClusterSpec, load_stack_spec
 from kaas.spec.loader import REPO_ROOT
 from tests.bootstrap_fixtures import bootstrap_plan
 
@@ -74,6 +75,15 @@ else:
 """
 
 
+def _deployed(fake_pulumi: Path, spec: ClusterSpec, recorded: ClusterState | None = None) -> set[str]:
+    """The stack's state as `pulumi stack export` shows it: every resource of the recorded rollout's plan."""
+    recorded = recorded or load_record(record_path("acme-prod"), spec)
+    urns = {r.urn for r in plan_spec(spec, "acme-prod", recorded=recorded).resources}
+    deployment = {"version": 3, "deployment": {"resources": [{"urn": u} for u in sorted(urns)]}}
+    (fake_pulumi / "export.json").write_text(json.dumps(deployment))
+    return urns
+
+
 @pytest.fixture
 def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bin_dir = tmp_path / "bin"
@@ -97,12 +107,12 @@ def test_one_step_is_one_pulumi_up_with_a_target_per_resource_of_its_nodes(fake_
     outputs = {"nodeRevisions": record_document("acme-prod", step.after)["nodes"], "clusterName": "acme-prod"}
     (fake_pulumi / "next-outputs.json").write_text(json.dumps(outputs))
     lines: list[str] = []
+    _deployed(fake_pulumi, load_stack_spec("acme-prod"))
     stack = AutomationStack("acme-prod", Path(__file__).resolve().parents[1], spec, on_output=lines.append)
-    urns = stack.urns(step)
-    assert "urn:pulumi:acme-prod::kaas::x::acme-prod-network" in urns  # the stack's current resources too
-    targets = step_targets(step, urns)
-    assert {u.rsplit("::", 1)[1] for u in targets} >= {"acme-prod-worker-3", "acme-prod-worker-3-port"}
-    assert all("worker-3" in u for u in targets)
+    resources = stack.resources(step)
+    targets = step_targets(step, resources)
+    # The worker's own resources; what it needs (network, security groups, ...) exists already.
+    assert {u.rsplit("::", 1)[1] for u in targets} == {"acme-prod-worker-3", "acme-prod-worker-3-port"}
     answer = stack.up(targets)
     assert answer == outputs
     calls = [json.loads(line) for line in (fake_pulumi / "calls.jsonl").read_text().splitlines()]
@@ -200,3 +210,68 @@ def test_a_secret_config_the_cli_refuses_stops_before_any_update(fake_pulumi: Pa
     assert "0123456789abcdef" not in message
     calls = [json.loads(line) for line in (fake_pulumi / "calls.jsonl").read_text().splitlines()]
     assert not [c for c in calls if c[0] == "up"]
+
+
+def _targets(fake_pulumi: Path, spec: ClusterSpec, recorded: ClusterState | None = None) -> tuple[Step, list[str]]:
+    _deployed(fake_pulumi, load_stack_spec("acme-prod"), recorded)
+    step = next_step(desired_from_spec(spec), recorded or load_record(record_path("acme-prod"), spec))
+    stack = AutomationStack("acme-prod", Path(__file__).resolve().parents[1], spec)
+    return step, step_targets(step, stack.resources(step))
+
+
+def test_a_rebuilt_master_targets_what_its_join_needs_that_the_update_creates(fake_pulumi: Path) -> None:
+    # pulumi up --target refuses a named resource that depends on an unnamed new one
+    # (pkg/resource/deploy/step_generator.go: "depends on ... which was not specified in --target list").
+    spec = load_stack_spec("acme-prod")
+    bumped = spec.model_copy(update={"versions": spec.versions.model_copy(update={"kubernetes": "1.34.3"})})
+    step, targets = _targets(fake_pulumi, bumped)
+    assert [m.name("acme-prod") for m in step.changes] == ["acme-prod-master-0"]
+    names = {(u.split("::")[2].rsplit("$", 1)[-1], u.rsplit("::", 1)[1]) for u in targets}
+    assert names == {
+        # the node's own resources (kaas.roll.steps.belongs_to)
+        ("openstack:compute/instance:Instance", "acme-prod-master-0"),
+        ("openstack:networking/port:Port", "acme-prod-master-0-port"),
+        ("openstack:loadbalancer/member:Member", "acme-prod-api-master-0"),
+        # what its join needs, created by this update
+        ("kaas:bootstrap:KubeadmCerts", "acme-prod-kubeadm-certs"),
+        ("kaas:index:ApiReadiness", "acme-prod-kubeadm-certs"),
+        ("command:local:Command", "acme-prod-kubeadm-certs-wait-for-api-before-join"),
+        ("pulumi:providers:kubernetes", "acme-prod-kubeadm-certs-k8s"),
+        ("kubernetes:core/v1:Secret", "acme-prod-kubeadm-certs"),
+        ("kubernetes:core/v1:ConfigMap", "acme-prod-kubeadm-config"),
+        ("kubernetes:core/v1:ConfigMap", "acme-prod-kubelet-config"),
+    }
+
+
+def test_a_renewed_etcd_member_targets_its_new_certificates(fake_pulumi: Path) -> None:
+    spec = load_stack_spec("acme-prod")
+    renewed = spec.model_copy(update={"security": spec.security.model_copy(update={"etcd_certificates_generation": 2})})
+    step, targets = _targets(fake_pulumi, renewed)
+    assert [m.name("acme-prod") for m in step.changes] == ["acme-prod-etcd-5"]
+    names = {u.rsplit("::", 1)[1] for u in targets}
+    assert {"acme-prod-etcd-5", "acme-prod-etcd-5-port"} <= names
+    for prefix in ("etcd-g2", "etcd-peer-g2"):  # private key, request and certificate of each
+        assert sum(1 for u in targets if u.endswith(f"::acme-prod-{prefix}-acme-prod-etcd-5")) == 3
+    assert all(n.endswith("acme-prod-etcd-5") or n.startswith("acme-prod-etcd-5-") for n in names)
+
+
+def test_healing_a_master_replaces_its_server_and_creates_what_its_join_needs(fake_pulumi: Path) -> None:
+    spec = load_stack_spec("acme-prod")
+    current = _deployed(fake_pulumi, spec)
+    (fake_pulumi / "next-outputs.json").write_text(json.dumps({"clusterName": "acme-prod"}))
+    stack = AutomationStack("acme-prod", Path(__file__).resolve().parents[1], spec)
+    instance = next(u for u in current if u.endswith("compute/instance:Instance::acme-prod-master-1"))
+    stack.replace([instance], config={"kaas:heal": "acme-prod-master-1"})
+    calls = [json.loads(line) for line in (fake_pulumi / "calls.jsonl").read_text().splitlines()]
+    (up,) = [c for c in calls if c[0] == "up"]
+    replaced = [up[i + 1] for i, a in enumerate(up) if a == "--replace"]
+    targeted = {up[i + 1] for i, a in enumerate(up) if a == "--target"}
+    assert replaced == [instance]
+    assert instance in targeted and not targeted & current - {instance}  # nothing else that exists
+    assert {u.rsplit("::", 1)[1] for u in targeted - {instance}} == {
+        "acme-prod-kubeadm-certs",
+        "acme-prod-kubeadm-certs-wait-for-api-before-join",
+        "acme-prod-kubeadm-certs-k8s",
+        "acme-prod-kubeadm-config",
+        "acme-prod-kubelet-config",
+    }

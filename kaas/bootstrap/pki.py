@@ -267,8 +267,9 @@ class ClusterPki(pulumi.ComponentResource):
 
     def _etcd_member_leaf(self, prefix: str, ca: CertKey, member: EtcdMemberName) -> CertKey:
         """A certificate etcd ``member`` serves and presents (server and client auth) on one of its ports."""
+        # ``<prefix>[-g<N>]-<member>``: a node's resources end with its name (kaas.roll.steps.belongs_to).
         return self._leaf(
-            f"{prefix}-{member.name}{generation_suffix(member.generation)}",
+            f"{prefix}{generation_suffix(member.generation)}-{member.name}",
             ca,
             common_name=member.name,
             dns_names=[member.name, "localhost"],

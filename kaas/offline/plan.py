@@ -7,6 +7,7 @@ the program ``pulumi up`` runs; they differ only in where the spec comes from.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -43,16 +44,24 @@ def plan_stack(stack: str, *, preview: bool = False) -> Plan:
     return run_project(stack, config=offline_secrets(spec), preview=preview)
 
 
-def plan_file(path: Path, stack: str | None = None, *, preview: bool = False, record: Path | None = None) -> Plan:
+def plan_file(
+    path: Path,
+    stack: str | None = None,
+    *,
+    preview: bool = False,
+    record: Path | None = None,
+    config: Mapping[str, str] | None = None,
+) -> Plan:
     """Plan an explicit spec file, passed to the program as the ``kaas:spec`` config value.
 
     The rollout record is ``record`` (config ``kaas:rollout``; a missing file: a stack never
     deployed), else the stack's own ``stacks/rollout/<stack>.yaml``. The program runs from
     the project directory (as under ``pulumi up``), so the paths it gets are absolute.
+    ``config`` adds configuration of one update (``kaas:heal``).
     """
     spec = load_spec_file(path)
     name = stack or spec.name
-    config = {"spec": str(Path(path).resolve()), **offline_secrets(spec)}
+    config = {"spec": str(Path(path).resolve()), **offline_secrets(spec), **(config or {})}
     if record is not None:
         config["rollout"] = str(Path(record).resolve())
     _check_rollout(spec, Path(config.get("rollout") or record_path(name)), Path(path))
@@ -60,7 +69,12 @@ def plan_file(path: Path, stack: str | None = None, *, preview: bool = False, re
 
 
 def plan_spec(
-    spec: ClusterSpec, stack: str | None = None, *, preview: bool = False, recorded: ClusterState | None = None
+    spec: ClusterSpec,
+    stack: str | None = None,
+    *,
+    preview: bool = False,
+    recorded: ClusterState | None = None,
+    config: Mapping[str, str] | None = None,
 ) -> Plan:
     """Plan an in-memory spec (tests and benchmarks vary specs without keeping files), one
     rollout step further than the ``recorded`` node revisions (None: a cluster not built yet).
@@ -76,4 +90,4 @@ def plan_spec(
         record = Path(directory) / "rollout.yaml"  # absent when nothing is recorded
         if recorded is not None:
             record.write_text(dump_record(spec.name, recorded), encoding="utf-8")
-        return plan_file(path, stack, preview=preview, record=record)
+        return plan_file(path, stack, preview=preview, record=record, config=config)

@@ -15,12 +15,34 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kaas.roll.steps import StackResources
 from kaas.rollout.model import Step
+from kaas.rollout.record import load_record, record_path
 from kaas.spec import ClusterSpec
 
+if TYPE_CHECKING:
+    from kaas.offline.engine import Plan
+
 INSTANCE_TYPE = "openstack:compute/instance:Instance"
+
+
+def planned_needs(plan: Plan) -> dict[str, frozenset[str]]:
+    """Each planned resource's URN -> every URN it needs: its dependencies (explicit and through
+    properties), its parent and its provider (``<provider URN>::<id>`` in its options)."""
+    needs: dict[str, frozenset[str]] = {}
+    for record in plan.resources:
+        found = set(record.dependencies)
+        for urns in record.property_dependencies.values():
+            found.update(urns)
+        if record.parent:
+            found.add(record.parent)
+        provider = record.options.get("provider")
+        if isinstance(provider, str) and provider:
+            found.add(provider.rsplit("::", 1)[0])
+        needs[record.urn] = frozenset(found)
+    return needs
 
 
 class UpdateFailedError(Exception):
@@ -55,14 +77,17 @@ class AutomationStack:
             self._stack = automation.select_stack(self.stack_name, work_dir=str(self.work_dir))
         return self._stack
 
-    def urns(self, step: Step) -> Sequence[str]:
-        """The program's URNs at this step (offline plan, same program) and the stack's current ones."""
+    def resources(self, step: Step) -> StackResources:
+        """The program's resources at this step (offline plan, same program) and the stack's current URNs."""
         from kaas.offline.plan import plan_spec
 
-        planned = [r.urn for r in plan_spec(self.spec, self.stack_name, recorded=step.before).resources]
+        return StackResources(
+            planned_needs(plan_spec(self.spec, self.stack_name, recorded=step.before)), self._current_urns()
+        )
+
+    def _current_urns(self) -> frozenset[str]:
         deployment = self._select().export_stack().deployment or {}
-        current = [str(r["urn"]) for r in deployment.get("resources", []) if "urn" in r]
-        return [*planned, *current]
+        return frozenset(str(r["urn"]) for r in deployment.get("resources", []) if "urn" in r)
 
     def up(self, targets: Sequence[str], secret_config: Mapping[str, str] | None = None) -> Mapping[str, Any]:
         """One targeted update; ``secret_config`` is set as secret config (``pulumi config set --secret``,
@@ -141,14 +166,23 @@ class AutomationStack:
         config: Mapping[str, str] | None = None,
         secret_config: Mapping[str, str] | None = None,
     ) -> None:
-        """``pulumi up --replace U --target U``: rebuild exactly these resources, change nothing else;
+        """``pulumi up --replace U --target U``: rebuild exactly these resources, change nothing else
+        but what they newly need (a healed master's kubeadm-certs, :meth:`StackResources.with_new_prerequisites`,
+        from the offline plan of this update: the same program with the same ``config``);
         ``config`` (``kaas:heal``) and ``secret_config`` (``kaas:joinToken``) are set for this update
         only, as in :meth:`up`, and removed afterwards (also when it fails)."""
+        from kaas.offline.plan import plan_spec
+
+        targets = list(urns)
+        recorded = load_record(record_path(self.stack_name, self.work_dir / "stacks"), self.spec)
+        if recorded is not None:  # without a record the program refuses the heal itself (kaas.cluster_plan)
+            planned = plan_spec(self.spec, self.stack_name, recorded=recorded, config=dict(config or {}))
+            targets = StackResources(planned_needs(planned), self._current_urns()).with_new_prerequisites(urns)
         self._with_config(
             config or {},
             secret_config or {},
             lambda stack: stack.up(
-                target=list(urns), replace=list(urns), on_output=self.on_output, message="kaas roll --heal"
+                target=targets, replace=list(urns), on_output=self.on_output, message="kaas roll --heal"
             ),
         )
 

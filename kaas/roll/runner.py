@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from kaas.bootstrap.pki import JOIN_TOKEN_CONFIG_KEY
 from kaas.roll.position import Finished, Position, load_position, save_position
-from kaas.roll.steps import joining_nodes, operations, step_targets, step_tier
+from kaas.roll.steps import StackResources, joining_nodes, operations, step_targets, step_tier
 from kaas.roll.tokens import JoinToken
 from kaas.rollout import check_step, next_step, rollout
 from kaas.rollout.model import TIER_ORDER, ClusterState, Desired, Step, Tier
@@ -42,8 +42,8 @@ JOIN_TOKEN_CONFIG = f"kaas:{JOIN_TOKEN_CONFIG_KEY}"
 class StackDriver(Protocol):
     """What the runner needs of a Pulumi stack (:class:`kaas.roll.automation.AutomationStack`)."""
 
-    def urns(self, step: Step) -> Sequence[str]:
-        """URNs of the program's resources at ``step`` and of the stack's current resources."""
+    def resources(self, step: Step) -> StackResources:
+        """The program's resources at ``step`` (with what each needs) and the stack's current URNs."""
         ...
 
     def up(self, targets: Sequence[str], secret_config: Mapping[str, str] | None = None) -> Mapping[str, Any]:
@@ -197,7 +197,7 @@ class Runner:
                     self.gates.before_up(step)
                 except GateError as failure:
                     return self._stop(position, result, failure)
-                targets = step_targets(step, self.driver.urns(step))
+                targets = step_targets(step, self.driver.resources(step))
                 self.progress(f"[{number}]   pulumi up --target ({len(targets)} resources)")
                 outputs = self.driver.up(targets, self._secret_config(step))
                 after = self.records.from_outputs(outputs)

@@ -15,7 +15,7 @@ thinks in node operations. One planner step becomes one or two operations:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,8 +94,40 @@ def belongs_to(name: str, cluster: str, node: str) -> bool:
     return name == node or name.startswith(f"{node}-") or name.endswith(f"-{node}") or name == f"{cluster}-api-{local}"
 
 
-def step_targets(step: Step, urns: Iterable[str]) -> list[str]:
+@dataclass(frozen=True)
+class StackResources:
+    """The program's resources at one step (each URN with every URN it needs: its dependencies, its
+    parent and its provider) and the URNs the stack's state holds now."""
+
+    planned: Mapping[str, frozenset[str]]
+    current: frozenset[str]
+
+    @property
+    def urns(self) -> frozenset[str]:
+        return frozenset(self.planned) | self.current
+
+    def with_new_prerequisites(self, targets: Iterable[str]) -> list[str]:
+        """``targets`` and every resource they need that the update creates, transitively.
+
+        ``pulumi up --target`` skips the creation of a resource it does not name and refuses a named
+        one that depends on it ("depends on ... which was not specified in --target list",
+        pkg/resource/deploy/step_generator.go): so a node's new certificate of a new generation, the
+        kubeadm-certs Secret and kubeadm's ConfigMaps a joining master waits for, and their provider
+        and component are named too. Resources that exist already stay untargeted (unchanged)."""
+        found = set(targets)
+        pending = list(found)
+        while pending:
+            for needed in self.planned.get(pending.pop(), frozenset()):
+                if needed in self.planned and needed not in self.current and needed not in found:
+                    found.add(needed)
+                    pending.append(needed)
+        return sorted(found)
+
+
+def step_targets(step: Step, resources: StackResources) -> list[str]:
     """The URNs one ``pulumi up --target`` of ``step`` names: every resource of every node it
-    changes, from the program's resources at this step and the stack's current ones (deletions)."""
+    changes, from the program's resources at this step and the stack's current ones (deletions),
+    and every new resource those need (:meth:`StackResources.with_new_prerequisites`)."""
     nodes = [m.name(step.cluster) for m in step.changes]
-    return sorted({u for u in urns if any(belongs_to(resource_name(u), step.cluster, n) for n in nodes)})
+    own = {u for u in resources.urns if any(belongs_to(resource_name(u), step.cluster, n) for n in nodes)}
+    return resources.with_new_prerequisites(own)
