@@ -121,6 +121,7 @@ class KaasCluster(pulumi.ComponentResource):
             self.kubeadm_certs = KubeadmCerts(
                 name,
                 certificates=self.bootstrap.control_plane_certificates,
+                cluster_configuration=self.bootstrap.joining_cluster_configuration,
                 certificate_key=self.bootstrap.certificate_key,
                 kubeconfig=self.bootstrap.admin_kubeconfig,
                 **self._api_check(),
@@ -128,9 +129,9 @@ class KaasCluster(pulumi.ComponentResource):
                 after=self._api_path(),
                 opts=child,
             )
-        secret = [self.kubeadm_certs.secret] if self.kubeadm_certs is not None else []
+        prerequisites = self.kubeadm_certs.join_prerequisites if self.kubeadm_certs is not None else []
         self.masters = self._tier(
-            Role.MASTER, provider, self.bootstrap.master_user_data, depends_on={n.name: secret for n in joining}
+            Role.MASTER, provider, self.bootstrap.master_user_data, depends_on={n.name: prerequisites for n in joining}
         )
         self.workers = self._tier(Role.WORKER, provider, self.bootstrap.worker_user_data)
 

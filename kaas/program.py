@@ -77,8 +77,8 @@ def deploy(plan: ClusterPlan, join_token: str | None = None) -> KaasCluster:
         pulumi.log.warn(
             f"{', '.join(joining)} join with the stack's first bootstrap token, which expired"
             f" {plan.spec.security.bootstrap_token_ttl_hours} h after the first deployment: run this step with"
-            " kaas roll (it mints a fresh token), or set one: pulumi config set --secret kaas:joinToken"
-            " $(kubeadm token create --ttl 1h) (on a master)"
+            " kaas roll (it mints a fresh token), or set one through standard input, never the command line:"
+            " ssh <master> kubeadm token create --ttl 1h | pulumi config set --secret kaas:joinToken"
         )
     secret = None if join_token is None else pulumi.Output.secret(join_token)
     # The alert receivers' credentials: kaas: config secrets (a missing one stops here, named).

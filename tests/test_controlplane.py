@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 import yaml
 from cryptography import x509
 
@@ -34,10 +35,11 @@ from kaas.bootstrap.userdata.kubeadm import (
     ControlPlaneCertificates,
 )
 from kaas.bootstrap.userdata.nodes import SHARED_PKI_DIR
-from kaas.offline.plan import plan_stack
+from kaas.offline.plan import plan_spec, plan_stack
 from kaas.offline.planfile import plain
 from kaas.roll.live import kube_client
 from kaas.roll.tokens import JOIN_TOKEN_TTL, JoinTokens
+from kaas.rollout.record import desired_from_spec
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.controlplane import (
     KEYSTONE_API_VERSIONS,
@@ -372,6 +374,118 @@ def test_kubeadm_refuses_the_planned_kubeadm_certs_secret_with_another_key(
     assert result.returncode != 0
     assert "error decoding secret data with provided key" in result.stdout + result.stderr, result.stderr
     assert not list((tmp_path / "rootfs").glob("**/pki/ca.key"))
+
+
+# ---------------------------------------------------------------------------------
+# kube-system/kubeadm-config: what a joining master's static pods are built from
+#
+# Upstream: cmd/kubeadm/app/cmd/join.go (fetchInitConfigurationFromJoinConfiguration ->
+# configutil.FetchInitConfigurationFromCluster reads the ConfigMap's ClusterConfiguration),
+# cmd/kubeadm/app/phases/controlplane/manifests.go (GetStaticPodSpecs: images from
+# kubernetesVersion, flags from the components' extraArgs).
+
+NEXT_PATCH = "1.34.3"  # a patch upgrade: what kaas roll rebuilds masters for
+
+
+def _join_control_plane_manifests(cp: ControlPlane, rootfs: Path) -> dict[str, dict[str, Any]]:
+    """The real ``kubeadm join phase control-plane-prepare control-plane`` of the second master's planned
+    JoinConfiguration (file discovery pointed at the fixture's API server), chrooted into ``rootfs``:
+    the static pod manifests it writes, by component."""
+    node = install_user_data(bootstrap_plan(STACK).texts("masterUserData")[1], rootfs / "node")
+    join = kubeadm_documents(node)["JoinConfiguration"]
+    kubeconfig = with_server(
+        yaml.safe_load(Path(join["discovery"]["file"]["kubeConfigPath"]).read_text()), lambda _: cp.server
+    )
+    write(rootfs / "discovery.kubeconfig", yaml.safe_dump(kubeconfig))
+    join["discovery"]["file"]["kubeConfigPath"] = "/discovery.kubeconfig"  # inside the chroot
+    join.setdefault("timeouts", {})["discovery"] = DISCOVERY_TIMEOUT
+    write(rootfs / "join.yaml", yaml.safe_dump(join, sort_keys=False))
+    # The kubeconfig phase before it leaves an admin.conf the phase's client reads (the fixture's admin).
+    write(rootfs / "etc" / "kubernetes" / "admin.conf", cp.admin_kubeconfig.read_text())
+    checked(
+        cp.kubeadm(
+            "join", "phase", "control-plane-prepare", "control-plane", "--config=/join.yaml", f"--rootfs={rootfs}",
+            timeout=180,
+        )
+    )  # fmt: skip
+    manifests = rootfs / "etc" / "kubernetes" / "manifests"
+    return {path.stem: yaml.safe_load(path.read_text()) for path in manifests.glob("*.yaml")}
+
+
+def _command(pod: dict[str, Any]) -> list[str]:
+    (container,) = pod["spec"]["containers"]
+    command: list[str] = container["command"]
+    return command
+
+
+def _planned_cluster_configuration(version: str) -> str:
+    """What the program writes into kubeadm-config when kaas roll rebuilds the first master for ``version``."""
+    spec = bootstrap_plan(STACK).spec
+    bumped = spec.model_copy(update={"versions": spec.versions.model_copy(update={"kubernetes": version})})
+    plan = plan_spec(bumped, recorded=desired_from_spec(spec).initial_state())
+    (config_map,) = [r for r in plan.by_type("kubernetes:core/v1:ConfigMap") if r.name.endswith("-kubeadm-config")]
+    text: str = config_map.inputs["data"][kubeadm_certs.CLUSTER_CONFIGURATION_KEY]
+    return text
+
+
+def _apply_cluster_configuration(cp: ControlPlane, text: str) -> requests.Response:
+    """Server-side apply of the one key, forced, as the program's patchForce resource does."""
+    return requests.patch(
+        cp.server + "/api/v1/namespaces/kube-system/configmaps/kubeadm-config",
+        params={"fieldManager": "pulumi-kubernetes-kaas", "force": "true"},
+        data=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": kubeadm_certs.CONFIG_MAP_NAME, "namespace": "kube-system"},
+                "data": {kubeadm_certs.CLUSTER_CONFIGURATION_KEY: text},
+            }
+        ),
+        headers={"Content-Type": "application/apply-patch+yaml"},
+        cert=cp.admin_cert,
+        verify=str(cp.ca_file),
+        timeout=30,
+    )
+
+
+def test_a_master_joining_with_kubeadms_own_config_would_run_the_old_version(
+    joinable: ControlPlane, tmp_path: Path
+) -> None:
+    # Why the program writes kubeadm-config: kubeadm init uploaded it once, at the first version.
+    manifests = _join_control_plane_manifests(joinable, tmp_path / "rootfs")
+    image = manifests["kube-apiserver"]["spec"]["containers"][0]["image"]
+    assert image.endswith(f":v{bootstrap_plan(STACK).spec.versions.kubernetes}")
+
+
+def test_a_master_joining_after_the_programs_kubeadm_config_runs_the_new_version_with_the_planned_flags(
+    joinable: ControlPlane, tmp_path: Path
+) -> None:
+    path = "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
+    original = joinable.request("GET", path, admin=True).json()
+    planned = _planned_cluster_configuration(NEXT_PATCH)
+    try:
+        applied = _apply_cluster_configuration(joinable, planned)
+        assert applied.ok, applied.text
+        # Only its key changed hands; kubeadm's other keys (if any) and the ConfigMap itself stay.
+        assert set(applied.json()["data"]) == set(original["data"])
+        manifests = _join_control_plane_manifests(joinable, tmp_path / "rootfs")
+    finally:  # kubeadm's own content back, for the module's other tests (an unconditional update)
+        metadata = {"name": kubeadm_certs.CONFIG_MAP_NAME, "namespace": "kube-system"}
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": original["data"]}
+        assert joinable.request("PUT", path, admin=True, body=body).ok
+    for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        image = manifests[component]["spec"]["containers"][0]["image"]
+        assert image.endswith(f"/{component}:v{NEXT_PATCH}"), image
+    cluster = yaml.safe_load(planned)
+    flags = {
+        "kube-apiserver": cluster["apiServer"]["extraArgs"],
+        "kube-controller-manager": cluster["controllerManager"]["extraArgs"],
+        "kube-scheduler": cluster["scheduler"]["extraArgs"],
+    }
+    for component, extra in flags.items():
+        command = _command(manifests[component])
+        for argument in extra:
+            assert f"--{argument['name']}={argument['value']}" in command, (component, argument)
 
 
 # ---------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_a_known_digest_reaches_the_images_the_platform_sets(monkeypatch: pytest
     for ref in ("registry.k8s.io/provider-os/k8s-keystone-auth:v1.36.0", "lirt/velero-plugin-for-openstack:v0.8.2"):
         monkeypatch.setitem(IMAGES, ref, digest)
     spec = make_spec()
-    velero = values.velero_values(spec)["initContainers"][0]["image"]
+    velero = values.velero_values(spec, "checksum")["initContainers"][0]["image"]
     assert velero == f"lirt/velero-plugin-for-openstack:v0.8.2@{digest}"
     pod = objects.keystone_auth_daemon_set(spec, "project", "role", "tls-cert")["spec"]["template"]["spec"]
     daemon = next(c["image"] for c in pod["containers"] if c["name"] == "k8s-keystone-auth")
@@ -111,7 +111,7 @@ def test_a_known_digest_reaches_the_images_the_platform_sets(monkeypatch: pytest
 def test_personal_images_can_be_replaced_by_a_mirror() -> None:
     mirror = "registry.ops.example/mirror/velero-plugin-for-openstack:v0.8.2@sha256:" + "cd" * 32
     spec = make_spec(services={"backups": {"plugin_image": mirror}})
-    assert values.velero_values(spec)["initContainers"][0]["image"] == mirror
+    assert values.velero_values(spec, "checksum")["initContainers"][0]["image"] == mirror
     plan = plan_services(spec)
     rendered = release_images(releases(plan)["velero"])
     assert mirror in rendered and not rendered & PERSONAL

@@ -8,16 +8,21 @@ The planned kube-prometheus-stack release is rendered by real ``helm template``
 
 from __future__ import annotations
 
+import datetime
+import re
+import time
 from functools import cache
 from typing import Any
 
 import jsonschema
 import promql_parser
+import pytest
 
 from kaas.offline import Plan, ResourceRecord
 from kaas.offline.plan import plan_spec
 from kaas.offline.planfile import plain
 from kaas.services import alerts, guardrails, objects
+from tests.controlplane import ControlPlane
 from tests.helm import render_release
 from tests.helpers import make_spec, promql_selectors
 
@@ -183,3 +188,49 @@ def test_the_charts_kube_state_metrics_runs_at_the_cited_version_and_sees_the_pl
         for r in g["rules"]
     }
     assert "KubeJobFailed" in chart_alerts
+
+
+@pytest.mark.xdist_group("controlplane")
+def test_the_real_cronjob_controller_names_a_run_as_the_failing_alert_expects(control_plane: ControlPlane) -> None:
+    """kube-controller-manager's CronJob controller (v1.34.2 pkg/controller/cronjob/utils.go,
+    ``getJobName``: ``<cronjob>-<scheduled time in Unix minutes>``) names the Jobs the
+    ``KaasCronJobFailing`` alert selects by ``job_name``; pinned on the real controller."""
+    spec = make_spec()
+    cronjob = guardrails.reconciler_cronjob(spec)
+    name = cronjob["metadata"]["name"]
+    namespace = "cronjob-naming"
+    cronjob = {**cronjob, "metadata": {**cronjob["metadata"], "namespace": namespace}}
+    started = int(time.time()) // 60
+    assert control_plane.request("POST", "/api/v1/namespaces", admin=True, body={"metadata": {"name": namespace}}).ok
+    try:
+        created = control_plane.request(
+            "POST", f"/apis/batch/v1/namespaces/{namespace}/cronjobs", admin=True, body=cronjob
+        )
+        assert created.ok, created.text
+        deadline = time.monotonic() + 150  # the next minute boundary, and the controller's resync
+        jobs: list[dict[str, Any]] = []
+        while not jobs and time.monotonic() < deadline:
+            time.sleep(1)
+            listed = control_plane.request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs", admin=True)
+            jobs = listed.json()["items"]
+        assert jobs, "the CronJob controller created no Job within 150 s"
+        job = jobs[0]["metadata"]
+        scheduled = datetime.datetime.fromisoformat(
+            job["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+        )
+        assert job["name"] == f"{name}-{int(scheduled.timestamp()) // 60}"
+        assert started <= int(scheduled.timestamp()) // 60 <= int(time.time()) // 60
+        # The alert's Job selector takes it, and only the runs of this CronJob.
+        (failing,) = [
+            r for r in alerts.cronjob_alerts(alerts.platform_cronjobs(spec)[0]) if r["alert"] == "KaasCronJobFailing"
+        ]
+        patterns = {
+            m.value
+            for selector in promql_selectors(promql_parser.parse(failing["expr"]))
+            for m in selector.matchers.matchers
+            if m.name == "job_name"
+        }
+        assert patterns and all(re.fullmatch(p, job["name"]) for p in patterns)
+        assert not any(re.fullmatch(p, f"{name}-manual") for p in patterns)
+    finally:
+        control_plane.request("DELETE", f"/api/v1/namespaces/{namespace}", admin=True)

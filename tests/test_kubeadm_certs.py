@@ -164,3 +164,41 @@ def test_an_update_without_a_joining_master_has_no_secret(update: str) -> None:
     assert _secrets(plan) == []
     assert not [r for r in plan.resources if "kubeadm-certs-wait" in r.name or r.name.endswith("kubeadm-certs-k8s")]
     assert all(deps == [] for deps in _master_dependencies(plan).values())
+
+
+# --- kube-system/kubeadm-config: the ClusterConfiguration a joining master is built from ---------
+
+
+def _config_maps(plan: Plan) -> list[Any]:
+    return [r for r in plan.by_type("kubernetes:core/v1:ConfigMap") if r.name.endswith("-kubeadm-config")]
+
+
+def test_an_update_that_rebuilds_a_master_moves_the_clusters_kubeadm_config_to_its_version(
+    master_rebuild: Plan,
+) -> None:
+    (config_map,) = _config_maps(master_rebuild)
+    assert config_map.inputs["metadata"] == {
+        "name": "kubeadm-config",
+        "namespace": "kube-system",
+        "annotations": {"pulumi.com/patchForce": "true"},  # kubeadm's field manager owns the key first
+    }
+    # kubeadm's ConfigMap: never deleted by Pulumi (every kubeadm join reads it).
+    assert config_map.options["retainOnDelete"] is True
+    assert set(config_map.inputs["data"]) == {"ClusterConfiguration"}  # its other keys stay kubeadm's
+    assert not isinstance(config_map.inputs["data"]["ClusterConfiguration"], Secret)  # a preview shows it
+    (cluster,) = yaml.safe_load_all(config_map.inputs["data"]["ClusterConfiguration"])
+    assert cluster["kind"] == "ClusterConfiguration" and cluster["kubernetesVersion"] == "v1.34.9"
+    # The same ClusterConfiguration the first master's user data holds, at the new version.
+    (master,) = [r for r in master_rebuild.by_type(INSTANCE) if r.name == "acme-prod-master-0"]
+    assert config_map.urn in master.dependencies
+    first = plan_spec(ACME_SPEC, recorded=None).by_type(INSTANCE)
+    (init,) = [r for r in first if r.name == "acme-prod-master-0"]
+    documents = yaml.safe_load(plain(init.inputs["userData"], show_secrets=True))["write_files"]
+    (kubeadm,) = [f["content"] for f in documents if f["path"].endswith("kubeadm.yaml")]
+    (planned_first,) = [d for d in yaml.safe_load_all(kubeadm) if d["kind"] == "ClusterConfiguration"]
+    assert {**planned_first, "kubernetesVersion": "v1.34.9"} == cluster
+
+
+def test_an_update_without_a_joining_master_leaves_kubeadm_config_to_kubeadm() -> None:
+    assert _config_maps(plan_spec(ACME_SPEC, recorded=RECORDED)) == []
+    assert _config_maps(plan_spec(ACME_SPEC, recorded=None)) == []  # kubeadm init uploads it

@@ -236,7 +236,7 @@ def test_velero_is_scraped_and_alerted_only_with_monitoring() -> None:
     assert {r["alert"] for r in rules} == {"VeleroBackupFailed", "VeleroBackupPartiallyFailed", "VeleroBackupTooOld"}
     off = plan_spec(make_spec(environment="demo", services={"monitoring": {"enabled": False}}))
     assert not [r for r in off.resources if r.type.startswith(custom)]
-    assert values.velero_values(make_spec())["metrics"] == {"enabled": True}
+    assert values.velero_values(make_spec(), "checksum")["metrics"] == {"enabled": True}
 
 
 # --- etcd nodes' logs ------------------------------------------------------------------------

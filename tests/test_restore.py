@@ -93,7 +93,7 @@ def test_cluster_restore_leaves_the_platform_namespaces_to_the_fresh_stack() -> 
 def test_restore_locations_are_the_ones_velero_is_configured_with() -> None:
     from kaas.services.values import velero_values
 
-    configured = velero_values(make_spec())["configuration"]
+    configured = velero_values(make_spec(), "checksum")["configuration"]
     assert restore.STORAGE_LOCATION in {bsl["name"] for bsl in configured["backupStorageLocation"]}
     assert restore.SNAPSHOT_LOCATION in {vsl["name"] for vsl in configured["volumeSnapshotLocation"]}
     assert configured["backupStorageLocation"][0]["provider"] == restore.PROVIDER

@@ -43,8 +43,12 @@ if args[:1] == ["version"]:
 elif args[:2] == ["stack", "select"]:
     pass
 elif args[:2] == ["config", "set"]:
+    # The CLI's rule: the value after the key (the SDK passes it after "--"), else standard input.
     config = json.loads((state / "config.json").read_text())
-    config[args[2]] = {{"value": args[-1], "secret": "--secret" in args}}
+    value = args[-1] if "--" in args else sys.stdin.read()
+    if (state / "config-set-fails").exists():
+        sys.exit("error: " + (state / "config-set-fails").read_text())
+    config[args[2]] = {{"value": value, "secret": "--secret" in args}}
     (state / "config.json").write_text(json.dumps(config))
 elif args[:2] == ["config", "rm"]:
     config = json.loads((state / "config.json").read_text())
@@ -124,6 +128,9 @@ def test_a_join_token_is_secret_config_of_its_one_up_only(fake_pulumi: Path) -> 
     assert order == ["config set", "up", "config rm"]
     (set_call,) = [c for c in calls if c[:2] == ["config", "set"]]
     assert "--secret" in set_call and "--plaintext" not in set_call
+    # The token never appears on a command line (world-readable in /proc/<pid>/cmdline): stdin only.
+    assert not [c for c in calls if any("0123456789abcdef" in a for a in c)]
+    assert set_call[set_call.index("--stack") + 1] == "acme-prod"
     stack.up(["urn:pulumi:acme-prod::kaas::x::acme-prod-worker-3"])  # a step that builds no node: no config
     assert json.loads((fake_pulumi / "config-seen-by-up.json").read_text()) == {}
 
@@ -180,3 +187,16 @@ def test_a_failed_update_says_so_in_one_line_and_removes_the_config(fake_pulumi:
     assert "quota exceeded for instances" in message and "rerun to retry it" in message
     assert "\n" not in message and "f7k2q9" not in message
     assert json.loads((fake_pulumi / "config.json").read_text()) == {}
+
+
+def test_a_secret_config_the_cli_refuses_stops_before_any_update(fake_pulumi: Path) -> None:
+    spec = load_stack_spec("acme-prod")
+    (fake_pulumi / "config-set-fails").write_text("passphrase must be set with PULUMI_CONFIG_PASSPHRASE")
+    stack = AutomationStack("acme-prod", Path(__file__).resolve().parents[1], spec)
+    with pytest.raises(UpdateFailedError) as failed:
+        stack.up(["urn:pulumi:acme-prod::kaas::x::acme-prod-worker-3"], {JOIN_TOKEN_CONFIG: "f7k2q9.0123456789abcdef"})
+    message = str(failed.value)
+    assert message.startswith("pulumi config set kaas:joinToken failed (error: passphrase must be set")
+    assert "0123456789abcdef" not in message
+    calls = [json.loads(line) for line in (fake_pulumi / "calls.jsonl").read_text().splitlines()]
+    assert not [c for c in calls if c[0] == "up"]

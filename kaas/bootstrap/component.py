@@ -27,11 +27,18 @@ from kaas.bootstrap.userdata.etcd import (
     client_endpoints,
     render_etcd_user_data,
 )
-from kaas.bootstrap.userdata.kubeadm import ControlPlaneCertificates, KubernetesCluster, KubernetesNode
+from kaas.bootstrap.userdata.kubeadm import (
+    ControlPlaneCertificates,
+    KubernetesCluster,
+    KubernetesNode,
+    cluster_configuration,
+)
 from kaas.bootstrap.userdata.kubeconfig import admin_kubeconfig
 from kaas.bootstrap.userdata.nodes import render_master_user_data, render_worker_user_data
+from kaas.bootstrap.userdata.yamltext import safe_dump
 from kaas.cluster_plan import ClusterPlan, PlannedNode
 from kaas.rollout import Action, Tier
+from kaas.versions import parse_version
 
 
 def _at_version(cluster: KubernetesCluster, node: PlannedNode) -> KubernetesCluster:
@@ -75,6 +82,7 @@ class ClusterBootstrap(pulumi.ComponentResource):
     secrets_encryption_key: pulumi.Output[str]
     certificate_key: pulumi.Output[str]
     control_plane_certificates: pulumi.Output[ControlPlaneCertificates]
+    joining_cluster_configuration: pulumi.Output[str]
     etcd_backup_key: pulumi.Output[str]
 
     def roll_etcd_credentials(self) -> dict[str, pulumi.Output[str]]:
@@ -216,6 +224,17 @@ class ClusterBootstrap(pulumi.ComponentResource):
             ).apply(lambda v: ControlPlaneCertificates(**v))
             for generation, client in pki.apiserver_etcd_clients.items()
         }
+        # The cluster's ClusterConfiguration as the masters this update builds join with it (kubeadm-config,
+        # kaas.bootstrap.kubeadm_certs): at their version (the newest master's when none is built).
+        versions = [m.revision.version for m in masters if m.joining] or [m.revision.version for m in masters]
+        joining_version = max(versions, key=parse_version)
+        # No secret in it (endpoints, SANs, flags, file paths; the token is the JoinConfiguration's), so not
+        # a Pulumi secret: a preview shows what a joining master will be built with.
+        self.joining_cluster_configuration = pulumi.Output.unsecret(
+            cluster.apply(
+                lambda c: safe_dump(cluster_configuration(dataclasses.replace(c, kubernetes_version=joining_version)))
+            )
+        )
         # What the kubeadm-certs Secret carries for the masters this update builds (kaas.bootstrap.kubeadm_certs):
         # their generation (kaas roll builds one master per update; a healed one keeps the generation it ran).
         built = {m.revision.certificates for m in masters if m.joining}

@@ -30,6 +30,20 @@ derived: HMAC-SHA256(key, file name + NUL + plaintext), the first 12 bytes. The 
 comes back only for the same file and the same plaintext, which then encrypts to the same
 bytes (GCM's nonce-reuse weakness needs two different plaintexts under one nonce).
 
+The same updates also write the ``ClusterConfiguration`` of ``kube-system/kubeadm-config``.
+``kubeadm join`` builds a joining master's static pods from the cluster's copy, not from
+anything in the node's JoinConfiguration (``cmd/kubeadm/app/cmd/join.go``
+``fetchInitConfigurationFromJoinConfiguration`` -> ``configutil.FetchInitConfigurationFromCluster``
+reads that ConfigMap; the control-plane phase renders ``kubernetesVersion``, the components'
+extraArgs and volumes from it). ``kubeadm init`` uploads it once, so without this a master
+rebuilt for a patch upgrade would start the OLD version's kube-apiserver image, and one
+rebuilt after a template change the old flags. The program writes the ClusterConfiguration
+it renders for the joining masters' revision (the ``kubeadm upgrade apply`` step of a
+kubeadm upgrade: the first upgraded master moves the cluster's configuration). The
+ConfigMap is kubeadm's (it carries its other keys and is read by every ``kubeadm join``):
+only that key is applied (server-side apply, forced over kubeadm's field manager), and the
+resource is retained when an update no longer declares it, so Pulumi never deletes it.
+
 The Role and RoleBinding ``kubeadm:kubeadm-certs`` that let the bootstrap-token group
 ``system:bootstrappers:kubeadm:default-node-token`` get this Secret are created by the same
 ``UploadCerts`` (``createRBAC``), with no owner reference: they outlive the Secret and stay
@@ -57,6 +71,8 @@ from kaas.rollout import Tier
 
 SECRET_NAME = "kubeadm-certs"  # constants.KubeadmCertsSecret
 SECRET_NAMESPACE = "kube-system"
+CONFIG_MAP_NAME = "kubeadm-config"  # constants.KubeadmConfigConfigMap
+CLUSTER_CONFIGURATION_KEY = "ClusterConfiguration"  # constants.ClusterConfigurationConfigMapKey
 CERTIFICATE_KEY_BYTES = 32  # constants.CertificateKeySize
 NONCE_BYTES = 12  # cipher.NewGCM's standard nonce size
 
@@ -144,12 +160,14 @@ class KubeadmCerts(pulumi.ComponentResource):
     """
 
     secret: k8s.core.v1.Secret
+    cluster_configuration: k8s.core.v1.ConfigMap
 
     def __init__(
         self,
         name: str,
         *,
         certificates: pulumi.Output[ControlPlaneCertificates],
+        cluster_configuration: pulumi.Input[str],
         certificate_key: pulumi.Output[str],
         kubeconfig: pulumi.Output[str],
         api_url: str,
@@ -196,4 +214,20 @@ class KubeadmCerts(pulumi.ComponentResource):
             data=data,
             opts=pulumi.ResourceOptions(parent=self, provider=provider, additional_secret_outputs=["data"]),
         )
+        # kubeadm's own ConfigMap: this key only, forced over kubeadm's field manager, never deleted.
+        self.cluster_configuration = k8s.core.v1.ConfigMap(
+            f"{name}-kubeadm-config",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=CONFIG_MAP_NAME,
+                namespace=SECRET_NAMESPACE,
+                annotations={"pulumi.com/patchForce": "true"},
+            ),
+            data={CLUSTER_CONFIGURATION_KEY: cluster_configuration},
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, retain_on_delete=True),
+        )
         self.register_outputs({})
+
+    @property
+    def join_prerequisites(self) -> list[pulumi.Resource]:
+        """What a joining master's instance waits for: the certificates and the cluster's configuration."""
+        return [self.secret, self.cluster_configuration]

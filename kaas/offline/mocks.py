@@ -73,7 +73,13 @@ def _ec2_credential(args: MockResourceArgs, rid: str) -> State:
 
 
 def _application_credential(args: MockResourceArgs, rid: str) -> State:
-    return {"secret": hashlib.sha256(("appcred" + rid).encode()).hexdigest()}
+    # Keystone gives every credential a new ID and secret: the next generation (its name carries
+    # the date, kaas.openstack.credentials) is a replacement, never the same values again.
+    generation = str(args.inputs.get("name", ""))
+    return {
+        "id": stable_id(rid, generation),
+        "secret": hashlib.sha256(("appcred" + rid + generation).encode()).hexdigest(),
+    }
 
 
 HANDLERS: dict[str, Handler] = {

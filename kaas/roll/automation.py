@@ -10,6 +10,8 @@ from the working tree, so each ``up`` performs exactly the planner's next step.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,9 +68,9 @@ class AutomationStack:
         """One targeted update; ``secret_config`` is set as secret config (``pulumi config set --secret``,
         encrypted by the stack's secrets provider) for this update only and removed afterwards.
 
-        The SDK passes the value on the ``pulumi config set`` command line, visible to this
-        machine's process list for that moment; the one value set here is a join token that
-        expires within the hour and is deleted once its node joined (kaas.roll.tokens)."""
+        The value goes to ``pulumi config set`` on its standard input, never on a command line
+        (the SDK's ``set_config`` would put it there, readable in every local user's process
+        list): the one value set here is a join token (kaas.roll.tokens)."""
         result = self._with_config(
             {},
             secret_config or {},
@@ -84,12 +86,13 @@ class AutomationStack:
         from pulumi.automation import CommandError, ConfigValue
 
         stack = self._select()
-        values = [(key, ConfigValue(value, secret=True)) for key, value in secret_config.items()]
-        values += [(key, ConfigValue(value, secret=False)) for key, value in config.items()]
         set_keys: list[str] = []
         try:
-            for key, value in values:
-                stack.set_config(key, value)
+            for key, value in secret_config.items():
+                self._set_secret_config(stack, key, value)
+                set_keys.append(key)
+            for key, value in config.items():
+                stack.set_config(key, ConfigValue(value, secret=False))
                 set_keys.append(key)
             return update(stack)
         except CommandError as error:
@@ -97,6 +100,31 @@ class AutomationStack:
         finally:
             for key in set_keys:
                 stack.remove_config(key)
+
+    def _set_secret_config(self, stack: Any, key: str, value: str) -> None:
+        """``pulumi config set <key> --secret`` with the value on standard input: the CLI reads it from
+        there when the command line has none and it is not interactive (pkg/cmd/pulumi/config,
+        ``newConfigSetCmd``; the documented ``cat file | pulumi config set key`` form). Same CLI,
+        working directory and environment as the SDK's own commands (automation/_cmd.py)."""
+        workspace = stack.workspace
+        env = {**os.environ, **(workspace.env_vars or {}), "PULUMI_AUTOMATION_API": "true"}
+        if workspace.pulumi_home:
+            env["PULUMI_HOME"] = workspace.pulumi_home
+        command = [workspace.pulumi_command.command, "--non-interactive", "config", "set", key, "--secret"]
+        result = subprocess.run(
+            [*command, "--stack", self.stack_name],
+            cwd=workspace.work_dir,
+            input=value,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+            tail = "; ".join(lines[-3:]) or f"exit {result.returncode}"
+            raise UpdateFailedError(f"pulumi config set {key} failed ({tail}); no update ran: rerun to retry it")
 
     def instance_urn(self, node: str) -> str:
         """The URN of ``node``'s server in the stack's state (what ``--replace`` names)."""

@@ -235,7 +235,8 @@ def cert_manager_rule(spec: ClusterSpec) -> dict[str, Any]:
 #   condition (backoffLimit or activeDeadlineSeconds exhausted), 1 for its status;
 # - kube_job_status_start_time{namespace, job_name}: status.startTime as a Unix time.
 # The chart's kube-state-metrics ServiceMonitor has honorLabels: the object's ``namespace`` is kept.
-# The CronJob controller names a run's Job ``<cronjob>-<scheduled time in minutes>``.
+# The CronJob controller names a run's Job ``<cronjob>-<scheduled time in Unix minutes>`` (v1.34.2
+# pkg/controller/cronjob/utils.go getJobName; pinned on the real controller in tests/test_job_alerts.py).
 # One-off Jobs (OpenSearch's, Harbor's robot) are the chart's default KubeJobFailed's.
 
 

@@ -9,7 +9,6 @@ recorded inputs back to YAML and validate them against the Kubernetes schema.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -255,7 +254,8 @@ def keystone_auth_daemon_set(
     """k8s-keystone-auth on every control-plane node, host network, behind the scope filter.
 
     Both containers read the serving certificate once, at start: its SHA-256 (``tls_checksum``,
-    :func:`tls_checksum`) in the pod template rolls the DaemonSet (one master at a time) when it is renewed.
+    :func:`kaas.services.values.checksum`) in the pod template rolls the DaemonSet (one master at a
+    time) when it is renewed.
 
     The API server's webhook files name ``127.0.0.1:KEYSTONE_AUTH_PORT``: the filter
     (``kaas.services.keystone_filter``) answers there and forwards to k8s-keystone-auth
@@ -338,11 +338,6 @@ def keystone_auth_daemon_set(
 
 
 TLS_CHECKSUM_ANNOTATION = "kaas.io/tls-sha256"
-
-
-def tls_checksum(cert_pem: str) -> str:
-    """The pod-template annotation value of a serving certificate: its SHA-256, hex."""
-    return hashlib.sha256(cert_pem.encode()).hexdigest()
 
 
 # --- Kubelet serving certificates --------------------------------------------------------

@@ -187,17 +187,37 @@ def cloud_config_sections(spec: ClusterSpec, external_network_id: str, subnet_id
     return "\n".join(lines) + "\n"
 
 
-def occm_values(spec: ClusterSpec) -> Values:
-    # The chart reads the cloud-config Secret we create (secret.create false).
-    return {"secret": {"enabled": True, "create": False, "name": names.CLOUD_CONFIG}, "cluster": {"name": spec.name}}
+# Pod-template annotation carrying the SHA-256 of configuration a pod reads only at start (a
+# Secret's file or environment): a new value (a credential rotation, a changed cloud.conf)
+# changes the pod template, so the workload rolls to it instead of running on the old one.
+CONFIG_CHECKSUM_ANNOTATION = "kaas.io/config-sha256"
 
 
-def cinder_csi_values(spec: ClusterSpec) -> Values:
-    # StorageClasses are ours (default Delete, retain Retain): the chart's are off.
+def checksum(text: str) -> str:
+    """SHA-256 (hex) of configuration text, for :data:`CONFIG_CHECKSUM_ANNOTATION`."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def occm_values(spec: ClusterSpec, config_checksum: pulumi.Input[str]) -> Values:
+    # The chart reads the cloud-config Secret we create (secret.create false); its own
+    # checksum/config annotation hashes the chart's cloudConfig values, not our Secret, so ours
+    # goes to podAnnotations (templates/_helpers.tpl occm.controllermanager.annotations).
+    return {
+        "secret": {"enabled": True, "create": False, "name": names.CLOUD_CONFIG},
+        "cluster": {"name": spec.name},
+        "podAnnotations": {CONFIG_CHECKSUM_ANNOTATION: config_checksum},
+    }
+
+
+def cinder_csi_values(spec: ClusterSpec, config_checksum: pulumi.Input[str]) -> Values:
+    # StorageClasses are ours (default Delete, retain Retain): the chart's are off. Both the
+    # controller and the node plugin read cloud.conf at start (templates/_helpers.tpl podAnnotations).
+    annotations = {"podAnnotations": {CONFIG_CHECKSUM_ANNOTATION: config_checksum}}
     return {
         "secret": {"enabled": True, "create": False, "hostMount": False, "name": names.CSI_CLOUD_CONFIG},
         "storageClass": {"enabled": False},
         "clusterID": spec.name,
+        "csi": {"plugin": {"controllerPlugin": annotations, "nodePlugin": annotations}},
     }
 
 
@@ -772,7 +792,7 @@ def harbor_core_url(spec: ClusterSpec) -> str:
 # --- Backups ---------------------------------------------------------------------------
 
 
-def velero_values(spec: ClusterSpec) -> Values:
+def velero_values(spec: ClusterSpec, credentials_checksum: pulumi.Input[str]) -> Values:
     """Velero: daily schedule to the cluster-backups container, Cinder snapshots.
 
     Velero writes resources to object storage as they are (no client-side encryption in
@@ -802,6 +822,8 @@ def velero_values(spec: ClusterSpec) -> Values:
             }
         ],
         "credentials": {"useSecret": False, "extraSecretRef": names.VELERO_CREDENTIALS},
+        # The server and the node agents take the credentials as environment (envFrom) at start.
+        "podAnnotations": {CONFIG_CHECKSUM_ANNOTATION: credentials_checksum},
         "configuration": {
             "backupStorageLocation": [
                 {

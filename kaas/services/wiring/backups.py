@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pulumi_random as random
 
@@ -50,7 +52,15 @@ def wire_backups(deps: ServiceDeps, credential: CloudCredential, monitoring: Mon
         ChartName.VELERO,
         spec.services.backups.chart_version,
         deps.platform_namespace_name,
-        values.velero_values(spec),
+        # The checksum is no secret (see openstack_integration._cloud_secret): a preview shows the roll.
+        values.velero_values(
+            spec,
+            pulumi.Output.unsecret(
+                pulumi.Output.all(**openstack_credentials).apply(
+                    lambda env: values.checksum(json.dumps(env, sort_keys=True))
+                )
+            ),
+        ),
         group,
         (deps.cni, credentials, repository),
     )

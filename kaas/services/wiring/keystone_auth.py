@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
-from kaas.services import names, objects
+from kaas.services import names, objects, values
 from kaas.services.inputs import ServiceInputs
 from kaas.services.wiring.deps import ServiceDeps, Wired
 
@@ -39,7 +39,7 @@ def wire_keystone_auth(deps: ServiceDeps, inputs: ServiceInputs) -> Wired:
             spec,
             inputs.project_id,
             inputs.admin_role_id,
-            pulumi.Output.from_input(inputs.keystone_auth_cert_pem).apply(objects.tls_checksum),
+            pulumi.Output.from_input(inputs.keystone_auth_cert_pem).apply(values.checksum),
         ),
         group,
         (deps.cni, tls, sync, account, role, binding),

@@ -22,7 +22,8 @@ class OpenstackIntegration(Wired):
 
 def _cloud_secret(
     deps: ServiceDeps, inputs: ServiceInputs, group: ServiceGroup, consumer: str, secret_name: str
-) -> pulumi.CustomResource:
+) -> tuple[pulumi.CustomResource, pulumi.Output[str]]:
+    """The consumer's cloud-config Secret and the checksum of its cloud.conf (for its pods' template)."""
     spec = deps.spec
     credential = inputs.app_credentials[consumer]
     conf: pulumi.Output[str] = pulumi.Output.secret(
@@ -38,11 +39,14 @@ def _cloud_secret(
             )
         )
     )
-    return deps.kube.apply(
+    secret = deps.kube.apply(
         f"{deps.name}-{secret_name}",
         objects.secret(spec, secret_name, names.KUBE_SYSTEM, {"cloud.conf": conf}),
         group,
     )
+    # A SHA-256 of text holding a random 64-character secret reveals nothing of it: not a Pulumi
+    # secret, so a preview shows plainly that the pods will roll.
+    return secret, pulumi.Output.unsecret(conf.apply(values.checksum))
 
 
 def wire_openstack_integration(deps: ServiceDeps, inputs: ServiceInputs) -> OpenstackIntegration:
@@ -51,24 +55,24 @@ def wire_openstack_integration(deps: ServiceDeps, inputs: ServiceInputs) -> Open
     releases = {}
     storage: tuple[pulumi.Resource, ...] = ()
     if svc.cloud_controller.enabled:
-        occm_secret = _cloud_secret(deps, inputs, group, CLOUD_CONTROLLER, names.CLOUD_CONFIG)
+        occm_secret, occm_checksum = _cloud_secret(deps, inputs, group, CLOUD_CONTROLLER, names.CLOUD_CONFIG)
         releases["cloud_controller"] = kube.release(
             "openstack-ccm",
             ChartName.OPENSTACK_CLOUD_CONTROLLER_MANAGER,
             svc.cloud_controller.chart_version,
             names.KUBE_SYSTEM,
-            values.occm_values(spec),
+            values.occm_values(spec, occm_checksum),
             group,
             (deps.cni, occm_secret),
         )
     if svc.cinder_csi.enabled:
-        csi_secret = _cloud_secret(deps, inputs, group, CINDER_CSI, names.CSI_CLOUD_CONFIG)
+        csi_secret, csi_checksum = _cloud_secret(deps, inputs, group, CINDER_CSI, names.CSI_CLOUD_CONFIG)
         csi = kube.release(
             "cinder-csi",
             ChartName.OPENSTACK_CINDER_CSI,
             svc.cinder_csi.chart_version,
             names.KUBE_SYSTEM,
-            values.cinder_csi_values(spec),
+            values.cinder_csi_values(spec, csi_checksum),
             group,
             (deps.cni, csi_secret),
         )
