@@ -113,8 +113,9 @@ class KaasCluster(pulumi.ComponentResource):
             opts=child,
         )
         self.etcd_nodes = self._tier(Role.ETCD, provider, self.bootstrap.etcd_user_data)
-        # A master this update builds (not the first deployment's) joins with the certificate key and
-        # downloads the shared certificates from kube-system/kubeadm-certs, declared for this update only.
+        # A master this update builds (not the first deployment's) joins with what kubeadm reads from the
+        # cluster: the shared certificates (kube-system/kubeadm-certs), the ClusterConfiguration and the
+        # kubelet configuration, declared for this update only (kaas.bootstrap.kubeadm_certs).
         joining = joining_masters(plan)
         self.kubeadm_certs = None
         if joining:

@@ -33,6 +33,7 @@ from kaas.bootstrap.userdata.kubeadm import (
     KUBEADM_CONFIG_PATH,
     KUBERNETES_PKI_DIR,
     ControlPlaneCertificates,
+    kubelet_configuration,
 )
 from kaas.bootstrap.userdata.nodes import SHARED_PKI_DIR
 from kaas.offline.plan import plan_spec, plan_stack
@@ -486,6 +487,28 @@ def test_a_master_joining_after_the_programs_kubeadm_config_runs_the_new_version
         command = _command(manifests[component])
         for argument in extra:
             assert f"--{argument['name']}={argument['value']}" in command, (component, argument)
+
+
+def test_the_kubelet_configuration_the_program_writes_is_what_kubeadm_init_uploaded(joinable: ControlPlane) -> None:
+    # kubeadm init's upload-config kubelet phase (run by the fixture with the planned InitConfiguration)
+    # stores the KubeletConfiguration with kubeadm's defaults filled in; every setting the program
+    # writes into kube-system/kubelet-config for later joins (kaas.bootstrap.kubeadm_certs) is there, equal.
+    response = joinable.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubelet-config", admin=True)
+    assert response.ok, response.text
+    uploaded = yaml.safe_load(response.json()["data"][kubeadm_certs.KUBELET_CONFIGURATION_KEY])
+    ours = kubelet_configuration()
+    assert _within(ours, uploaded), (ours, uploaded)
+
+
+def _within(ours: Any, theirs: Any) -> bool:
+    """Every setting of ``ours`` is in ``theirs`` with the same value; Go's ``omitempty`` drops zero
+    values (readOnlyPort: 0) from what kubeadm marshals, and kubeadm adds its defaults beside ours."""
+    if isinstance(ours, dict):
+        return isinstance(theirs, dict) and all(
+            _within(value, theirs[key]) if key in theirs else value in (0, False, "", None, [], {})
+            for key, value in ours.items()
+        )
+    return bool(ours == theirs)
 
 
 # ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ offline plans of acme-prod (its recorded rollout, a Kubernetes patch bump, a hea
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 import pytest
@@ -162,6 +163,7 @@ def test_an_update_without_a_joining_master_has_no_secret(update: str) -> None:
         plan = plan_spec(parse_spec(merge(ACME, {"workers": {"count": workers}}), "x"), recorded=RECORDED)
         assert any("-worker-" in n for n in plan.outputs["rollout"]["step"])
     assert _secrets(plan) == []
+    assert _config_maps(plan) == [] and _kubelet_config_maps(plan) == []
     assert not [r for r in plan.resources if "kubeadm-certs-wait" in r.name or r.name.endswith("kubeadm-certs-k8s")]
     assert all(deps == [] for deps in _master_dependencies(plan).values())
 
@@ -202,3 +204,59 @@ def test_an_update_that_rebuilds_a_master_moves_the_clusters_kubeadm_config_to_i
 def test_an_update_without_a_joining_master_leaves_kubeadm_config_to_kubeadm() -> None:
     assert _config_maps(plan_spec(ACME_SPEC, recorded=RECORDED)) == []
     assert _config_maps(plan_spec(ACME_SPEC, recorded=None)) == []  # kubeadm init uploads it
+
+
+# --- kube-system/kubelet-config: the KubeletConfiguration a joining node writes ------------------
+
+
+def _kubelet_config_maps(plan: Plan) -> list[Any]:
+    return [r for r in plan.by_type("kubernetes:core/v1:ConfigMap") if r.name.endswith("-kubelet-config")]
+
+
+def _planned_kubelet_configuration(plan: Plan) -> dict[str, Any]:
+    """The KubeletConfiguration of the first master's kubeadm.yaml (what kubeadm init uploads)."""
+    (init,) = [r for r in plan.by_type(INSTANCE) if r.name == "acme-prod-master-0"]
+    files = yaml.safe_load(plain(init.inputs["userData"], show_secrets=True))["write_files"]
+    (kubeadm,) = [f["content"] for f in files if f["path"].endswith("kubeadm.yaml")]
+    (kubelet,) = [d for d in yaml.safe_load_all(kubeadm) if d["kind"] == "KubeletConfiguration"]
+    return kubelet
+
+
+def test_an_update_that_rebuilds_a_master_writes_the_clusters_kubelet_configuration(master_rebuild: Plan) -> None:
+    # Every kubeadm join writes /var/lib/kubelet/config.yaml from kube-system/kubelet-config
+    # (cmd/kubeadm/app/phases/kubelet/config.go DownloadConfig, v1.34.2), which kubeadm init uploads
+    # once. Masters roll before workers, so the first master step carries a changed one to the
+    # workers rebuilt after it.
+    (config_map,) = _kubelet_config_maps(master_rebuild)
+    assert config_map.inputs["metadata"] == {
+        "name": "kubelet-config",
+        "namespace": "kube-system",
+        "annotations": {"pulumi.com/patchForce": "true"},
+    }
+    assert config_map.options["retainOnDelete"] is True
+    (document,) = yaml.safe_load_all(config_map.inputs["data"]["kubelet"])
+    assert document == _planned_kubelet_configuration(plan_spec(ACME_SPEC, recorded=None))
+    (instance,) = [r for r in master_rebuild.by_type(INSTANCE) if r.name == "acme-prod-master-0"]
+    assert config_map.urn in instance.dependencies
+    kept = [r for r in master_rebuild.by_type(INSTANCE) if r.name != "acme-prod-master-0"]
+    assert not [r.name for r in kept if config_map.urn in r.dependencies]
+
+
+def test_the_rollout_rebuilds_every_master_before_any_worker() -> None:
+    # What carries a changed kubelet configuration to the workers: a template bump's first master step.
+    from kaas.rollout import Tier, rollout
+    from kaas.rollout.record import desired_from_spec
+
+    assert RECORDED is not None
+    desired = desired_from_spec(ACME_SPEC)
+    bumped = dataclasses.replace(
+        desired,
+        masters=dataclasses.replace(
+            desired.masters, revision=dataclasses.replace(desired.masters.revision, template=2)
+        ),
+        workers=dataclasses.replace(
+            desired.workers, revision=dataclasses.replace(desired.workers.revision, template=2)
+        ),
+    )
+    tiers = [m.tier for step in rollout(bumped, RECORDED) for m in step.changes]
+    assert tiers[0] is Tier.MASTER and Tier.MASTER not in tiers[tiers.index(Tier.WORKER) :]

@@ -179,7 +179,8 @@ def test_renamed_cluster_deletes_every_old_urn_and_creates_every_new_one(base: P
 
 def test_changed_user_data_is_shown_as_a_masked_secret_change(kubernetes_changed: PlanDiff, base: Plan) -> None:
     # A Kubernetes patch bump rebuilds one master; the API servers stay at 1.34.2 meanwhile. The master
-    # joins: the update declares kube-system/kubeadm-certs for it (kaas.bootstrap.kubeadm_certs).
+    # joins: the update declares kube-system/kubeadm-certs for it and moves kubeadm's kubeadm-config
+    # and kubelet-config to the new revision (kaas.bootstrap.kubeadm_certs).
     assert summary(kubernetes_changed) == {
         Operation.REPLACE: {(INSTANCE, "acme-prod-master-0")},
         Operation.CREATE: {
@@ -188,6 +189,8 @@ def test_changed_user_data_is_shown_as_a_masked_secret_change(kubernetes_changed
             ("command:local:Command", "acme-prod-kubeadm-certs-wait-for-api-before-join"),
             ("pulumi:providers:kubernetes", "acme-prod-kubeadm-certs-k8s"),
             ("kubernetes:core/v1:Secret", "acme-prod-kubeadm-certs"),
+            ("kubernetes:core/v1:ConfigMap", "acme-prod-kubeadm-config"),
+            ("kubernetes:core/v1:ConfigMap", "acme-prod-kubelet-config"),
         },
     }
     (master,) = kubernetes_changed.of(Operation.REPLACE)

@@ -64,7 +64,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from kaas.bootstrap.userdata.kubeadm import ControlPlaneCertificates
+from kaas.bootstrap.userdata.kubeadm import ControlPlaneCertificates, kubelet_configuration
+from kaas.bootstrap.userdata.yamltext import safe_dump
 from kaas.cluster_plan import ClusterPlan, PlannedNode
 from kaas.readiness import ApiReadiness
 from kaas.rollout import Tier
@@ -73,6 +74,8 @@ SECRET_NAME = "kubeadm-certs"  # constants.KubeadmCertsSecret
 SECRET_NAMESPACE = "kube-system"
 CONFIG_MAP_NAME = "kubeadm-config"  # constants.KubeadmConfigConfigMap
 CLUSTER_CONFIGURATION_KEY = "ClusterConfiguration"  # constants.ClusterConfigurationConfigMapKey
+KUBELET_CONFIG_MAP_NAME = "kubelet-config"  # constants.KubeletBaseConfigurationConfigMap
+KUBELET_CONFIGURATION_KEY = "kubelet"  # constants.KubeletBaseConfigurationConfigMapKey
 CERTIFICATE_KEY_BYTES = 32  # constants.CertificateKeySize
 NONCE_BYTES = 12  # cipher.NewGCM's standard nonce size
 
@@ -151,16 +154,27 @@ GATE_SUFFIX = "wait-for-api-before-join"  # not the cluster's gate (kaas.offline
 
 
 class KubeadmCerts(pulumi.ComponentResource):
-    """``kube-system/kubeadm-certs`` for the masters this update builds (declared only in such an update).
+    """What ``kubeadm join --control-plane`` reads from the cluster, for the masters this update builds
+    (declared only in such an update): the ``kube-system/kubeadm-certs`` Secret, the
+    ClusterConfiguration of ``kube-system/kubeadm-config`` and the ``kubelet`` key of
+    ``kube-system/kubelet-config``, the KubeletConfiguration the first master's user data holds.
+    Every ``kubeadm join`` (workers' too) writes the node's /var/lib/kubelet/config.yaml from the
+    cluster's copy (``cmd/kubeadm/app/phases/kubelet/config.go`` ``DownloadConfig``), which
+    ``kubeadm init`` uploads once. A change to it is a template change, so a ``BOOTSTRAP_TEMPLATE``
+    bump (tests/test_template_revision.py), and the rollout rebuilds the masters before any worker:
+    the first master step writes it, and the workers built after it join with it. Both
+    ConfigMaps are kubeadm's: only that key is applied, forced, and retained when an update no
+    longer declares it.
 
     The cluster's readiness gate and the services' Kubernetes provider wait for every master
-    instance, the joining ones too, and those wait for this Secret: so it has its own gate
-    (the same check, run when this update creates it: the serving masters answer through the
+    instance, the joining ones too, and those wait for these objects: so the component has its own
+    gate (the same check, run when this update creates it: the serving masters answer through the
     load balancer) and its own provider (the same admin kubeconfig).
     """
 
     secret: k8s.core.v1.Secret
     cluster_configuration: k8s.core.v1.ConfigMap
+    kubelet_configuration: k8s.core.v1.ConfigMap
 
     def __init__(
         self,
@@ -192,7 +206,7 @@ class KubeadmCerts(pulumi.ComponentResource):
             command_suffix=GATE_SUFFIX,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        provider = k8s.Provider(
+        self._provider = k8s.Provider(
             f"{name}-kubeadm-certs-k8s",
             kubeconfig=kubeconfig,  # a secret (ClusterBootstrap.admin_kubeconfig)
             enable_server_side_apply=True,
@@ -212,22 +226,31 @@ class KubeadmCerts(pulumi.ComponentResource):
             ),
             type="Opaque",
             data=data,
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, additional_secret_outputs=["data"]),
+            opts=pulumi.ResourceOptions(parent=self, provider=self._provider, additional_secret_outputs=["data"]),
         )
-        # kubeadm's own ConfigMap: this key only, forced over kubeadm's field manager, never deleted.
-        self.cluster_configuration = k8s.core.v1.ConfigMap(
-            f"{name}-kubeadm-config",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=CONFIG_MAP_NAME,
-                namespace=SECRET_NAMESPACE,
-                annotations={"pulumi.com/patchForce": "true"},
-            ),
-            data={CLUSTER_CONFIGURATION_KEY: cluster_configuration},
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, retain_on_delete=True),
+        self.cluster_configuration = self._kubeadm_key(
+            f"{name}-kubeadm-config", CONFIG_MAP_NAME, CLUSTER_CONFIGURATION_KEY, cluster_configuration
+        )
+        self.kubelet_configuration = self._kubeadm_key(
+            f"{name}-kubelet-config",
+            KUBELET_CONFIG_MAP_NAME,
+            KUBELET_CONFIGURATION_KEY,
+            safe_dump(kubelet_configuration()),
         )
         self.register_outputs({})
 
+    def _kubeadm_key(self, resource: str, config_map: str, key: str, text: pulumi.Input[str]) -> k8s.core.v1.ConfigMap:
+        """One key of one of kubeadm's ConfigMaps: forced over kubeadm's field manager, never deleted."""
+        return k8s.core.v1.ConfigMap(
+            resource,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=config_map, namespace=SECRET_NAMESPACE, annotations={"pulumi.com/patchForce": "true"}
+            ),
+            data={key: text},
+            opts=pulumi.ResourceOptions(parent=self, provider=self._provider, retain_on_delete=True),
+        )
+
     @property
     def join_prerequisites(self) -> list[pulumi.Resource]:
-        """What a joining master's instance waits for: the certificates and the cluster's configuration."""
-        return [self.secret, self.cluster_configuration]
+        """What a joining master's instance waits for."""
+        return [self.secret, self.cluster_configuration, self.kubelet_configuration]
