@@ -30,8 +30,16 @@ from tests.services_helpers import default_plan
 
 pytestmark = pytest.mark.xdist_group("controlplane")
 
-PULL_CONFIG = json.dumps({"auths": {"registry.t1.example.net": {"username": "robot$kaas-pull", "auth": "eA=="}}})
+
+def _pull_config(robot: str, auth: str) -> str:
+    return json.dumps({"auths": {"registry.t1.example.net": {"username": f"robot${robot}", "auth": auth}}})
+
+
+PULL_CONFIG = _pull_config("kaas-pull-20261201", "eA==")
+ROTATED = _pull_config("kaas-pull-20271102", "eQ==")  # the next generation: new robot, new secret
 NEW = "team-blue"  # created "later", after the program ran
+STALE = "team-red"  # holds the copy of an older generation
+OTHER = "team-red-credentials"  # a customer's own Secret beside the pull Secret
 GREEN = "team-green"
 OPTED_OUT = "team-legacy"
 LABELLED_PLATFORM = "ops-tools"
@@ -199,7 +207,7 @@ def reconciler(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFac
     try:
         yield runner
     finally:
-        for namespace in (NEW, GREEN, OPTED_OUT, LABELLED_PLATFORM):
+        for namespace in (NEW, GREEN, STALE, OPTED_OUT, LABELLED_PLATFORM):
             _kubectl(cp, "delete", "namespace", namespace, "--wait=false", check=False)
         # Namespaces other tests made: what the reconciler added there goes again.
         for namespace in runner.existing:  # type: ignore[attr-defined]
@@ -268,6 +276,88 @@ def test_reconciler_gives_a_later_namespace_the_guardrails_and_nothing_to_platfo
     assert _guardrails_in(cp, NEW)["resourcequota/default-quota"]["spec"]["hard"]["pods"] == "7"
 
 
+def _secret(name: str, namespace: str, data: dict[str, str], type_: str = "Opaque") -> dict[str, Any]:
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
+            "type": type_, "data": encoded}  # fmt: skip
+
+
+def _get_secret(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(_kubectl(cp, "get", "secret", name, "-n", namespace, "-o", "json"))
+    return found
+
+
+def _pull_in(cp: ControlPlane, namespace: str) -> str:
+    return base64.b64decode(_get_secret(cp, namespace, names.HARBOR_PULL)["data"][".dockerconfigjson"]).decode()
+
+
+def _replaced(output: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for line in output.splitlines():
+        namespace, sep, rest = line.partition(": replaced ")
+        if sep:
+            found.setdefault(namespace, set()).add(rest)
+    return found
+
+
+def test_a_stale_pull_secret_is_replaced_and_no_other_secret_is_touched(reconciler: Reconciler) -> None:
+    """After a rotation a namespace holding an older generation's copy gets the source's content in one
+    run; a Secret of another name beside it, other guardrails and opted-out namespaces stay as they are."""
+    cp, spec = reconciler.cp, reconciler.spec
+    old = _pull_config("kaas-pull", "b2xk")  # the robot before generations
+    _apply(cp, [_namespace(STALE)])
+    # What an earlier reconciler run (create-only, older generation) left, and a customer's own Secret.
+    _kubectl(cp, "create", "-f", "-", stdin=json.dumps(guardrails.in_namespace(
+        json.loads(guardrails.pull_secret_template(spec).replace(
+            guardrails.PULL_PLACEHOLDER, base64.b64encode(old.encode()).decode())), STALE)))  # fmt: skip
+    _kubectl(cp, "create", "-f", "-", stdin=json.dumps(_secret(OTHER, STALE, {"token": "customer's own"})))
+    _kubectl(cp, "create", "-f", "-", stdin=json.dumps(
+        _secret(names.HARBOR_PULL, OPTED_OUT, {".dockerconfigjson": old}, "kubernetes.io/dockerconfigjson")))  # fmt: skip
+    other_before = _get_secret(cp, STALE, OTHER)
+    assert not reconciler.can_i("update", f"secret/{OTHER}", "-n", STALE)
+    assert reconciler.can_i("update", f"secret/{names.HARBOR_PULL}", "-n", STALE)
+
+    first = reconciler.run()
+    assert first.returncode == 0, first.stderr
+    replaced = _replaced(first.stdout)
+    assert replaced[STALE] == {f"secret/{names.HARBOR_PULL}"}
+    assert set(replaced) - {STALE} <= reconciler.existing  # type: ignore[attr-defined]
+    assert _pull_in(cp, STALE) == PULL_CONFIG
+    pull = _get_secret(cp, STALE, names.HARBOR_PULL)
+    assert pull["type"] == "kubernetes.io/dockerconfigjson"
+    assert pull["metadata"]["labels"] == {"app.kubernetes.io/managed-by": spec.provider_name}
+    assert _created(first.stdout).get(STALE, set()) == EXPECTED - {f"secret/{names.HARBOR_PULL}"}
+    other_after = _get_secret(cp, STALE, OTHER)
+    assert other_after["metadata"]["resourceVersion"] == other_before["metadata"]["resourceVersion"]
+    assert other_after["data"] == other_before["data"]
+    assert _pull_in(cp, OPTED_OUT) == old  # opted out: the customer's own, untouched
+    assert f"{len(replaced)} replaced" in first.stdout
+
+    # Up to date: nothing is written again.
+    version = pull["metadata"]["resourceVersion"]
+    second = reconciler.run()
+    assert second.returncode == 0, second.stderr
+    assert _replaced(second.stdout) == {} and "0 object(s) created, 0 replaced" in second.stdout
+    assert _get_secret(cp, STALE, names.HARBOR_PULL)["metadata"]["resourceVersion"] == version
+
+    # A rotation: the program writes the next generation to the source; one run brings every copy along.
+    source = guardrails.pull_source(spec, ROTATED)
+    try:
+        _apply(cp, [source])
+        third = reconciler.run()
+        assert third.returncode == 0, third.stderr
+        assert {NEW, STALE} <= set(_replaced(third.stdout))
+        assert _pull_in(cp, NEW) == _pull_in(cp, STALE) == ROTATED
+        assert _pull_in(cp, OPTED_OUT) == old
+        assert (
+            _get_secret(cp, STALE, OTHER)["metadata"]["resourceVersion"] == other_before["metadata"]["resourceVersion"]
+        )
+    finally:
+        _apply(cp, [guardrails.pull_source(spec, PULL_CONFIG)])
+        reconciler.run()
+    assert _pull_in(cp, NEW) == PULL_CONFIG
+
+
 def test_reconciler_service_account_may_do_only_what_it_needs(reconciler: Reconciler) -> None:
     ns, source = reconciler.spec.platform_namespace, names.GUARDRAIL_PULL_SOURCE
     allowed = [
@@ -278,11 +368,23 @@ def test_reconciler_service_account_may_do_only_what_it_needs(reconciler: Reconc
         ("create", "networkpolicies.networking.k8s.io", "-n", NEW),
         ("create", "secrets", "-n", NEW),
         ("get", f"secret/{source}", "-n", ns),
+        # A stale pull Secret is replaced (kubectl replace: get, then update), by name only.
+        ("get", f"secret/{names.HARBOR_PULL}", "-n", NEW),
+        ("update", f"secret/{names.HARBOR_PULL}", "-n", NEW),
     ]
     refused = [
         ("get", "secrets", "-n", NEW),
-        ("get", f"secret/{names.HARBOR_PULL}", "-n", NEW),
+        ("update", "secrets", "-n", NEW),
+        ("update", f"secret/{OTHER}", "-n", NEW),
+        ("get", f"secret/{OTHER}", "-n", NEW),
+        ("patch", f"secret/{names.HARBOR_PULL}", "-n", NEW),
+        ("delete", f"secret/{names.HARBOR_PULL}", "-n", NEW),
+        ("list", "secrets", "-n", NEW),
         ("list", "secrets", "-n", ns),
+        ("update", f"secret/{names.HARBOR_ROBOT}", "-n", ns),
+        ("update", "resourcequotas/default-quota", "-n", NEW),
+        ("update", "limitranges/default-limits", "-n", NEW),
+        ("update", "networkpolicies.networking.k8s.io/default-deny", "-n", NEW),
         ("get", f"secret/{names.HARBOR_ROBOT}", "-n", ns),
         ("list", "secrets", "--all-namespaces"),
         ("update", f"secret/{source}", "-n", ns),

@@ -188,7 +188,12 @@ EXPECTED_DEPENDENCIES = {
         "calico", "t1-ns-platform", "cinder-csi", "t1-sc-default", "t1-sc-retain", "t1-harbor-admin", "t1-harbor-swift",
         "t1-harbor-internal", "t1-harbor-database", "t1-harbor-registry-credentials",
     },
-    "t1-harbor-robot-job": {"harbor", "t1-harbor-admin", "t1-harbor-robot"},
+    # The robot Job deletes older robots: after every pull Secret the program writes and the
+    # reconciler that replaces the other namespaces' copies (kaas.services.harbor_robot).
+    "t1-harbor-robot-job": {
+        "harbor", "t1-harbor-admin", "t1-harbor-robot", "t1-pull-apps", "t1-pull-shop", "t1-guardrails-pull-source",
+        "t1-guardrails-clusterrole", "t1-guardrails-configmap", "t1-guardrails-cronjob",
+    },
     "velero": {"calico", "t1-ns-platform", "t1-velero-credentials", "t1-velero-repository"},
     # Velero watched: after its release and the monitoring CRDs; nothing waits for these.
     "t1-velero-monitor": {"velero", "kube-prometheus-stack"},

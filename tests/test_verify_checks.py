@@ -220,7 +220,7 @@ def test_tls_could_not_run_when_nothing_listens(cluster: LiveCluster) -> None:
 
 def test_registry_pull_logs_in_with_the_secret_the_program_creates(cluster: LiveCluster) -> None:
     status, detail = run(cluster, "registry-pull")
-    assert status is Status.PASSED and "apps, team-a, team-b" in detail and "robot$kaas-pull" in detail
+    assert status is Status.PASSED and "apps, team-a, team-b" in detail and "robot$kaas-pull-20261201" in detail
     assert len(cluster.harbor.tokens) == 3  # the stack's default namespace and the two listed
 
 
@@ -235,7 +235,7 @@ def test_registry_pull_fails_when_a_namespace_lacks_the_secret(cluster: LiveClus
 
 
 def test_registry_pull_fails_when_harbor_refuses_the_robot(cluster: LiveCluster) -> None:
-    cluster.harbor.accounts = {"robot$kaas-pull": "rotated-secret"}
+    cluster.harbor.accounts = {"robot$kaas-pull-20261201": "rotated-secret"}
     status, detail = run(cluster, "registry-pull")
     assert status is Status.FAILED and "refused" in detail and "401" in detail
     assert not cluster.harbor.tokens

@@ -11,6 +11,7 @@ import base64
 import datetime
 import hashlib
 import ipaddress
+import json
 import string
 from collections.abc import Callable
 from typing import Any
@@ -39,8 +40,13 @@ _SPECIAL_DEFAULT = "!@#$%&*()-_=+[]{}<>:?"
 
 
 def _random_string(args: MockResourceArgs, rid: str) -> State:
-    """pulumi-random's RandomString/RandomPassword: the classes asked for, each at least its ``min*``."""
+    """pulumi-random's RandomString/RandomPassword: the classes asked for, each at least its ``min*``.
+
+    Seeded by the name, and by the ``keepers`` where there are any: changed keepers replace the
+    resource, so they give another value, as pulumi-random's do."""
     inputs = args.inputs
+    keepers = inputs.get("keepers")
+    seed = f"{args.name}?{json.dumps(keepers, sort_keys=True)}" if keepers else args.name
     length = int(inputs.get("length", 16))
     classes = [
         (string.ascii_lowercase, inputs.get("lower", True), int(inputs.get("minLower", 0))),
@@ -54,15 +60,15 @@ def _random_string(args: MockResourceArgs, rid: str) -> State:
     ]
     alphabet = "".join(chars for chars, enabled, _ in classes if enabled) or string.ascii_lowercase
     required = "".join(
-        _stream(f"{args.name}/min/{i}", minimum, chars) for i, (chars, _, minimum) in enumerate(classes) if minimum
+        _stream(f"{seed}/min/{i}", minimum, chars) for i, (chars, _, minimum) in enumerate(classes) if minimum
     )
     if len(required) > length:
         raise ValueError(f"{args.name}: the min* counts ({len(required)}) exceed length {length}")
-    rest = _stream(args.name, length - len(required), alphabet)
+    rest = _stream(seed, length - len(required), alphabet)
     # Spread the required characters over deterministic positions rather than a fixed prefix.
     result = list(rest)
     for offset, char in enumerate(required):
-        position = int(hashlib.sha256(f"{args.name}/pos/{offset}".encode()).hexdigest(), 16) % (len(result) + 1)
+        position = int(hashlib.sha256(f"{seed}/pos/{offset}".encode()).hexdigest(), 16) % (len(result) + 1)
         result.insert(position, char)
     return {"result": "".join(result)}
 

@@ -15,13 +15,16 @@ Which namespaces: every ``Active`` namespace except Kubernetes', the CNI's and t
 platform's own (``ClusterSpec.reserved_namespaces``), those labelled
 ``<provider>/platform=true``, and those that opt out with ``<provider>/guardrails=off``
 (:func:`opt_out_label`). A guardrail object that exists (by name) is left alone, so a
-customer's tuned quota survives; one that is deleted comes back within a minute.
+customer's tuned quota survives; one that is deleted comes back within a minute. The one
+exception is the pull Secret: one whose ``.dockerconfigjson`` differs from the source's is
+replaced (``kubectl replace``), so a rotated pull robot (a new credential generation,
+:mod:`kaas.services.harbor_robot`) reaches every namespace within a minute.
 
 Least privilege (:func:`reconciler_rbac`): list/watch/get namespaces; ``create`` (only)
 ResourceQuotas, LimitRanges, NetworkPolicies and Secrets; ``get`` on exactly one Secret,
-the pull credentials' source in the platform namespace (``resourceNames``). It can read
-no other Secret, and so cannot read back anything it creates; it can update, patch or
-delete nothing.
+the pull credentials' source in the platform namespace (``resourceNames``); ``get`` and
+``update`` on Secrets named as the pull Secret (``resourceNames``, in any namespace). It can
+read or change no other Secret, patch or delete nothing, and change no other guardrail.
 """
 
 from __future__ import annotations
@@ -109,12 +112,14 @@ def pull_secret_template(spec: ClusterSpec) -> str:
 
 RECONCILE_SCRIPT = r"""#!/bin/bash
 # Gives every customer namespace the guardrail objects it lacks (kaas.services.guardrails).
-# Reads its settings and manifests from GUARDRAILS_CONFIG; creates only, never changes or deletes.
+# Reads its settings and manifests from GUARDRAILS_CONFIG; creates only, never deletes, and
+# changes one object only: a pull Secret whose .dockerconfigjson is not the source's (a rotation).
 set -euo pipefail
 config=${GUARDRAILS_CONFIG:-/etc/namespace-guardrails}
 selector=$(<"$config/namespace-selector")
 reserved=" $(<"$config/reserved-namespaces") "
 created=0
+replaced=0
 failed=0
 
 create() {  # create the manifest on stdin in namespace $1; one that exists (by name) is left alone
@@ -130,8 +135,36 @@ create() {  # create the manifest on stdin in namespace $1; one that exists (by 
     fi
 }
 
+refresh_pull() {  # the pull Secret of namespace $1 (manifest on stdin) as the source's: created, or replaced if stale
+    local manifest out current
+    manifest=$(cat)
+    if out=$(kubectl create --namespace "$1" --filename - --output name 2>&1 <<<"$manifest"); then
+        echo "$1: created $out"
+        created=$((created + 1))
+        return
+    elif [[ $out != *AlreadyExists* ]]; then
+        echo "$1: $out" >&2
+        failed=1
+        return
+    fi
+    if ! current=$(kubectl get secret --namespace "$1" "$pull_name" \
+        --output 'jsonpath={.data.\.dockerconfigjson}' 2>&1); then
+        echo "$1: $current" >&2
+        failed=1
+    elif [[ $current != "$pull" ]]; then
+        if out=$(kubectl replace --namespace "$1" --filename - --output name 2>&1 <<<"$manifest"); then
+            echo "$1: replaced $out"
+            replaced=$((replaced + 1))
+        else
+            echo "$1: $out" >&2
+            failed=1
+        fi
+    fi
+}
+
 pull=""
 if [[ -f $config/pull-secret.json ]]; then
+    pull_name=$(<"$config/pull-secret-name")
     source_namespace=$(<"$config/pull-source-namespace")
     source_name=$(<"$config/pull-source-name")
     if ! pull=$(kubectl get secret --namespace "$source_namespace" "$source_name" \
@@ -154,10 +187,10 @@ for namespace in $namespaces; do
         create "$namespace" <"$manifest"
     done
     if [[ -n $pull ]]; then
-        create "$namespace" <<<"${template/__DOCKERCONFIGJSON_BASE64__/$pull}"
+        refresh_pull "$namespace" <<<"${template/__DOCKERCONFIGJSON_BASE64__/$pull}"
     fi
 done
-echo "namespace-guardrails: $created object(s) created"
+echo "namespace-guardrails: $created object(s) created, $replaced replaced"
 exit "$failed"
 """
 
@@ -177,6 +210,7 @@ def reconciler_config(spec: ClusterSpec, with_pull_secret: bool) -> Manifest:
         data["pull-secret.json"] = pull_secret_template(spec)
         data["pull-source-namespace"] = spec.platform_namespace
         data["pull-source-name"] = names.GUARDRAIL_PULL_SOURCE
+        data["pull-secret-name"] = names.HARBOR_PULL
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -186,8 +220,8 @@ def reconciler_config(spec: ClusterSpec, with_pull_secret: bool) -> Manifest:
 
 
 def reconciler_rbac(spec: ClusterSpec, with_pull_secret: bool) -> list[Manifest]:
-    """ServiceAccount, ClusterRole and binding (namespaces; create the guardrail kinds), and the Role
-    and binding that let it read the one source Secret."""
+    """ServiceAccount, ClusterRole and binding (namespaces; create the guardrail kinds; get and update
+    the Secrets named as the pull Secret), and the Role and binding that let it read the one source Secret."""
     ns = spec.platform_namespace
     subject = [{"kind": "ServiceAccount", "name": RECONCILER, "namespace": ns}]
     kinds = [m["kind"] for m in namespace_guardrails(spec)] + (["Secret"] if with_pull_secret else [])
@@ -198,6 +232,10 @@ def reconciler_rbac(spec: ClusterSpec, with_pull_secret: bool) -> list[Manifest]
     ]
     if "NetworkPolicy" in kinds:
         rules.append({"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["create"]})
+    if with_pull_secret:
+        # A stale pull Secret (a rotated robot) is replaced: read and update it, by name only.
+        rules.append({"apiGroups": [""], "resources": ["secrets"], "resourceNames": [names.HARBOR_PULL],
+                      "verbs": ["get", "update"]})  # fmt: skip
     cluster_role_name = f"{spec.provider_name}:{RECONCILER}"
     found: list[Manifest] = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": objects._meta(spec, RECONCILER, ns)},

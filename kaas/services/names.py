@@ -69,16 +69,26 @@ def app_monitoring_label(spec: ClusterSpec) -> str:
 _HARBOR_ROBOT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
 
-def pull_robot_name(spec: ClusterSpec) -> str:
-    """The system robot the customer pull Secrets log in as, as created (without Harbor's prefix)."""
+def pull_robot_family(spec: ClusterSpec) -> str:
+    """``<provider>-pull``: the pull robots of every generation are this, or this and ``-<YYYYMMDD>``."""
     name = f"{spec.provider_name}-pull"
     if not _HARBOR_ROBOT_NAME.match(name):
         raise ValueError(f"provider_name {spec.provider_name!r} gives robot name {name!r}, which Harbor refuses")
     return name
 
 
+def pull_robot_name(spec: ClusterSpec) -> str:
+    """The system robot the customer pull Secrets log in as, as created (without Harbor's prefix):
+    ``<provider>-pull-<YYYYMMDD>``, the generation of the cloud's application credentials
+    (``identity.credentials_issued``, like :func:`kaas.openstack.credentials.application_credential_name`)."""
+    name = f"{pull_robot_family(spec)}-{spec.identity.credentials_issued:%Y%m%d}"
+    if not _HARBOR_ROBOT_NAME.match(name):
+        raise ValueError(f"provider_name {spec.provider_name!r} gives robot name {name!r}, which Harbor refuses")
+    return name
+
+
 def pull_robot_account(spec: ClusterSpec) -> str:
-    """The user name the pull Secrets carry: ``robot$<provider>-pull``."""
+    """The user name the pull Secrets carry: ``robot$<provider>-pull-<YYYYMMDD>``."""
     return HARBOR_ROBOT_PREFIX + pull_robot_name(spec)
 
 

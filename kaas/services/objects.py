@@ -17,6 +17,7 @@ from typing import Any
 
 import pulumi
 
+from kaas.openstack import credentials
 from kaas.platform import KEYSTONE_AUTH_PORT, break_glass_group
 from kaas.services import access, catalog, harbor_robot, images, keystone_filter, names, values
 from kaas.services.values import Values
@@ -806,6 +807,9 @@ HARBOR_ROBOT_JOB = "harbor-pull-robot"
 # docker-library/official-images library/python: 3.13.9-alpine3.22 (stdlib only is needed).
 HARBOR_ROBOT_JOB_IMAGE = "python:3.13.9-alpine3.22"
 HARBOR_ROBOT_RETRY_SECONDS = 10
+# Older pull robots are deleted this long after the new one works: three runs of the guardrail
+# reconciler (every minute), which by then has replaced the pull Secrets it copied.
+HARBOR_ROBOT_RETIRE_AFTER_SECONDS = 180
 
 
 def harbor_robot_script() -> str:
@@ -814,15 +818,21 @@ def harbor_robot_script() -> str:
 
 
 def harbor_robot_job(spec: ClusterSpec) -> Manifest:
-    """A Job that registers the pull robot in Harbor and sets its secret, once Harbor's API answers.
+    """A Job that registers this generation's pull robot in Harbor and sets its secret, once
+    Harbor's API answers, then deletes the robots of older generations.
 
-    The secrets reach the container only through ``secretKeyRef``s: the Harbor admin
-    password (the chart's ``existingSecretAdminPassword``) and the robot's secret
-    (the same value the customer namespaces' pull Secrets carry).
+    The robot expires with the cloud's application credentials (``ROBOT_EXPIRES_AT``,
+    :func:`kaas.openstack.credentials.expires_at`). The secrets reach the container only
+    through ``secretKeyRef``s: the Harbor admin password (the chart's
+    ``existingSecretAdminPassword``) and the robot's secret (the same value the customer
+    namespaces' pull Secrets carry).
     """
     env = [
         {"name": "HARBOR_URL", "value": values.harbor_core_url(spec)},
         {"name": "ROBOT_NAME", "value": names.pull_robot_name(spec)},
+        {"name": "ROBOT_FAMILY", "value": names.pull_robot_family(spec)},
+        {"name": "ROBOT_EXPIRES_AT", "value": credentials.expires_at(spec)},
+        {"name": "RETIRE_AFTER_SECONDS", "value": str(HARBOR_ROBOT_RETIRE_AFTER_SECONDS)},
         {"name": "RETRY_SECONDS", "value": str(HARBOR_ROBOT_RETRY_SECONDS)},
         {
             "name": "HARBOR_ADMIN_PASSWORD",

@@ -94,12 +94,17 @@ class Kube:
         )
 
 
-def password(name: str, parent: pulumi.Resource, length: int | None = None) -> random.RandomPassword:
+def password(
+    name: str, parent: pulumi.Resource, length: int | None = None, keepers: dict[str, str] | None = None
+) -> random.RandomPassword:
     """A password every consumer's policy accepts (:mod:`kaas.services.passwords`); ``length``
-    where the consumer fixes it (Harbor's 16-character secrets, its 32-character XSRF key)."""
-    arguments = password_arguments()
+    where the consumer fixes it (Harbor's 16-character secrets, its 32-character XSRF key);
+    ``keepers``: a change to them replaces the password (a new generation)."""
+    arguments: dict[str, Any] = password_arguments()
     if length is not None:
         arguments["length"] = length
+    if keepers is not None:
+        arguments["keepers"] = keepers
     return random.RandomPassword(
         name,
         **arguments,

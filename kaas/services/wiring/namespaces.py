@@ -8,7 +8,7 @@ import pulumi
 
 from kaas.services import guardrails, objects
 from kaas.services.wiring.deps import ServiceDeps, ServiceScope, Wired
-from kaas.services.wiring.registry import Registry
+from kaas.services.wiring.registry import Registry, wire_robot_job
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +39,7 @@ def wire_customer_namespaces(
     namespaces created later the same guardrails. Closes the Namespaces group."""
     name, spec, kube, group = deps.name, deps.spec, deps.kube, platform.group
     customer_ns: dict[str, pulumi.Resource] = {}
+    pull_secrets: list[pulumi.Resource] = []
     suffixes = {"ResourceQuota": "quota", "LimitRange": "limits", "NetworkPolicy": "deny"}
     for customer in spec.customer_namespaces:
         ns = kube.apply(f"{name}-ns-{customer}", objects.customer_namespace(spec, customer), group)
@@ -48,9 +49,10 @@ def wire_customer_namespaces(
             kube.apply(f"{name}-{suffixes[guardrail['kind']]}-{customer}", manifest, group, (ns,))
         if registry is not None:
             pull_secret = guardrails.pull_secret(spec, customer, pulumi.Output.secret(registry.pull_config))
-            kube.apply(f"{name}-pull-{customer}", pull_secret, registry.group, (ns,))
+            pull_secrets.append(kube.apply(f"{name}-pull-{customer}", pull_secret, registry.group, (ns,)))
     # Namespaces created later: the same guardrails from an in-cluster reconciler.
     reconciler_deps: list[pulumi.Resource] = [platform.namespace]
+    reconciler_parts: list[pulumi.Resource] = []
     if registry is not None:
         pull_source = kube.apply(
             f"{name}-guardrails-pull-source",
@@ -59,9 +61,16 @@ def wire_customer_namespaces(
             (platform.namespace,),
         )
         reconciler_deps.append(pull_source)
+        pull_secrets.append(pull_source)
     for manifest in guardrails.reconciler(spec, with_pull_secret=registry is not None):
         # The Role and binding that read the pull source exist with the registry alone.
         parent = registry.group if registry is not None and manifest["kind"] in ("Role", "RoleBinding") else group
-        kube.apply(f"{name}-guardrails-{manifest['kind'].lower()}", manifest, parent, tuple(reconciler_deps))
+        created = kube.apply(f"{name}-guardrails-{manifest['kind'].lower()}", manifest, parent, tuple(reconciler_deps))
+        if manifest["kind"] in ("ClusterRole", "ConfigMap", "CronJob"):
+            reconciler_parts.append(created)
+    if registry is not None:
+        # The robot Job retires older robots: after the program's pull Secrets and the reconciler
+        # that replaces the other namespaces' copies are up to date.
+        wire_robot_job(deps, registry, [*pull_secrets, *reconciler_parts])
     group.done()
     return customer_ns

@@ -16,6 +16,7 @@ from kaas.services.wiring.kube import password
 @dataclass(frozen=True, kw_only=True)
 class Registry(Wired):
     pull_config: pulumi.Output[str]  # the pull robot's .dockerconfigjson (secret)
+    robot_job_after: tuple[pulumi.Resource, ...]  # what the robot Job waits for besides the pull Secrets
 
 
 def wire_registry(deps: ServiceDeps, inputs: ServiceInputs) -> Registry:
@@ -72,17 +73,37 @@ def wire_registry(deps: ServiceDeps, inputs: ServiceInputs) -> Registry:
         (*deps.data, harbor_admin, swift, internal),
     )
     # The pull robot: its secret (Harbor's rules: upper, lower, digit) goes to a platform
-    # Secret the registering Job reads and into every customer namespace's pull Secret.
-    robot_pw = password(f"{name}-registry-pull", group)
+    # Secret the registering Job reads and into every customer namespace's pull Secret. Robot
+    # and secret are of the application credentials' generation (identity.credentials_issued):
+    # the keepers replace the password when the robot's name changes.
+    robot = names.pull_robot_name(spec)
+    robot_pw = password(f"{name}-registry-pull", group, keepers={"robot": robot})
     robot_secret = kube.apply(
         f"{name}-harbor-robot",
         objects.secret(spec, names.HARBOR_ROBOT, ns, {"ROBOT_SECRET": robot_pw.result}),
         group,
         (namespace,),
     )
-    kube.apply(f"{name}-harbor-robot-job", objects.harbor_robot_job(spec), group, (harbor, harbor_admin, robot_secret))
     registry_host = values.host(spec, names.REGISTRY_HOST)
-    robot = names.pull_robot_account(spec)
-    pull_config = robot_pw.result.apply(lambda pw: objects.docker_config_json(registry_host, robot, pw))
+    account = names.pull_robot_account(spec)
+    pull_config = robot_pw.result.apply(lambda pw: objects.docker_config_json(registry_host, account, pw))
     group.done()
-    return Registry(group=group, releases={"registry": harbor}, pull_config=pull_config)
+    return Registry(
+        group=group,
+        releases={"registry": harbor},
+        pull_config=pull_config,
+        robot_job_after=(harbor, harbor_admin, robot_secret),
+    )
+
+
+def wire_robot_job(deps: ServiceDeps, registry: Registry, pull_secrets: list[pulumi.Resource]) -> pulumi.Resource:
+    """The Job that registers this generation's pull robot and retires older ones
+    (:mod:`kaas.services.harbor_robot`). It starts once the program's pull Secrets (the spec'd
+    namespaces' and the reconciler's source) carry the new generation, so that what it retires
+    is no longer in a Secret the program writes; the reconciler's copies follow within its grace."""
+    return deps.kube.apply(
+        f"{deps.name}-harbor-robot-job",
+        objects.harbor_robot_job(deps.spec),
+        registry.group,
+        (*registry.robot_job_after, *pull_secrets),
+    )
