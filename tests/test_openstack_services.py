@@ -89,11 +89,16 @@ def test_credentials_are_secrets_for_the_layers_that_consume_them() -> None:
 
     plan = run_plan(program, stack="secrets")
     ec2_id = stable_id("openstack:identity/ec2CredentialV3:Ec2CredentialV3", "t1-backup-writer")
-    app_id = stable_id("openstack:identity/applicationCredential:ApplicationCredential", "t1-velero")
+    # A new credential (its name carries the generation's date) gets a new ID and secret, as Keystone's does.
+    rid = stable_id("openstack:identity/applicationCredential:ApplicationCredential", "t1-velero")
+    generation = "t1-velero-20261201"
+    app_id = stable_id(rid, generation)
     assert plan.outputs["ec2Secret"] == Secret(hashlib.sha256(ec2_id.encode()).hexdigest())
     assert isinstance(plan.outputs["ec2Access"], Secret)
     assert plan.outputs["appCredentialId"] == app_id
-    assert plan.outputs["appCredentialSecret"] == Secret(hashlib.sha256(("appcred" + app_id).encode()).hexdigest())
+    assert plan.outputs["appCredentialSecret"] == Secret(
+        hashlib.sha256(("appcred" + rid + generation).encode()).hexdigest()
+    )
     # The stack outputs of the program itself are plain facts; the only secrets are the kubeconfigs,
     # the etcd backup key and kaas roll's etcd client key (its certificate and the etcd CA are plain).
     plain = plan_spec(spec).outputs
