@@ -172,3 +172,18 @@ def promql_selectors(node: Any) -> list[Any]:
             if item is not None and not isinstance(item, (str, int, float)):
                 found += promql_selectors(item)
     return found
+
+
+def join_prerequisites(cluster: str) -> set[tuple[str, str]]:
+    """(type, name) of what an update that builds a master declares for its ``kubeadm join``
+    (kaas.bootstrap.kubeadm_certs.KubeadmCerts): the component, its gate and provider, the
+    kubeadm-certs Secret and kubeadm's two ConfigMaps."""
+    return {
+        ("kaas:bootstrap:KubeadmCerts", f"{cluster}-kubeadm-certs"),
+        ("kaas:index:ApiReadiness", f"{cluster}-kubeadm-certs"),
+        ("command:local:Command", f"{cluster}-kubeadm-certs-wait-for-api-before-join"),
+        ("pulumi:providers:kubernetes", f"{cluster}-kubeadm-certs-k8s"),
+        ("kubernetes:core/v1:Secret", f"{cluster}-kubeadm-certs"),
+        ("kubernetes:core/v1:ConfigMap", f"{cluster}-kubeadm-config"),
+        ("kubernetes:core/v1:ConfigMap", f"{cluster}-kubelet-config"),
+    }

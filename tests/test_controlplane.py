@@ -296,16 +296,19 @@ def _put_secret(cp: ControlPlane, manifest: dict[str, Any]) -> None:
     assert response.status_code == 201, response.text
 
 
-def _download_certs(cp: ControlPlane, key: str, rootfs: Path) -> subprocess.CompletedProcess[str]:
-    """The real ``kubeadm join phase control-plane-prepare download-certs`` of the second master's
-    planned JoinConfiguration (its certificate key replaced by ``key``), with file discovery pointed
-    at the fixture's API server as in _join_configuration. ``--rootfs`` (kubeadm chroots into it):
-    the files land under ``rootfs`` at the paths the cluster's kubeadm-config names, not over the
-    fixture master's own."""
+def _join_phase(
+    cp: ControlPlane, phase: str, rootfs: Path, certificate_key: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real ``kubeadm join phase control-plane-prepare <phase>`` of the second master's planned
+    JoinConfiguration (its certificate key replaced by ``certificate_key`` when given), with file
+    discovery pointed at the fixture's API server as in _join_configuration. ``--rootfs`` (kubeadm
+    chroots into it): what it writes lands under ``rootfs`` at the paths the cluster's kubeadm-config
+    names, not over the fixture master's own; the admin.conf the kubeconfig phase would leave for the
+    later phases' client is the fixture's admin."""
     node = install_user_data(bootstrap_plan(STACK).texts("masterUserData")[1], rootfs / "node")
-    docs = kubeadm_documents(node)
-    join = docs["JoinConfiguration"]
-    join["controlPlane"]["certificateKey"] = key
+    join = kubeadm_documents(node)["JoinConfiguration"]
+    if certificate_key is not None:
+        join["controlPlane"]["certificateKey"] = certificate_key
     kubeconfig = with_server(
         yaml.safe_load(Path(join["discovery"]["file"]["kubeConfigPath"]).read_text()), lambda _: cp.server
     )
@@ -313,10 +316,16 @@ def _download_certs(cp: ControlPlane, key: str, rootfs: Path) -> subprocess.Comp
     join["discovery"]["file"]["kubeConfigPath"] = "/discovery.kubeconfig"  # inside the chroot
     join.setdefault("timeouts", {})["discovery"] = DISCOVERY_TIMEOUT
     write(rootfs / "join.yaml", yaml.safe_dump(join, sort_keys=False))
+    write(rootfs / "etc" / "kubernetes" / "admin.conf", cp.admin_kubeconfig.read_text())
     return cp.kubeadm(
-        "join", "phase", "control-plane-prepare", "download-certs", "--config=/join.yaml", f"--rootfs={rootfs}",
+        "join", "phase", "control-plane-prepare", phase, "--config=/join.yaml", f"--rootfs={rootfs}",
         "-v=1", timeout=180,
     )  # fmt: skip
+
+
+def _download_certs(cp: ControlPlane, key: str, rootfs: Path) -> subprocess.CompletedProcess[str]:
+    """``download-certs`` with certificate key ``key`` (:func:`_join_phase`)."""
+    return _join_phase(cp, "download-certs", rootfs, certificate_key=key)
 
 
 @pytest.fixture(scope="module")
@@ -389,26 +398,8 @@ NEXT_PATCH = "1.34.3"  # a patch upgrade: what kaas roll rebuilds masters for
 
 
 def _join_control_plane_manifests(cp: ControlPlane, rootfs: Path) -> dict[str, dict[str, Any]]:
-    """The real ``kubeadm join phase control-plane-prepare control-plane`` of the second master's planned
-    JoinConfiguration (file discovery pointed at the fixture's API server), chrooted into ``rootfs``:
-    the static pod manifests it writes, by component."""
-    node = install_user_data(bootstrap_plan(STACK).texts("masterUserData")[1], rootfs / "node")
-    join = kubeadm_documents(node)["JoinConfiguration"]
-    kubeconfig = with_server(
-        yaml.safe_load(Path(join["discovery"]["file"]["kubeConfigPath"]).read_text()), lambda _: cp.server
-    )
-    write(rootfs / "discovery.kubeconfig", yaml.safe_dump(kubeconfig))
-    join["discovery"]["file"]["kubeConfigPath"] = "/discovery.kubeconfig"  # inside the chroot
-    join.setdefault("timeouts", {})["discovery"] = DISCOVERY_TIMEOUT
-    write(rootfs / "join.yaml", yaml.safe_dump(join, sort_keys=False))
-    # The kubeconfig phase before it leaves an admin.conf the phase's client reads (the fixture's admin).
-    write(rootfs / "etc" / "kubernetes" / "admin.conf", cp.admin_kubeconfig.read_text())
-    checked(
-        cp.kubeadm(
-            "join", "phase", "control-plane-prepare", "control-plane", "--config=/join.yaml", f"--rootfs={rootfs}",
-            timeout=180,
-        )
-    )  # fmt: skip
+    """The static pod manifests ``control-plane`` (:func:`_join_phase`) writes, by component."""
+    checked(_join_phase(cp, "control-plane", rootfs))
     manifests = rootfs / "etc" / "kubernetes" / "manifests"
     return {path.stem: yaml.safe_load(path.read_text()) for path in manifests.glob("*.yaml")}
 

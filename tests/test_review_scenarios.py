@@ -19,7 +19,7 @@ from kaas.review.diff import Operation, PlanDiff, diff_plans, render_markdown, r
 from kaas.rollout.record import load_record, record_path
 from kaas.spec import parse_spec
 from kaas.spec.loader import STACKS_DIR
-from tests.helpers import merge
+from tests.helpers import join_prerequisites, merge
 
 INSTANCE = "openstack:compute/instance:Instance"
 PORT = "openstack:networking/port:Port"
@@ -183,15 +183,7 @@ def test_changed_user_data_is_shown_as_a_masked_secret_change(kubernetes_changed
     # and kubelet-config to the new revision (kaas.bootstrap.kubeadm_certs).
     assert summary(kubernetes_changed) == {
         Operation.REPLACE: {(INSTANCE, "acme-prod-master-0")},
-        Operation.CREATE: {
-            ("kaas:bootstrap:KubeadmCerts", "acme-prod-kubeadm-certs"),
-            ("kaas:index:ApiReadiness", "acme-prod-kubeadm-certs"),
-            ("command:local:Command", "acme-prod-kubeadm-certs-wait-for-api-before-join"),
-            ("pulumi:providers:kubernetes", "acme-prod-kubeadm-certs-k8s"),
-            ("kubernetes:core/v1:Secret", "acme-prod-kubeadm-certs"),
-            ("kubernetes:core/v1:ConfigMap", "acme-prod-kubeadm-config"),
-            ("kubernetes:core/v1:ConfigMap", "acme-prod-kubelet-config"),
-        },
+        Operation.CREATE: join_prerequisites("acme-prod"),
     }
     (master,) = kubernetes_changed.of(Operation.REPLACE)
     assert master.delete_first and not master.protected

@@ -32,6 +32,7 @@ from kaas.rollout.record import desired_from_spec, load_record, record_document,
 from kaas.spec import ClusterSpec, load_stack_spec
 from kaas.spec.loader import REPO_ROOT
 from tests.bootstrap_fixtures import bootstrap_plan
+from tests.helpers import join_prerequisites
 
 FAKE_PULUMI = """#!{python}
 import json, os, pathlib, sys
@@ -232,15 +233,7 @@ def test_a_rebuilt_master_targets_what_its_join_needs_that_the_update_creates(fa
         ("openstack:compute/instance:Instance", "acme-prod-master-0"),
         ("openstack:networking/port:Port", "acme-prod-master-0-port"),
         ("openstack:loadbalancer/member:Member", "acme-prod-api-master-0"),
-        # what its join needs, created by this update
-        ("kaas:bootstrap:KubeadmCerts", "acme-prod-kubeadm-certs"),
-        ("kaas:index:ApiReadiness", "acme-prod-kubeadm-certs"),
-        ("command:local:Command", "acme-prod-kubeadm-certs-wait-for-api-before-join"),
-        ("pulumi:providers:kubernetes", "acme-prod-kubeadm-certs-k8s"),
-        ("kubernetes:core/v1:Secret", "acme-prod-kubeadm-certs"),
-        ("kubernetes:core/v1:ConfigMap", "acme-prod-kubeadm-config"),
-        ("kubernetes:core/v1:ConfigMap", "acme-prod-kubelet-config"),
-    }
+    } | join_prerequisites("acme-prod")  # what its join needs, created by this update
 
 
 def test_a_renewed_etcd_member_targets_its_new_certificates(fake_pulumi: Path) -> None:
