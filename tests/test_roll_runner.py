@@ -256,3 +256,20 @@ def test_a_crash_between_the_position_and_the_record_replans_the_step_and_runs_i
     assert gates.after[0] == ("acme-prod-etcd-5 create",)  # the first step's gates ran, once
     assert len(gates.after) == len(set(gates.after)) == 21
     assert len(stack.steps) == 21 and len(stack.ups) == 22
+
+
+def test_an_etcd_certificate_renewal_rolls_members_then_masters_and_records_the_generation(tmp_path: Path) -> None:
+    # spec security.etcd_certificates_generation 1 -> 2 (tests/test_etcd_cert_renewal.py has the plans).
+    renewed = bumped(bumped(BASE, Tier.ETCD, certificates=2), Tier.MASTER, certificates=2)
+    stack, runner, lines = setup(tmp_path, renewed)
+    result = runner.run()
+    assert result.failure is None
+    assert len(result.finished) == 14  # 5 etcd x 2 + 1, 3 masters; no worker
+    assert not any(m.tier is Tier.WORKER for step in stack.steps for m in step.changes)
+    record = tmp_path / "acme-prod.yaml"
+    # The record is written from each update's nodeRevisions: the generation survives the round trip.
+    final = RecordFile(SPEC, record).load()
+    assert final is not None and converged(renewed, final)
+    assert {n.revision.certificates for n in final.tier(Tier.ETCD) + final.tier(Tier.MASTER)} == {2}
+    assert record.read_text().count("certificates: 2") == 8
+    assert lines[0] == "[1/14] etcd add acme-prod-etcd-5"
