@@ -70,13 +70,16 @@ BREAK_GLASS_VALIDITY_HOURS = 8
 # API servers' key never leaves the masters' user data. Stack outputs etcdClientCertPem/KeyPem.
 ROLL_ETCD_CLIENT_COMMON_NAME = "kaas-roll"
 ROLL_ETCD_OUTPUT_KEYS = ("etcdCaCertPem", "etcdClientCertPem", "etcdClientKeyPem")  # CA, certificate, key
-# It lives only in the stack outputs, so any `pulumi up` in its last 90 days simply re-issues it
-# (pulumi-tls early_renewal_hours, as the admin certificate); the etcd CA trusts both.
-ROLL_ETCD_CLIENT_EARLY_RENEWAL_HOURS = 90 * 24
-# k8s-keystone-auth's serving certificate lives in a Secret (not in user data; the API servers'
-# webhook kubeconfigs trust the Kubernetes CA, not the leaf), so it too renews on any `pulumi up`
-# in its last 90 days, and the DaemonSet rolls to it (kaas.services.objects.keystone_auth_daemon_set).
-KEYSTONE_AUTH_EARLY_RENEWAL_HOURS = 90 * 24
+# Five-year leaves outside user data renew on any `pulumi up` in their last 400 days (pulumi-tls
+# early_renewal_hours): the program's own credential lasts one year and its expiry alert
+# (KaasClientCertificateExpiresSoon) forces an update at least once a year, so one of those updates
+# always falls inside the window, whatever the operators' cadence otherwise.
+# - the roll's etcd client lives only in the stack outputs; the etcd CA trusts both.
+ROLL_ETCD_CLIENT_EARLY_RENEWAL_HOURS = 400 * 24
+# - k8s-keystone-auth's serving certificate is in a Secret (not in user data; the API servers' webhook
+#   kubeconfigs trust the Kubernetes CA, not the leaf); its DaemonSet rolls to a new one
+#   (kaas.services.objects.keystone_auth_daemon_set).
+KEYSTONE_AUTH_EARLY_RENEWAL_HOURS = 400 * 24
 
 
 def generation_suffix(generation: int) -> str:
