@@ -56,7 +56,7 @@ from kaas.roll.gates import EtcdGate, Waiting
 from kaas.rollout import Action, Tier, rollout
 from kaas.rollout.invariants import check_step
 from kaas.rollout.record import desired_from_spec, dump_record, load_record, parse_record, record_path
-from kaas.services import objects
+from kaas.services import values
 from kaas.spec import SpecError, load_stack_spec, parse_spec
 from kaas.spec.loader import STACKS_DIR
 from tests.bootstrap_fixtures import bootstrap_plan
@@ -398,4 +398,4 @@ def test_the_keystone_auth_serving_certificate_renews_early_and_rolls_its_daemon
     daemon_set = etcd_step.find("kubernetes:apps/v1:DaemonSet", "acme-prod-keystone-auth")
     annotations = daemon_set.inputs["spec"]["template"]["metadata"]["annotations"]
     # Both containers load the certificate at start: a new one must change the pod template.
-    assert annotations == {objects.TLS_CHECKSUM_ANNOTATION: hashlib.sha256(pem.encode()).hexdigest()}
+    assert annotations == {values.CONFIG_CHECKSUM_ANNOTATION: hashlib.sha256(pem.encode()).hexdigest()}

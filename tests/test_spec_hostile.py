@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from kaas import versions
 from kaas.offline.plan import plan_spec
 from kaas.offline.planfile import plan_json
-from kaas.services import objects, values
+from kaas.services import values
 from kaas.spec import ClusterSpec, SpecError, parse_spec
 from kaas.spec.models import control_character
 
@@ -314,7 +314,7 @@ _MOCK_ID = re.compile(rf"{_ONE_ID}(?::{_ONE_ID})*")
 
 # Pod-template checksums of Secret content (kaas.services.values.checksum): that content holds
 # the mock IDs above, so its hash differs too; the content itself is compared where it is planned.
-_CHECKSUM_KEYS = {values.CONFIG_CHECKSUM_ANNOTATION, objects.TLS_CHECKSUM_ANNOTATION}
+_CHECKSUM_KEYS = {values.CONFIG_CHECKSUM_ANNOTATION}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

@@ -254,8 +254,8 @@ def keystone_auth_daemon_set(
     """k8s-keystone-auth on every control-plane node, host network, behind the scope filter.
 
     Both containers read the serving certificate once, at start: its SHA-256 (``tls_checksum``,
-    :func:`kaas.services.values.checksum`) in the pod template rolls the DaemonSet (one master at a
-    time) when it is renewed.
+    :func:`kaas.services.values.config_checksum`) in the pod template rolls the DaemonSet (one master
+    at a time) when it is renewed.
 
     The API server's webhook files name ``127.0.0.1:KEYSTONE_AUTH_PORT``: the filter
     (``kaas.services.keystone_filter``) answers there and forwards to k8s-keystone-auth
@@ -330,14 +330,11 @@ def keystone_auth_daemon_set(
             "selector": {"matchLabels": labels},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
             "template": {
-                "metadata": {"labels": labels, "annotations": {TLS_CHECKSUM_ANNOTATION: tls_checksum}},
+                "metadata": {"labels": labels, "annotations": {values.CONFIG_CHECKSUM_ANNOTATION: tls_checksum}},
                 "spec": pod_spec,
             },
         },
     }
-
-
-TLS_CHECKSUM_ANNOTATION = "kaas.io/tls-sha256"
 
 
 # --- Kubelet serving certificates --------------------------------------------------------

@@ -198,6 +198,17 @@ def checksum(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def config_checksum(content: pulumi.Input[Any]) -> pulumi.Output[str]:
+    """The :data:`CONFIG_CHECKSUM_ANNOTATION` value of pods that read ``content`` at start: a file's
+    text, or an environment (a mapping, hashed as sorted JSON). A SHA-256 of content holding random
+    secrets reveals nothing of them, so it is not a Pulumi secret: a preview shows the roll plainly."""
+    return pulumi.Output.unsecret(
+        pulumi.Output.from_input(content).apply(
+            lambda c: checksum(c if isinstance(c, str) else json.dumps(c, sort_keys=True))
+        )
+    )
+
+
 def occm_values(spec: ClusterSpec, config_checksum: pulumi.Input[str]) -> Values:
     # The chart reads the cloud-config Secret we create (secret.create false); its own
     # checksum/config annotation hashes the chart's cloudConfig values, not our Secret, so ours

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pulumi
 import pulumi_random as random
 
@@ -52,15 +50,7 @@ def wire_backups(deps: ServiceDeps, credential: CloudCredential, monitoring: Mon
         ChartName.VELERO,
         spec.services.backups.chart_version,
         deps.platform_namespace_name,
-        # The checksum is no secret (see openstack_integration._cloud_secret): a preview shows the roll.
-        values.velero_values(
-            spec,
-            pulumi.Output.unsecret(
-                pulumi.Output.all(**openstack_credentials).apply(
-                    lambda env: values.checksum(json.dumps(env, sort_keys=True))
-                )
-            ),
-        ),
+        values.velero_values(spec, values.config_checksum(pulumi.Output.all(**openstack_credentials))),
         group,
         (deps.cni, credentials, repository),
     )

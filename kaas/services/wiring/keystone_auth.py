@@ -39,7 +39,7 @@ def wire_keystone_auth(deps: ServiceDeps, inputs: ServiceInputs) -> Wired:
             spec,
             inputs.project_id,
             inputs.admin_role_id,
-            pulumi.Output.from_input(inputs.keystone_auth_cert_pem).apply(values.checksum),
+            values.config_checksum(inputs.keystone_auth_cert_pem),
         ),
         group,
         (deps.cni, tls, sync, account, role, binding),

@@ -44,9 +44,7 @@ def _cloud_secret(
         objects.secret(spec, secret_name, names.KUBE_SYSTEM, {"cloud.conf": conf}),
         group,
     )
-    # A SHA-256 of text holding a random 64-character secret reveals nothing of it: not a Pulumi
-    # secret, so a preview shows plainly that the pods will roll.
-    return secret, pulumi.Output.unsecret(conf.apply(values.checksum))
+    return secret, values.config_checksum(conf)
 
 
 def wire_openstack_integration(deps: ServiceDeps, inputs: ServiceInputs) -> OpenstackIntegration:
