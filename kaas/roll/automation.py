@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kaas.roll.steps import StackResources
-from kaas.rollout.model import Step
+from kaas.rollout.model import ClusterState, Step
 from kaas.rollout.record import load_record, record_path
 from kaas.spec import ClusterSpec
 
@@ -79,15 +79,17 @@ class AutomationStack:
 
     def resources(self, step: Step) -> StackResources:
         """The program's resources at this step (offline plan, same program) and the stack's current URNs."""
+        return self._stack_resources(step.before)
+
+    def _stack_resources(self, recorded: ClusterState, config: Mapping[str, str] | None = None) -> StackResources:
+        """The offline plan of the update from ``recorded`` with ``config`` (the same program), and the
+        URNs the stack's state holds now."""
         from kaas.offline.plan import plan_spec
 
-        return StackResources(
-            planned_needs(plan_spec(self.spec, self.stack_name, recorded=step.before)), self._current_urns()
-        )
-
-    def _current_urns(self) -> frozenset[str]:
+        planned = plan_spec(self.spec, self.stack_name, recorded=recorded, config=config)
         deployment = self._select().export_stack().deployment or {}
-        return frozenset(str(r["urn"]) for r in deployment.get("resources", []) if "urn" in r)
+        current = frozenset(str(r["urn"]) for r in deployment.get("resources", []) if "urn" in r)
+        return StackResources(planned_needs(planned), current)
 
     def up(self, targets: Sequence[str], secret_config: Mapping[str, str] | None = None) -> Mapping[str, Any]:
         """One targeted update; ``secret_config`` is set as secret config (``pulumi config set --secret``,
@@ -171,13 +173,10 @@ class AutomationStack:
         from the offline plan of this update: the same program with the same ``config``);
         ``config`` (``kaas:heal``) and ``secret_config`` (``kaas:joinToken``) are set for this update
         only, as in :meth:`up`, and removed afterwards (also when it fails)."""
-        from kaas.offline.plan import plan_spec
-
         targets = list(urns)
         recorded = load_record(record_path(self.stack_name, self.work_dir / "stacks"), self.spec)
         if recorded is not None:  # without a record the program refuses the heal itself (kaas.cluster_plan)
-            planned = plan_spec(self.spec, self.stack_name, recorded=recorded, config=dict(config or {}))
-            targets = StackResources(planned_needs(planned), self._current_urns()).with_new_prerequisites(urns)
+            targets = self._stack_resources(recorded, config).with_new_prerequisites(urns)
         self._with_config(
             config or {},
             secret_config or {},
