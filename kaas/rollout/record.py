@@ -25,7 +25,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kaas import versions
 from kaas.openstack.addressing import tier_capacity
-from kaas.rollout.model import TIER_ORDER, ClusterState, Desired, Node, Phase, Revision, Tier, TierTarget
+from kaas.rollout.model import (
+    TIER_ORDER,
+    ClusterState,
+    Desired,
+    Node,
+    Phase,
+    Revision,
+    Tier,
+    TierTarget,
+    revision_to_data,
+)
 from kaas.spec.loader import STACKS_DIR, SpecError, problems_from_validation
 from kaas.spec.models import ClusterSpec, NodeTierSpec
 
@@ -177,17 +187,8 @@ def load_record(path: Path, spec: ClusterSpec) -> ClusterState | None:
 def record_document(cluster: str, state: ClusterState) -> dict[str, Any]:
     nodes: dict[str, Any] = {}
     for node in state.nodes:
-        entry: dict[str, Any] = {
-            "image": node.revision.image,
-            "version": node.revision.version,
-            "template": node.revision.template,
-            "flavor": node.revision.flavor,
-            "key_pair": node.revision.key_pair,
-        }
-        if node.revision.volume_gb is not None:
-            entry["volume_gb"] = node.revision.volume_gb
-        if node.revision.certificates != 1:
-            entry["certificates"] = node.revision.certificates
+        # The revision's plain data, without a boot volume it does not have (the flavor's disk).
+        entry = {k: v for k, v in revision_to_data(node.revision).items() if not (k == "volume_gb" and v is None)}
         if node.phase is not Phase.RUNNING:
             entry["phase"] = str(node.phase)
         nodes[node.name(cluster)] = entry
