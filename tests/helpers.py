@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import promql_parser
+import yaml
 
 from kaas.offline.planfile import SECRET_MASK
 from kaas.spec import ClusterSpec, parse_spec
@@ -187,3 +188,16 @@ def join_prerequisites(cluster: str) -> set[tuple[str, str]]:
         ("kubernetes:core/v1:ConfigMap", f"{cluster}-kubeadm-config"),
         ("kubernetes:core/v1:ConfigMap", f"{cluster}-kubelet-config"),
     }
+
+
+def cloud_config_files(document: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """A node's cloud-config ``write_files``, by path."""
+    return {f["path"]: f for f in document["write_files"]}
+
+
+def cloud_config_kubeadm(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The kubeadm documents of a node's cloud-config (its kubeadm.yaml), by kind."""
+    from kaas.bootstrap.userdata.kubeadm import KUBEADM_CONFIG_PATH
+
+    content = cloud_config_files(document)[KUBEADM_CONFIG_PATH]["content"]
+    return {d["kind"]: d for d in yaml.safe_load_all(content)}

@@ -31,6 +31,7 @@ from kaas.bootstrap.userdata.kubeadm import (
 from kaas.bootstrap.userdata.nodes import KUBEADM_BOOTSTRAP_SCRIPT, SHARED_PKI_DIR
 from kaas.offline import Secret
 from tests.bootstrap_fixtures import BACKUP_SECRET, bootstrap_plan
+from tests.helpers import cloud_config_files, cloud_config_kubeadm
 
 STACKS = ("dev", "demo", "acme-prod", "minimal")
 
@@ -38,15 +39,6 @@ STACKS = ("dev", "demo", "acme-prod", "minimal")
 def _doc(text: str) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load(text)
     return doc
-
-
-def _files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {f["path"]: f for f in doc["write_files"]}
-
-
-def _kubeadm(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    content = _files(doc)[KUBEADM_CONFIG_PATH]["content"]
-    return {d["kind"]: d for d in yaml.safe_load_all(content)}
 
 
 def _api_args(cluster: dict[str, Any]) -> dict[str, str]:
@@ -191,7 +183,7 @@ def test_metadata_guard_is_on_every_kubernetes_node_and_loaded_before_kubeadm() 
         bp = bootstrap_plan(stack)
         for text in bp.texts("masterUserData") + bp.texts("workerUserData"):
             doc = _doc(text)
-            files = _files(doc)
+            files = cloud_config_files(doc)
             assert files[hardening.METADATA_GUARD_PATH]["content"] == hardening.metadata_guard_ruleset(
                 bp.spec.security.metadata_allowed_pod_cidrs
             )
@@ -231,7 +223,7 @@ def test_secrets_are_encrypted_at_rest_on_every_master(stack: str) -> None:
     assert isinstance(key, Secret), "the encryption key must be a Pulumi secret"
     assert len(base64.b64decode(key.value, validate=True)) == 32
     for text in bp.texts("masterUserData"):
-        files = _files(_doc(text))
+        files = cloud_config_files(_doc(text))
         entry = files[ENCRYPTION_CONFIG_PATH]
         assert entry["permissions"] == "0600"
         config = yaml.safe_load(entry["content"])
@@ -244,7 +236,7 @@ def test_secrets_are_encrypted_at_rest_on_every_master(stack: str) -> None:
         [entry_key] = first["secretbox"]["keys"]
         assert entry_key == {"name": "key1", "secret": key.value}
     first_master = _doc(bp.texts("masterUserData")[0])
-    cluster = _kubeadm(first_master)["ClusterConfiguration"]
+    cluster = cloud_config_kubeadm(first_master)["ClusterConfiguration"]
     args = _api_args(cluster)
     assert args["encryption-provider-config"] == ENCRYPTION_CONFIG_PATH
     mounts = {v["mountPath"]: v for v in cluster["apiServer"]["extraVolumes"]}
@@ -307,9 +299,9 @@ def test_audit_policy_levels_and_log_rotation_on_the_api_server() -> None:
 
     bp = bootstrap_plan("acme-prod")
     doc = _doc(bp.texts("masterUserData")[0])
-    files = _files(doc)
+    files = cloud_config_files(doc)
     assert yaml.safe_load(files[AUDIT_POLICY_PATH]["content"]) == policy
-    cluster = _kubeadm(doc)["ClusterConfiguration"]
+    cluster = cloud_config_kubeadm(doc)["ClusterConfiguration"]
     args = _api_args(cluster)
     assert args["audit-policy-file"] == AUDIT_POLICY_PATH
     assert args["audit-log-path"] == hardening.AUDIT_LOG_PATH
@@ -345,9 +337,9 @@ def test_pod_security_default_applies_to_namespaces_created_later(level: str, st
 
     bp = bootstrap_plan("acme-prod")
     for text in bp.texts("masterUserData"):
-        files = _files(_doc(text))
+        files = cloud_config_files(_doc(text))
         assert yaml.safe_load(files[ADMISSION_CONFIG_PATH]["content"]) == hardening.admission_configuration("baseline")
-    cluster = _kubeadm(_doc(bp.texts("masterUserData")[0]))["ClusterConfiguration"]
+    cluster = cloud_config_kubeadm(_doc(bp.texts("masterUserData")[0]))["ClusterConfiguration"]
     assert _api_args(cluster)["admission-control-config-file"] == ADMISSION_CONFIG_PATH
 
 
@@ -357,15 +349,15 @@ def test_pod_security_default_applies_to_namespaces_created_later(level: str, st
 
 def test_bootstrap_token_expires_after_the_specs_ttl() -> None:
     bp = bootstrap_plan("acme-prod")
-    init = _kubeadm(_doc(bp.texts("masterUserData")[0]))["InitConfiguration"]
+    init = cloud_config_kubeadm(_doc(bp.texts("masterUserData")[0]))["InitConfiguration"]
     [token] = init["bootstrapTokens"]
     assert token["ttl"] == f"{bp.spec.security.bootstrap_token_ttl_hours}h0m0s" == "24h0m0s"
 
 
 def test_nodes_wipe_the_token_and_the_shared_keys_after_joining() -> None:
     bp = bootstrap_plan("acme-prod")
-    first = _files(_doc(bp.texts("masterUserData")[0]))[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
-    worker = _files(_doc(bp.texts("workerUserData")[0]))[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
+    first = cloud_config_files(_doc(bp.texts("masterUserData")[0]))[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
+    worker = cloud_config_files(_doc(bp.texts("workerUserData")[0]))[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
     tail = first[first.index("done\n", first.index("until kubeadm")) :]
     for path in (KUBEADM_CONFIG_PATH, f"{SHARED_PKI_DIR}/ca.key"):
         assert f"shred --remove --force {path}" in tail

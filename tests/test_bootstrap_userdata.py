@@ -26,12 +26,11 @@ from kaas.bootstrap.userdata.kubeadm import (
     AUTHN_WEBHOOK_PATH,
     AUTHZ_WEBHOOK_PATH,
     DISCOVERY_KUBECONFIG_PATH,
-    KUBEADM_CONFIG_PATH,
 )
 from kaas.bootstrap.userdata.nodes import KUBEADM_BOOTSTRAP_SCRIPT, SHARED_PKI_DIR, node_names
 from kaas.spec import SpecError
 from tests.bootstrap_fixtures import BACKUP_SECRET, bootstrap_plan
-from tests.helpers import make_spec
+from tests.helpers import cloud_config_files, cloud_config_kubeadm, make_spec
 
 STACKS = ("dev", "demo", "acme-prod", "minimal")
 NOVA_USER_DATA_LIMIT = 65535  # bytes, base64-encoded
@@ -41,15 +40,6 @@ def _doc(text: str) -> dict[str, Any]:
     assert text.startswith("#cloud-config\n")
     doc: dict[str, Any] = yaml.safe_load(text)
     return doc
-
-
-def _files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {f["path"]: f for f in doc["write_files"]}
-
-
-def _kubeadm(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    content = _files(doc)[KUBEADM_CONFIG_PATH]["content"]
-    return {d["kind"]: d for d in yaml.safe_load_all(content)}
 
 
 def test_every_user_data_passes_cloud_init_schema(tmp_path: Path) -> None:
@@ -98,7 +88,7 @@ def test_etcd_nodes_form_a_static_tls_cluster_from_the_address_plan(stack: str) 
     for name, ip, text in zip(names, ips, texts, strict=True):
         doc = _doc(text)
         assert doc["hostname"] == name
-        files = _files(doc)
+        files = cloud_config_files(doc)
         config = yaml.safe_load(files[ETCD_CONFIG_PATH]["content"])
         assert config["name"] == name
         assert config["initial-cluster"] == expected_cluster
@@ -114,7 +104,7 @@ def test_etcd_nodes_form_a_static_tls_cluster_from_the_address_plan(stack: str) 
 
 def test_etcd_nodes_back_up_on_the_specs_schedule_to_the_backup_container() -> None:
     bp = bootstrap_plan("acme-prod")
-    files = _files(_doc(bp.texts("etcdUserData")[0]))
+    files = cloud_config_files(_doc(bp.texts("etcdUserData")[0]))
     timer = files["/etc/systemd/system/etcd-backup.timer"]["content"]
     assert "OnCalendar=*-*-* 00,08,16:00:00 UTC" in timer
     env = files[BACKUP_ENV_PATH]
@@ -149,7 +139,7 @@ def test_first_master_runs_kubeadm_init_against_external_etcd(stack: str) -> Non
     bp = bootstrap_plan(stack)
     spec = bp.spec
     doc = _doc(bp.texts("masterUserData")[0])
-    kubeadm = _kubeadm(doc)
+    kubeadm = cloud_config_kubeadm(doc)
     cluster = kubeadm["ClusterConfiguration"]
     assert cluster["apiVersion"] == "kubeadm.k8s.io/v1beta4"
     assert cluster["kubernetesVersion"] == f"v{spec.versions.kubernetes}"
@@ -168,7 +158,7 @@ def test_first_master_runs_kubeadm_init_against_external_etcd(stack: str) -> Non
     assert kubelet_args["cloud-provider"] == "external"
     # kubelet-config ConfigMap: serving certificates from the cluster CA, for every node.
     assert kubeadm["KubeletConfiguration"]["serverTLSBootstrap"] is True
-    script = _files(doc)[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
+    script = cloud_config_files(doc)[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
     assert "kubeadm init --config" in script
     assert "--provider-id=openstack:///${instance_id}" in script
     assert "cloud-init query v1.instance_id" in script
@@ -183,17 +173,17 @@ def test_other_masters_join_the_control_plane_with_the_uploaded_certificates_and
     key = bp.output("certificateKey").value
     first = _doc(bp.texts("masterUserData")[0])
     # kubeadm init --upload-certs encrypts the shared certificates with this key (hex, 32 bytes).
-    assert _kubeadm(first)["InitConfiguration"]["certificateKey"] == key
+    assert cloud_config_kubeadm(first)["InitConfiguration"]["certificateKey"] == key
     assert len(bytes.fromhex(key)) == 32
-    assert "--upload-certs" in _files(first)[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
+    assert "--upload-certs" in cloud_config_files(first)[KUBEADM_BOOTSTRAP_SCRIPT]["content"]
     for text in bp.texts("masterUserData")[1:]:
         doc = _doc(text)
-        kubeadm = _kubeadm(doc)
+        kubeadm = cloud_config_kubeadm(doc)
         assert set(kubeadm) == {"JoinConfiguration"}
         join = kubeadm["JoinConfiguration"]
         assert join["controlPlane"]["certificateKey"] == key
         assert join["discovery"] == {"file": {"kubeConfigPath": DISCOVERY_KUBECONFIG_PATH}}
-        files = _files(doc)
+        files = cloud_config_files(doc)
         assert files[DISCOVERY_KUBECONFIG_PATH]["permissions"] == "0600"
         assert not [p for p in files if p.startswith(SHARED_PKI_DIR)]
         assert not any("PRIVATE KEY" in f["content"] for f in doc["write_files"])
@@ -202,7 +192,7 @@ def test_other_masters_join_the_control_plane_with_the_uploaded_certificates_and
 
 def test_apiserver_allows_anonymous_only_on_health_endpoints_and_uses_keystone_webhooks() -> None:
     bp = bootstrap_plan("acme-prod")
-    files = _files(_doc(bp.texts("masterUserData")[1]))
+    files = cloud_config_files(_doc(bp.texts("masterUserData")[1]))
     auth = yaml.safe_load(files[AUTHENTICATION_CONFIG_PATH]["content"])
     assert auth["kind"] == "AuthenticationConfiguration"
     assert auth["anonymous"] == {
@@ -220,10 +210,10 @@ def test_workers_join_by_file_discovery_at_the_vip_with_the_ca_and_token_only() 
     bp = bootstrap_plan("demo")
     for text in bp.texts("workerUserData"):
         doc = _doc(text)
-        join = _kubeadm(doc)["JoinConfiguration"]
+        join = cloud_config_kubeadm(doc)["JoinConfiguration"]
         assert "controlPlane" not in join
         assert join["discovery"] == {"file": {"kubeConfigPath": DISCOVERY_KUBECONFIG_PATH}}
-        files = _files(doc)
+        files = cloud_config_files(doc)
         discovery = yaml.safe_load(files[DISCOVERY_KUBECONFIG_PATH]["content"])
         assert files[DISCOVERY_KUBECONFIG_PATH]["permissions"] == "0600"
         [cluster] = discovery["clusters"]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kaas.bootstrap.userdata.kubeadm import DISCOVERY_KUBECONFIG_PATH, KUBEADM_CONFIG_PATH
+from kaas.bootstrap.userdata.kubeadm import DISCOVERY_KUBECONFIG_PATH
 from kaas.bootstrap.userdata.kubeconfig import ANONYMOUS_PATHS, authentication_configuration
 from kaas.offline import Plan
 from kaas.offline.plan import plan_stack
@@ -23,6 +23,7 @@ from kaas.services.catalog import CATALOG
 from kaas.spec.loader import load_stack_spec
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.helm import helm_template, render_release
+from tests.helpers import cloud_config_files, cloud_config_kubeadm
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -34,14 +35,6 @@ def acme() -> Plan:
 
 def _doc(text: str) -> dict[str, Any]:
     return yaml.safe_load(text)
-
-
-def _files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {f["path"]: f for f in doc["write_files"]}
-
-
-def _kubeadm(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {d["kind"]: d for d in yaml.safe_load_all(_files(doc)[KUBEADM_CONFIG_PATH]["content"])}
 
 
 @cache
@@ -65,17 +58,17 @@ def test_every_request_kubeadm_join_makes_before_tls_bootstrap_is_authenticated(
     # anonymous requests only on ANONYMOUS_PATHS, so: token discovery needs the cluster-info
     # path allowed, file discovery needs credentials in the file.
     bp = bootstrap_plan("acme-prod")
-    init = _kubeadm(_doc(bp.texts("masterUserData")[0]))["InitConfiguration"]
+    init = cloud_config_kubeadm(_doc(bp.texts("masterUserData")[0]))["InitConfiguration"]
     tokens = {t["token"]: t for t in init["bootstrapTokens"]}
     anonymous = {c["path"] for c in authentication_configuration()["anonymous"]["conditions"]}
     joins = [_doc(t) for t in bp.texts("masterUserData")[1:] + bp.texts("workerUserData")]
     assert joins
     for doc in joins:
-        discovery = _kubeadm(doc)["JoinConfiguration"]["discovery"]
+        discovery = cloud_config_kubeadm(doc)["JoinConfiguration"]["discovery"]
         if "bootstrapToken" in discovery:
             assert "/api/v1/namespaces/kube-public/configmaps/cluster-info" in anonymous
             continue
-        kubeconfig = yaml.safe_load(_files(doc)[discovery["file"]["kubeConfigPath"]]["content"])
+        kubeconfig = yaml.safe_load(cloud_config_files(doc)[discovery["file"]["kubeConfigPath"]]["content"])
         [user] = kubeconfig["users"]
         token = user["user"].get("token") or discovery.get("tlsBootstrapToken")
         assert token in tokens, "the discovery file must authenticate with a token the API server knows"
@@ -92,12 +85,12 @@ def test_nodes_reach_the_api_at_the_vip_which_admits_the_node_subnet_but_not_the
     bp = bootstrap_plan("acme-prod")
     vip = bp.output("apiVip")
     assert ipaddress.ip_address(vip) in ipaddress.ip_network(spec.networking.node_cidr)
-    cluster = _kubeadm(_doc(bp.texts("masterUserData")[0]))["ClusterConfiguration"]
+    cluster = cloud_config_kubeadm(_doc(bp.texts("masterUserData")[0]))["ClusterConfiguration"]
     # kube-proxy's and the kubelets' kubeconfigs take controlPlaneEndpoint (kubeadm), the
     # joining kubelet's the discovery file's server.
     assert cluster["controlPlaneEndpoint"] == f"{vip}:6443"
     for text in bp.texts("workerUserData"):
-        kubeconfig = yaml.safe_load(_files(_doc(text))[DISCOVERY_KUBECONFIG_PATH]["content"])
+        kubeconfig = yaml.safe_load(cloud_config_files(_doc(text))[DISCOVERY_KUBECONFIG_PATH]["content"])
         assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://{vip}:6443"
     [listener] = acme().by_type("openstack:loadbalancer/listener:Listener")
     assert spec.networking.node_cidr in listener.inputs["allowedCidrs"]
@@ -132,7 +125,7 @@ def test_every_kubernetes_nodes_serving_csr_passes_the_approvers_checks() -> Non
         assert any(ipaddress.ip_address(ip) in p for p in prefixes)
     # etcd members are no kubelets: the approver must not sign for their names.
     assert not any(regex.match(i.inputs["name"]) for i in instances if i.inputs["metadata"]["kaas-tier"] == "etcd")
-    assert _kubeadm(_doc(bootstrap_plan("acme-prod").texts("masterUserData")[0]))["KubeletConfiguration"][
+    assert cloud_config_kubeadm(_doc(bootstrap_plan("acme-prod").texts("masterUserData")[0]))["KubeletConfiguration"][
         "serverTLSBootstrap"
     ]
 
@@ -349,7 +342,7 @@ def test_the_discovery_kubeconfig_loads_in_client_go(tmp_path: Any) -> None:
     from tests.helm import kubectl_bin
 
     bp = bootstrap_plan("demo")
-    text = _files(_doc(bp.texts("workerUserData")[0]))[DISCOVERY_KUBECONFIG_PATH]["content"]
+    text = cloud_config_files(_doc(bp.texts("workerUserData")[0]))[DISCOVERY_KUBECONFIG_PATH]["content"]
     path = tmp_path / "discovery.kubeconfig"
     path.write_text(text)
     shown = subprocess.run(

@@ -61,7 +61,7 @@ from kaas.spec import SpecError, load_stack_spec, parse_spec
 from kaas.spec.loader import STACKS_DIR
 from tests.bootstrap_fixtures import bootstrap_plan
 from tests.controlplane import BIN_DIR
-from tests.helpers import free_ports, merge
+from tests.helpers import cloud_config_files, free_ports, merge
 
 INSTANCE = "openstack:compute/instance:Instance"
 CERT = "tls:index/locallySignedCert:LocallySignedCert"
@@ -79,8 +79,8 @@ def _steps() -> list[Any]:
 
 def _user_data_files(plan: Plan, node: str) -> dict[str, str]:
     (instance,) = [r for r in plan.by_type(INSTANCE) if r.name == node]
-    document = yaml.safe_load(plain(instance.inputs["userData"], show_secrets=True))
-    return {f["path"]: f["content"] for f in document["write_files"]}
+    files = cloud_config_files(yaml.safe_load(plain(instance.inputs["userData"], show_secrets=True)))
+    return {path: f["content"] for path, f in files.items()}
 
 
 def _certificate(pem: str) -> x509.Certificate:

@@ -23,7 +23,7 @@ from kaas.offline.planfile import plain
 from kaas.rollout.record import load_record, record_path
 from kaas.spec import parse_spec
 from kaas.spec.loader import STACKS_DIR
-from tests.helpers import merge
+from tests.helpers import cloud_config_kubeadm, merge
 
 INSTANCE = "openstack:compute/instance:Instance"
 SECRET = "kubernetes:core/v1:Secret"
@@ -195,9 +195,9 @@ def test_an_update_that_rebuilds_a_master_moves_the_clusters_kubeadm_config_to_i
     assert config_map.urn in master.dependencies
     first = plan_spec(ACME_SPEC, recorded=None).by_type(INSTANCE)
     (init,) = [r for r in first if r.name == "acme-prod-master-0"]
-    documents = yaml.safe_load(plain(init.inputs["userData"], show_secrets=True))["write_files"]
-    (kubeadm,) = [f["content"] for f in documents if f["path"].endswith("kubeadm.yaml")]
-    (planned_first,) = [d for d in yaml.safe_load_all(kubeadm) if d["kind"] == "ClusterConfiguration"]
+    planned_first = cloud_config_kubeadm(yaml.safe_load(plain(init.inputs["userData"], show_secrets=True)))[
+        "ClusterConfiguration"
+    ]
     assert {**planned_first, "kubernetesVersion": "v1.34.9"} == cluster
 
 
@@ -216,10 +216,9 @@ def _kubelet_config_maps(plan: Plan) -> list[Any]:
 def _planned_kubelet_configuration(plan: Plan) -> dict[str, Any]:
     """The KubeletConfiguration of the first master's kubeadm.yaml (what kubeadm init uploads)."""
     (init,) = [r for r in plan.by_type(INSTANCE) if r.name == "acme-prod-master-0"]
-    files = yaml.safe_load(plain(init.inputs["userData"], show_secrets=True))["write_files"]
-    (kubeadm,) = [f["content"] for f in files if f["path"].endswith("kubeadm.yaml")]
-    (kubelet,) = [d for d in yaml.safe_load_all(kubeadm) if d["kind"] == "KubeletConfiguration"]
-    return kubelet
+    return cloud_config_kubeadm(yaml.safe_load(plain(init.inputs["userData"], show_secrets=True)))[
+        "KubeletConfiguration"
+    ]
 
 
 def test_an_update_that_rebuilds_a_master_writes_the_clusters_kubelet_configuration(master_rebuild: Plan) -> None:
